@@ -1,0 +1,352 @@
+"""The artifact model: a model file or directory, opened once and shared by every capability.
+
+``open_artifact(path)`` walks the artifact safely (paths never escape the root), detects each
+file's format from its bytes, and — when asked — computes each file's SHA-256 exactly once, in
+parallel, with large reads. Capabilities take the resulting :class:`Artifact`; nothing re-walks or
+re-hashes. Digests are computed on demand (:meth:`Artifact.with_digests`) because scanning a
+checkpoint must not read its tensor data.
+
+Walk policy (compatible with the OpenSSF ``model_signing`` tool):
+
+* Hidden files and directories are included; directories themselves are not recorded.
+* Ignored by default, at the root only: ``.git``, ``.gitattributes``, ``.github``, ``.gitignore``.
+* A symlink whose target lies outside the root, or that is broken, is refused (``ArtifactError``).
+* A symlink inside the root is not followed by default and is listed as ignored; with
+  ``allow_symlinks=True`` it is followed and its target's content is recorded under the link's
+  path. A directory loop is refused.
+* Anything that is not a regular file, a directory or a symlink (FIFO, socket, device) is refused.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mlsec.errors import ArtifactError
+from mlsec.formats import Format, sniff
+from mlsec.progress import NULL_PROGRESS, Progress
+
+__all__ = [
+    "DEFAULT_IGNORES",
+    "Artifact",
+    "ArtifactFile",
+    "Format",
+    "Ignored",
+    "hash_files",
+    "open_artifact",
+    "sort_key",
+]
+
+DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
+
+# 4 MiB reads: large enough that per-call overhead vanishes and hashlib releases the GIL,
+# small enough to stay in L2/L3 and keep memory flat whatever the file size.
+_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactFile:
+    """One file of an artifact.
+
+    ``path`` is the POSIX path relative to the artifact root (for a single-file artifact: the file's
+    name). ``source`` is where the bytes are read from (the symlink target when one was followed).
+    ``sha256`` is None until :meth:`Artifact.with_digests` has run.
+    """
+
+    path: str
+    source: Path
+    size: int
+    format: Format
+    sha256: str | None = None
+    via_symlink: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path, "format": self.format.value, "size": self.size}
+        d["sha256"] = self.sha256
+        if self.via_symlink:
+            d["via_symlink"] = True
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A path the walk left out, and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model file or directory as mlsec sees it. Immutable; build with :func:`open_artifact`."""
+
+    root: Path
+    is_dir: bool
+    files: tuple[ArtifactFile, ...]
+    ignored: tuple[Ignored, ...] = ()
+    ignore_paths: tuple[str, ...] = ()
+    allow_symlinks: bool = False
+    _index: dict[str, ArtifactFile] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({f.path: f for f in self.files})
+
+    @property
+    def name(self) -> str:
+        """The artifact's name: the final component of its path."""
+        return self.root.name
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def has_digests(self) -> bool:
+        return all(f.sha256 is not None for f in self.files)
+
+    def file(self, path: str) -> ArtifactFile:
+        """The file at root-relative POSIX ``path``; ``KeyError`` if the artifact has none."""
+        return self._index[path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._index
+
+    def with_digests(
+        self, *, progress: Progress | None = None, workers: int | None = None
+    ) -> Artifact:
+        """This artifact with every file's SHA-256 filled in (computed once; a no-op if present)."""
+        missing = [f for f in self.files if f.sha256 is None]
+        if not missing:
+            return self
+        digests = hash_files([f.source for f in missing], progress=progress, workers=workers)
+        done = {f.path: d for f, d in zip(missing, digests, strict=True)}
+        files = tuple(
+            f if f.sha256 is not None else replace(f, sha256=done[f.path]) for f in self.files
+        )
+        return replace(self, files=files, _index={})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable view used by ``mlsec inspect --format json`` and by evidence."""
+        return {
+            "path": str(self.root),
+            "kind": "directory" if self.is_dir else "file",
+            "file_count": len(self.files),
+            "total_size": self.total_size,
+            "files": [f.to_dict() for f in self.files],
+            "ignored": [i.to_dict() for i in self.ignored],
+        }
+
+
+def sort_key(path: str) -> tuple[str, ...]:
+    """Canonical order of artifact paths: by path components (``a/b`` before ``a.txt``).
+
+    This is the order ``model_signing`` lists resources in, so root digests agree.
+    """
+    return tuple(path.split("/"))
+
+
+def open_artifact(
+    path: str | os.PathLike[str],
+    *,
+    ignore: Iterable[str] = (),
+    ignore_git: bool = True,
+    allow_symlinks: bool = False,
+    digests: bool = False,
+    progress: Progress | None = None,
+) -> Artifact:
+    """Open a model file or directory: safe walk, format detection, and optionally digests.
+
+    ``ignore`` holds paths relative to the artifact root (or existing paths inside it) and glob
+    patterns matched against root-relative POSIX paths; a directory excludes everything under it.
+
+    >>> art = open_artifact("my-model/", digests=True)  # doctest: +SKIP
+    >>> [(f.path, f.format, f.sha256) for f in art.files]  # doctest: +SKIP
+    """
+    given = Path(path)
+    try:
+        st = given.lstat()
+    except FileNotFoundError:
+        raise ArtifactError(f"{given}: no such file or directory") from None
+    except OSError as exc:
+        raise ArtifactError(f"{given}: cannot access: {exc.strerror}") from None
+
+    if stat.S_ISLNK(st.st_mode):
+        # The artifact itself may be a symlink (a Hugging Face cache entry): its target is the root.
+        try:
+            st = given.stat()
+        except OSError:
+            raise ArtifactError(f"{given}: broken symlink") from None
+    root = Path(os.path.abspath(given))
+    real = Path(os.path.realpath(given))
+    patterns = _normalise_ignores(real, ignore)
+    if ignore_git:
+        patterns = tuple(dict.fromkeys((*DEFAULT_IGNORES, *patterns)))
+
+    if stat.S_ISREG(st.st_mode):
+        f = _make_file(root.name, real, via_symlink=False)
+        art = Artifact(root=root, is_dir=False, files=(f,), allow_symlinks=allow_symlinks)
+    elif stat.S_ISDIR(st.st_mode):
+        files, ignored = _walk(real, patterns, allow_symlinks)
+        files.sort(key=lambda f: sort_key(f.path))
+        ignored.sort(key=lambda i: sort_key(i.path))
+        art = Artifact(
+            root=root,
+            is_dir=True,
+            files=tuple(files),
+            ignored=tuple(ignored),
+            ignore_paths=patterns,
+            allow_symlinks=allow_symlinks,
+        )
+    else:
+        raise ArtifactError(f"{given}: not a regular file or directory")
+    return art.with_digests(progress=progress) if digests else art
+
+
+def _normalise_ignores(root: Path, ignore: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for raw in ignore:
+        p = Path(raw)
+        if p.is_absolute() or p.exists():
+            real = Path(os.path.realpath(p))
+            try:
+                rel = real.relative_to(root)
+            except ValueError:
+                continue  # outside the artifact: nothing to ignore (model_signing does the same)
+            out.append(rel.as_posix())
+        else:
+            out.append(PurePosixPath(raw.replace(os.sep, "/")).as_posix().strip("/"))
+    return tuple(p for p in out if p and p != ".")
+
+
+def _is_ignored(rel: str, patterns: Sequence[str]) -> str | None:
+    for pat in patterns:
+        if rel == pat or rel.startswith(pat + "/"):
+            return pat
+        if any(c in pat for c in "*?[") and fnmatch.fnmatchcase(rel, pat):
+            return pat
+    return None
+
+
+def _walk(
+    root: Path, patterns: Sequence[str], allow_symlinks: bool
+) -> tuple[list[ArtifactFile], list[Ignored]]:
+    files: list[ArtifactFile] = []
+    ignored: list[Ignored] = []
+    root_st = root.stat()
+    # Stack of (directory to read, its root-relative prefix, the (dev, inode)s of its ancestors).
+    stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [
+        (root, "", frozenset({(root_st.st_dev, root_st.st_ino)}))
+    ]
+    root_str = str(root)
+    while stack:
+        directory, prefix, ancestors = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            raise ArtifactError(f"{prefix or '.'}: cannot read directory: {exc.strerror}") from None
+        for entry in entries:
+            rel = f"{prefix}{entry.name}"
+            pat = _is_ignored(rel, patterns)
+            if pat is not None:
+                reason = "default ignore" if pat in DEFAULT_IGNORES else f"ignored by {pat!r}"
+                ignored.append(Ignored(rel, reason))
+                continue
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                raise ArtifactError(f"{rel}: cannot access: {exc.strerror}") from None
+            source = Path(entry.path)
+            via_symlink = False
+            if stat.S_ISLNK(est.st_mode):
+                target = os.path.realpath(entry.path)
+                if target != root_str and not target.startswith(root_str + os.sep):
+                    raise ArtifactError(
+                        f"{rel}: symlink points outside the artifact ({target})",
+                        hint="copy the artifact with its links resolved (cp -rL) and retry",
+                    )
+                try:
+                    est = os.stat(target)
+                except OSError:
+                    raise ArtifactError(f"{rel}: broken symlink") from None
+                if not allow_symlinks:
+                    ignored.append(Ignored(rel, "symlink (not followed; --allow-symlinks)"))
+                    continue
+                source, via_symlink = Path(target), True
+            if stat.S_ISDIR(est.st_mode):
+                key = (est.st_dev, est.st_ino)
+                if key in ancestors:
+                    raise ArtifactError(f"{rel}: directory loop (leads back to an ancestor)")
+                stack.append((source, rel + "/", ancestors | {key}))
+            elif stat.S_ISREG(est.st_mode):
+                files.append(_make_file(rel, source, via_symlink=via_symlink, st=est))
+            else:
+                raise ArtifactError(f"{rel}: not a regular file or directory")
+    return files, ignored
+
+
+def _make_file(
+    rel: str, source: Path, *, via_symlink: bool, st: os.stat_result | None = None
+) -> ArtifactFile:
+    try:
+        size = (st or source.stat()).st_size
+        fmt = sniff(source)
+    except PermissionError:
+        raise ArtifactError(f"{rel}: cannot read: permission denied") from None
+    except OSError as exc:
+        raise ArtifactError(f"{rel}: cannot read: {exc.strerror or exc}") from None
+    return ArtifactFile(path=rel, source=source, size=size, format=fmt, via_symlink=via_symlink)
+
+
+def _hash_one(path: Path, progress: Progress) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            while n := f.readinto(buf):
+                h.update(view[:n])
+                progress.advance(n)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return h.hexdigest()
+
+
+def hash_files(
+    paths: Sequence[Path], *, progress: Progress | None = None, workers: int | None = None
+) -> list[str]:
+    """SHA-256 hex digests of ``paths`` (same order), hashed in parallel threads.
+
+    Large files are started first so that one big file does not finish last on a single core.
+    """
+    progress = progress or NULL_PROGRESS
+    if not paths:
+        return []
+    sizes = [p.stat().st_size for p in paths]
+    progress.start("hashing", sum(sizes))
+    order = sorted(range(len(paths)), key=lambda i: -sizes[i])
+    workers = workers or min(32, os.cpu_count() or 1)
+    result: list[str] = [""] * len(paths)
+    try:
+        if workers == 1 or len(paths) == 1:
+            for i in order:
+                result[i] = _hash_one(paths[i], progress)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = {i: pool.submit(_hash_one, paths[i], progress) for i in order}
+                for i, fut in futures.items():
+                    result[i] = fut.result()
+    finally:
+        progress.finish()
+    return result

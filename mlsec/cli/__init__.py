@@ -1,0 +1,1 @@
+"""The ``mlsec`` command: a thin layer over the library. Only this package prints or exits."""

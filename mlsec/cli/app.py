@@ -1,0 +1,92 @@
+"""Wires the command modules into one typer app and maps errors to exit codes (DESIGN.md)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from mlsec import __version__
+from mlsec.cli import demo, inspect
+from mlsec.cli.common import State
+from mlsec.errors import ExitCode, MlsecError
+
+app = typer.Typer(
+    name="mlsec",
+    help=(
+        "Secure the supply chain of machine-learning models.\n\n"
+        "Exit codes: 0 passed/succeeded, 1 check failed (findings, bad signature, policy denial), "
+        "2 could not do the job (usage error, missing file, wrong key, malformed input)."
+    ),
+    pretty_exceptions_enable=False,  # rich's locals panels can leak secrets
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mlsec {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines."),
+) -> None:
+    State.debug = debug
+    State.quiet = quiet
+
+
+for _module in (inspect, demo):
+    _module.register(app)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code (never raises, except with --debug)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    State.debug = "--debug" in args
+    State.quiet = False
+    try:
+        rv = app(args=args, prog_name="mlsec", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        return ExitCode.ERROR
+    except click.exceptions.Abort:
+        print("mlsec: aborted", file=sys.stderr)
+        return ExitCode.ERROR
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return ExitCode.ERROR
+    except MlsecError as exc:
+        if State.debug:
+            raise
+        print(f"mlsec: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"mlsec: hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlsec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place that turns bugs into a clean line
+        if State.debug:
+            raise
+        print(
+            f"mlsec: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return ExitCode.ERROR
+    return rv if isinstance(rv, int) else ExitCode.OK
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

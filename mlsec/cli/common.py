@@ -1,0 +1,121 @@
+"""What every command shares: output streams, formats, atomic output files, progress, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlsec.errors import MlsecError
+from mlsec.ioutil import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+
+    from mlsec.progress import Progress
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+class State:
+    """Global options, set by the app callback."""
+
+    debug: bool = False
+    quiet: bool = False
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(file=sys.stderr, highlight=False)
+
+
+def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
+    """Write a JSON document to ``output`` atomically, or to stdout."""
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    emit_text(text, output)
+
+
+def emit_text(text: str, output: Path | None = None) -> None:
+    if output is not None:
+        try:
+            atomic_write_bytes(output, text.encode())
+        except OSError as exc:
+            raise MlsecError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """A log line on stderr (suppressed by --quiet)."""
+    if not State.quiet:
+        print(message, file=sys.stderr)
+
+
+def wants_progress(total_bytes: int = 0, threshold: int = 256 * 1024 * 1024) -> bool:
+    """Progress bars only on a terminal, not in CI, not with --quiet, and only for large work."""
+    if State.quiet or os.environ.get("CI") or not sys.stderr.isatty():
+        return False
+    return total_bytes >= threshold
+
+
+class RichProgressAdapter:
+    """Implements :class:`mlsec.progress.Progress` with a rich progress bar on stderr."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress: RichProgress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self._task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, amount: int) -> None:
+        self._progress.advance(self._task, amount)
+
+    def finish(self) -> None:
+        self._progress.stop()
+
+
+def progress_for(total_bytes: int) -> Progress | None:
+    return RichProgressAdapter() if wants_progress(total_bytes) else None
+
+
+def format_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,72 @@
+"""``mlsec demo``: the main job, end to end, on an example model built in a temporary directory.
+
+Each capability contributes one step to ``STEPS``; a step prints what it did and returns True when
+the result is what the demo expects.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlsec.cli.common import format_size, stdout_console
+
+
+@dataclass
+class DemoContext:
+    workdir: Path
+    model: Path
+
+
+Step = Callable[[DemoContext], bool]
+
+
+def _step_inspect(ctx: DemoContext) -> bool:
+    from rich.table import Table
+
+    from mlsec.artifact import open_artifact
+
+    art = open_artifact(ctx.model, digests=True)
+    table = Table(title=f"1. inspect: {len(art.files)} files, {format_size(art.total_size)}")
+    for col in ("path", "format", "size", "sha256"):
+        table.add_column(col, no_wrap=col == "sha256")
+    for f in art.files:
+        table.add_row(f.path, f.format.value, format_size(f.size), (f.sha256 or "")[:16] + "…")
+    stdout_console().print(table)
+    return len(art.files) > 0
+
+
+STEPS: list[tuple[str, Step]] = [("inspect", _step_inspect)]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)
+
+
+def demo_cmd(
+    keep: Annotated[
+        Path | None,
+        typer.Option(help="Build the example here and keep it, instead of a temp directory."),
+    ] = None,
+) -> int:
+    """Run every check on a small example model built in a temporary directory."""
+    from mlsec.demo import build_example_model
+
+    console = stdout_console()
+    with tempfile.TemporaryDirectory(prefix="mlsec-demo-") as tmp:
+        workdir = keep if keep is not None else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        model = build_example_model(workdir / "tiny-sentiment")
+        console.print(f"Example model built in {model}")
+        ctx = DemoContext(workdir=workdir, model=model)
+        failed = [name for name, step in STEPS if not step(ctx)]
+    if failed:
+        console.print(f"demo: steps that did not give the expected result: {', '.join(failed)}")
+        return 1
+    console.print("demo: every step gave the expected result")
+    return 0

@@ -1,0 +1,77 @@
+"""``mlsec inspect``: the artifact as mlsec sees it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlsec.cli.common import OutputFormat, emit_json, format_size, progress_for, stdout_console
+
+SCHEMA = "mlsec/inspect/v1"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect")(inspect_cmd)
+
+
+def inspect_cmd(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
+    ] = (OutputFormat.TABLE),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="PATTERN",
+            help="Path (relative to the artifact) or glob to leave out; repeatable.",
+        ),
+    ] = None,
+    no_ignore_git: Annotated[
+        bool,
+        typer.Option("--no-ignore-git", help="Include .git, .gitattributes, .github, .gitignore."),
+    ] = False,
+    allow_symlinks: Annotated[
+        bool,
+        typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the artifact."),
+    ] = False,
+) -> int:
+    """List every file of an artifact with its detected format, size and SHA-256."""
+    from mlsec.artifact import open_artifact
+
+    art = open_artifact(
+        path, ignore=ignore or (), ignore_git=not no_ignore_git, allow_symlinks=allow_symlinks
+    )
+    art = art.with_digests(progress=progress_for(art.total_size))
+    if fmt is OutputFormat.JSON:
+        emit_json({"schema": SCHEMA, "artifact": art.to_dict()}, output)
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{art.root} ({len(art.files)} files, {format_size(art.total_size)})")
+    table.add_column("path")
+    table.add_column("format")
+    table.add_column("size", justify="right")
+    table.add_column("sha256", no_wrap=True)
+    for f in art.files:
+        table.add_row(f.path, f.format.value, format_size(f.size), f.sha256 or "")
+    for ig in art.ignored:
+        table.add_row(ig.path, "[ignored]", "", ig.reason)
+    if output is not None:
+        from io import StringIO
+
+        from rich.console import Console
+
+        buf = StringIO()
+        Console(file=buf, width=200).print(table)
+        from mlsec.cli.common import emit_text
+
+        emit_text(buf.getvalue(), output)
+    else:
+        stdout_console().print(table)
+    return 0

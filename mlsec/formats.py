@@ -1,0 +1,294 @@
+"""Format detection from content (magic bytes), never from the file name alone.
+
+``sniff(path)`` reads a small prefix of the file (and, for a zip, its central directory) and returns
+a :class:`Format`. The name is only used to break ties between formats whose bytes say nothing
+(YAML versus plain text, a TF SavedModel's ``saved_model.pb``). Every byte-level decision lives in
+this module so that the scanner, the SBOM and ``inspect`` agree on what a file is.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickletools
+import struct
+import zipfile
+from enum import StrEnum
+from pathlib import Path
+
+__all__ = ["PREFIX_SIZE", "Format", "sniff", "sniff_bytes"]
+
+# How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
+PREFIX_SIZE = 64 * 1024
+
+
+class Format(StrEnum):
+    """What a file is, decided from its bytes."""
+
+    PICKLE = "pickle"
+    PYTORCH_ZIP = "pytorch-zip"
+    KERAS_ZIP = "keras-zip"
+    NPZ = "npz"
+    ZIP = "zip"
+    TAR = "tar"
+    SEVEN_ZIP = "7z"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    ZLIB = "zlib"
+    NUMPY = "npy"
+    HDF5 = "hdf5"
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    ONNX = "onnx"
+    TF_SAVEDMODEL = "tf-savedmodel"
+    PROTOBUF = "protobuf"
+    JSON = "json"
+    YAML = "yaml"
+    TEXT = "text"
+    EMPTY = "empty"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_archive(self) -> bool:
+        return self in _ARCHIVES
+
+
+_ARCHIVES = frozenset(
+    {
+        Format.PYTORCH_ZIP,
+        Format.KERAS_ZIP,
+        Format.NPZ,
+        Format.ZIP,
+        Format.TAR,
+        Format.SEVEN_ZIP,
+        Format.GZIP,
+        Format.BZIP2,
+        Format.XZ,
+        Format.ZSTD,
+        Format.LZ4,
+        Format.ZLIB,
+    }
+)
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# Opcodes a protocol 0/1 pickle can start with (protocol 2+ starts with PROTO, 0x80).
+_PICKLE_FIRST = frozenset(b"(}])NIJKLMFGSTUVXcidlt")
+
+
+def sniff(path: Path) -> Format:
+    """Detect the format of the file at ``path`` from its content.
+
+    >>> sniff(Path("model.safetensors"))  # doctest: +SKIP
+    <Format.SAFETENSORS: 'safetensors'>
+    """
+    with open(path, "rb") as f:
+        head = f.read(PREFIX_SIZE)
+        fmt = sniff_bytes(head, name=path.name)
+        if fmt is Format.ZIP:
+            return _zip_kind(f)
+        if fmt is Format.HDF5 or fmt is not Format.UNKNOWN:
+            return fmt
+        # HDF5 allows the superblock at 512, 1024, 2048, … (user block before it).
+        offset = 512
+        while offset <= 8192:
+            f.seek(offset)
+            if f.read(8) == _HDF5_MAGIC:
+                return Format.HDF5
+            offset *= 2
+    return fmt
+
+
+def sniff_bytes(head: bytes, *, name: str = "") -> Format:
+    """Detect a format from the first bytes of a file (at most :data:`PREFIX_SIZE` are looked at).
+
+    A zip is returned as plain :attr:`Format.ZIP`: telling PyTorch from Keras or npz needs the
+    central directory, which :func:`sniff` reads.
+    """
+    if not head:
+        return Format.EMPTY
+    lname = name.lower()
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or _is_zip_with_prefix(head):
+        return Format.ZIP
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
+        return Format.PICKLE
+    if head.startswith(b"\x93NUMPY"):
+        return Format.NUMPY
+    if head.startswith(_HDF5_MAGIC):
+        return Format.HDF5
+    if head.startswith(b"GGUF"):
+        return Format.GGUF
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return Format.SEVEN_ZIP
+    if head.startswith(b"\x1f\x8b"):
+        return Format.GZIP
+    if head.startswith(b"BZh") and len(head) > 3 and head[3:4].isdigit():
+        return Format.BZIP2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Format.XZ
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return Format.ZSTD
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Format.LZ4
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Format.TAR
+    if _is_safetensors(head):
+        return Format.SAFETENSORS
+    if _is_zlib(head):
+        return Format.ZLIB
+    if head[0] in _PICKLE_FIRST and _is_pickle_prefix(head):
+        return Format.PICKLE
+    proto = _protobuf_kind(head, lname)
+    if proto is not None:
+        return proto
+    return _text_kind(head, lname)
+
+
+def _is_zip_with_prefix(head: bytes) -> bool:
+    # Data before the first local header (a zip appended to something else) still opens as a zip
+    # in Python and in PyTorch; a scanner that only looks at offset 0 misses it.
+    return head.find(b"PK\x03\x04", 1, 4096) != -1 and head.find(b"PK\x01\x02") != -1
+
+
+def _is_safetensors(head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n <= 100 * 1024 * 1024 and head[8:9] == b"{"
+
+
+def _is_zlib(head: bytes) -> bool:
+    # joblib's default compression. CMF 0x78 (deflate, 32 KiB window) and a valid FCHECK.
+    if len(head) < 2 or head[0] != 0x78 or (head[0] * 256 + head[1]) % 31 != 0:
+        return False
+    import zlib
+
+    try:
+        zlib.decompressobj().decompress(head[:4096], 64)
+    except zlib.error:
+        return False
+    return True
+
+
+def _is_pickle_prefix(head: bytes) -> bool:
+    """A protocol 0/1 pickle: its opcodes parse from offset 0 to a STOP (or to the prefix end)."""
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 2
+    except Exception:  # any parse failure means "not a pickle prefix"
+        # Ran off the end of the prefix in the middle of an opcode: a long pickle, if it got far.
+        return count >= 64
+    return count >= 64
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _protobuf_fields(head: bytes, limit: int = 8) -> list[int] | None:
+    """Field numbers of the first top-level protobuf fields, or None if the bytes are not one."""
+    fields: list[int] = []
+    pos = 0
+    try:
+        while pos < len(head) and len(fields) < limit:
+            key, pos = _read_varint(head, pos)
+            field, wire = key >> 3, key & 7
+            if field == 0 or wire not in (0, 1, 2, 5):
+                return None
+            if wire == 0:
+                _, pos = _read_varint(head, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            else:
+                length, pos = _read_varint(head, pos)
+                if length > 1 << 34:
+                    return None
+                pos += length
+            fields.append(field)
+    except ValueError:
+        pass  # a prefix ends mid-field; what was parsed still counts
+    return fields or None
+
+
+# ONNX ModelProto: ir_version=1, opset_import=8, producer_name=2, producer_version=3, domain=4,
+# model_version=5, doc_string=6, graph=7, metadata_props=14, training_info=20, functions=25.
+_ONNX_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
+
+
+def _protobuf_kind(head: bytes, lname: str) -> Format | None:
+    if head[0] not in (0x08, 0x12, 0x0A):
+        return None
+    fields = _protobuf_fields(head)
+    if not fields:
+        return None
+    if lname.endswith("saved_model.pb"):
+        return Format.TF_SAVEDMODEL
+    if head[0] == 0x08 and set(fields) <= _ONNX_FIELDS and (7 in fields or 8 in fields):
+        return Format.ONNX
+    if lname.endswith((".pb", ".onnx", ".pbtxt")):
+        return Format.PROTOBUF
+    return None
+
+
+def _text_kind(head: bytes, lname: str) -> Format:
+    if b"\x00" in head:
+        return Format.UNKNOWN
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the prefix end is still text.
+        if exc.start < len(body) - 4:
+            return Format.UNKNOWN
+        text = body[: exc.start].decode("utf-8")
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        if len(head) < PREFIX_SIZE:
+            try:
+                json.loads(text)
+            except ValueError:
+                return Format.TEXT
+        return Format.JSON
+    if lname.endswith((".yaml", ".yml")):
+        return Format.YAML
+    return Format.TEXT
+
+
+_KERAS_MEMBERS = frozenset({"metadata.json", "config.json"})
+
+
+def _zip_kind(f: io.BufferedReader) -> Format:
+    """Tell PyTorch, Keras v3, npz and generic zips apart by their member names."""
+    f.seek(0)
+    try:
+        with zipfile.ZipFile(f) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return Format.ZIP  # the scanner reports why it cannot be read
+    if not names:
+        return Format.ZIP
+    if any(n.endswith(("/data.pkl", "/constants.pkl")) or n == "data.pkl" for n in names) and any(
+        n.endswith("version") for n in names
+    ):
+        return Format.PYTORCH_ZIP
+    if set(names) >= _KERAS_MEMBERS and any(n.endswith(".weights.h5") for n in names):
+        return Format.KERAS_ZIP
+    if all(n.endswith(".npy") for n in names):
+        return Format.NPZ
+    return Format.ZIP
