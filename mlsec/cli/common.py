@@ -34,13 +34,26 @@ class State:
 def stdout_console() -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    # Off a terminal (pipes, CI logs) rich would squeeze tables into 80 columns; give them room.
+    width = None if sys.stdout.isatty() else 200
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
 
 
 def stderr_console() -> Console:
     from rich.console import Console
 
     return Console(file=sys.stderr, highlight=False)
+
+
+def render_text(renderable: object, width: int = 200) -> str:
+    """Render a rich object (a table) to plain text, for ``--output`` files."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    buf = StringIO()
+    Console(file=buf, width=width, no_color=True).print(renderable)
+    return buf.getvalue()
 
 
 def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from mlsec.cli.common import OutputFormat, emit_json, format_size, progress_for, stdout_console
+from mlsec.cli.common import (
+    OutputFormat,
+    emit_json,
+    emit_text,
+    format_size,
+    progress_for,
+    render_text,
+    stdout_console,
+)
 
 SCHEMA = "mlsec/inspect/v1"
 
@@ -63,15 +71,7 @@ def inspect_cmd(
     for ig in art.ignored:
         table.add_row(ig.path, "[ignored]", "", ig.reason)
     if output is not None:
-        from io import StringIO
-
-        from rich.console import Console
-
-        buf = StringIO()
-        Console(file=buf, width=200).print(table)
-        from mlsec.cli.common import emit_text
-
-        emit_text(buf.getvalue(), output)
+        emit_text(render_text(table), output)
     else:
         stdout_console().print(table)
     return 0

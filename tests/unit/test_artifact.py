@@ -1,0 +1,220 @@
+"""The artifact model: safe walk, ignores, symlink policy, canonical order, one-pass digests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlsec.artifact import Artifact, hash_files, open_artifact, sort_key
+from mlsec.errors import ArtifactError, ExitCode
+from mlsec.formats import Format
+from mlsec.progress import Progress
+
+GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "specs" / "model-signing-example"
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return root
+
+
+def test_example_model_formats_and_digests(example_model):
+    art = open_artifact(example_model, digests=True)
+    by_path = {f.path: f for f in art.files}
+    assert by_path["model.safetensors"].format is Format.SAFETENSORS
+    assert by_path["training_state.pkl"].format is Format.PICKLE
+    assert by_path["config.json"].format is Format.JSON
+    for f in art.files:
+        assert f.sha256 == hashlib.sha256((example_model / f.path).read_bytes()).hexdigest()
+        assert f.size == (example_model / f.path).stat().st_size
+
+
+def test_same_file_set_and_digests_as_model_signing_golden_bundle(tmp_path):
+    """The walk and digests agree with a real bundle that model_signing 1.1.1 made."""
+    model = shutil.copytree(GOLDEN / "model", tmp_path / "model")
+    sig = json.loads((GOLDEN / "model.sig").read_text())
+    statement = json.loads(base64.b64decode(sig["dsseEnvelope"]["payload"]))
+    signed = [(r["name"], r["digest"]) for r in statement["predicate"]["resources"]]
+    art = open_artifact(model, digests=True)
+    assert [(f.path, f.sha256) for f in art.files] == signed
+    assert [i.path for i in art.ignored] == [".gitattributes"]
+    root = hashlib.sha256(b"".join(bytes.fromhex(f.sha256 or "") for f in art.files)).hexdigest()
+    assert root == statement["subject"][0]["digest"]["sha256"]
+
+
+def test_hidden_files_included_default_ignores_only_at_root(tmp_path):
+    root = _tree(
+        tmp_path / "m",
+        {
+            ".hidden": b"h",
+            ".git/config": b"c",
+            ".gitignore": b"*",
+            ".github/workflows/ci.yml": b"x",
+            "sub/.git/config": b"c",
+            "sub/.gitignore": b"*",
+            "w.bin": b"w",
+        },
+    )
+    art = open_artifact(root)
+    assert [f.path for f in art.files] == [".hidden", "sub/.git/config", "sub/.gitignore", "w.bin"]
+    assert {i.path for i in art.ignored} == {".git", ".github", ".gitignore"}
+    assert all(i.reason == "default ignore" for i in art.ignored)
+    art2 = open_artifact(root, ignore_git=False)
+    assert ".git/config" in art2 and ".github/workflows/ci.yml" in art2
+
+
+def test_user_ignores_paths_and_globs(tmp_path, monkeypatch):
+    root = _tree(
+        tmp_path / "m",
+        {"logs/a.txt": b"1", "logs/b.txt": b"2", "x.tmp": b"t", "d/y.tmp": b"t", "keep": b"k"},
+    )
+    art = open_artifact(root, ignore=["logs", "*.tmp"])
+    assert [f.path for f in art.files] == ["keep"]
+    # An existing path (relative to the CWD) inside the artifact works too.
+    monkeypatch.chdir(tmp_path)
+    art = open_artifact(root, ignore=["m/logs"])
+    assert "logs/a.txt" not in art and "x.tmp" in art
+
+
+def test_canonical_order_is_by_path_components(tmp_path):
+    root = _tree(tmp_path / "m", {"a.txt": b"1", "a/b": b"2", "B": b"3", "a/a/c": b"4"})
+    art = open_artifact(root)
+    assert [f.path for f in art.files] == ["B", "a/a/c", "a/b", "a.txt"]
+    assert sorted(["a.txt", "a/b"], key=sort_key) == ["a/b", "a.txt"]
+
+
+def test_single_file_artifact(tmp_path):
+    p = tmp_path / "model.pkl"
+    p.write_bytes(b"\x80\x04K\x01.")
+    art = open_artifact(p, digests=True)
+    assert not art.is_dir
+    assert [(f.path, f.format) for f in art.files] == [("model.pkl", Format.PICKLE)]
+    assert art.files[0].sha256 == hashlib.sha256(b"\x80\x04K\x01.").hexdigest()
+
+
+def test_symlink_leaving_root_is_refused(tmp_path):
+    outside = tmp_path / "secret"
+    outside.write_text("s")
+    root = _tree(tmp_path / "m", {"w": b"w"})
+    (root / "link").symlink_to(outside)
+    with pytest.raises(ArtifactError, match="link: symlink points outside the artifact"):
+        open_artifact(root)
+    with pytest.raises(ArtifactError, match="outside the artifact"):
+        open_artifact(root, allow_symlinks=True)
+
+
+def test_dotdot_symlink_and_broken_symlink_refused(tmp_path):
+    root = _tree(tmp_path / "m", {"w": b"w"})
+    (root / "up").symlink_to("../")
+    with pytest.raises(ArtifactError, match="outside"):
+        open_artifact(root)
+    (root / "up").unlink()
+    (root / "dangling").symlink_to(root / "nothing")
+    with pytest.raises(ArtifactError, match="dangling: broken symlink"):
+        open_artifact(root)
+
+
+def test_inside_symlink_ignored_by_default_followed_when_allowed(tmp_path):
+    root = _tree(tmp_path / "m", {"real/w.bin": b"weights"})
+    (root / "alias.bin").symlink_to("real/w.bin")
+    (root / "alias_dir").symlink_to("real")
+    art = open_artifact(root)
+    assert [f.path for f in art.files] == ["real/w.bin"]
+    assert {i.path for i in art.ignored} == {"alias.bin", "alias_dir"}
+    art = open_artifact(root, allow_symlinks=True, digests=True)
+    assert [f.path for f in art.files] == ["alias.bin", "alias_dir/w.bin", "real/w.bin"]
+    assert len({f.sha256 for f in art.files}) == 1
+    assert art.file("alias.bin").via_symlink
+
+
+def test_directory_loop_refused(tmp_path):
+    root = _tree(tmp_path / "m", {"a/w": b"w"})
+    (root / "a" / "loop").symlink_to("..")
+    # Not followed by default: no loop, the link is listed as ignored.
+    assert "a/loop" in {i.path for i in open_artifact(root).ignored}
+    with pytest.raises(ArtifactError, match="a/loop: directory loop"):
+        open_artifact(root, allow_symlinks=True)
+
+
+def test_fifo_refused(tmp_path):
+    root = _tree(tmp_path / "m", {"w": b"w"})
+    os.mkfifo(root / "pipe")
+    with pytest.raises(ArtifactError, match="pipe: not a regular file"):
+        open_artifact(root)
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(ArtifactError, match="no such file") as info:
+        open_artifact(tmp_path / "nope")
+    assert info.value.exit_code is ExitCode.ERROR
+
+
+def test_artifact_given_as_symlink_keeps_its_name(tmp_path):
+    blob = tmp_path / "blobs" / "f00"
+    blob.parent.mkdir()
+    blob.write_bytes(b"x")
+    link = tmp_path / "model.safetensors"
+    link.symlink_to(blob)
+    art = open_artifact(link)
+    assert art.name == "model.safetensors"
+    assert art.files[0].path == "model.safetensors"
+
+
+class CountingProgress:
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.finished = False
+
+    def start(self, description: str, total: int) -> None:
+        self.total = total
+
+    def advance(self, amount: int) -> None:
+        self.done += amount
+
+    def finish(self) -> None:
+        self.finished = True
+
+
+def test_digests_computed_once_and_progress_reported(tmp_path):
+    big = os.urandom(9 * 1024 * 1024 + 7)  # several 4 MiB reads
+    root = _tree(tmp_path / "m", {"big.bin": big, "small": b"s", "empty": b""})
+    art = open_artifact(root)
+    assert not art.has_digests
+    progress: Progress = CountingProgress()
+    hashed = art.with_digests(progress=progress)
+    assert isinstance(hashed, Artifact) and hashed.has_digests
+    assert progress.total == progress.done == len(big) + 1  # type: ignore[attr-defined]
+    assert progress.finished  # type: ignore[attr-defined]
+    assert hashed.file("big.bin").sha256 == hashlib.sha256(big).hexdigest()
+    assert hashed.file("empty").sha256 == hashlib.sha256(b"").hexdigest()
+    # Already hashed: the same object comes back, nothing is read again.
+    assert hashed.with_digests() is hashed
+
+
+def test_parallel_and_sequential_hashing_agree(tmp_path):
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(os.urandom(i * 300_000))
+        paths.append(p)
+    assert hash_files(paths, workers=4) == hash_files(paths, workers=1)
+    assert hash_files(paths, workers=4) == [
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
+    ]
+
+
+def test_to_dict_shape(example_model):
+    d = open_artifact(example_model, digests=True).to_dict()
+    assert set(d) == {"path", "kind", "file_count", "total_size", "files", "ignored"}
+    assert d["kind"] == "directory" and d["file_count"] == len(d["files"]) == 5
+    assert set(d["files"][0]) == {"path", "format", "size", "sha256"}
