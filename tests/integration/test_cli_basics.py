@@ -39,3 +39,23 @@ def test_unknown_option_is_usage_error_exit_2():
     proc = run_mlsec("inspect", "--no-such-option", ".")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_every_command_has_help(cli):
+    import typer.main
+
+    from mlsec.cli.app import app
+
+    group = typer.main.get_command(app)
+    names = sorted(group.commands)  # type: ignore[attr-defined]
+    assert {"inspect", "demo"} <= set(names)
+    for name in names:
+        res = cli(name, "--help")
+        assert res.exit_code == 0, name
+        assert "Usage: mlsec" in res.stdout
+
+
+def test_python_dash_m_and_quiet_flag(example_model):
+    proc = run_mlsec("-q", "inspect", example_model)
+    assert proc.returncode == 0
+    assert "training_state.pkl" in proc.stdout
