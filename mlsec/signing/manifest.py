@@ -224,7 +224,7 @@ class Manifest:
                     }
                 )
             )
-        return cls("", tuple(resources), Serialization(), compat=True)
+        return cls("", tuple(resources), Serialization(ignore_paths=None), compat=True)
 
 
 def _parse_resource(r: object) -> Resource:
