@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsec.cli.common import OutputFormat, emit_json, info, progress_for
+from mlsec.cli.common import OutputFormat, State, emit_json, info, progress_for
 from mlsec.errors import KeyFileError, MlsecError, UsageError, VerificationError
 
 if TYPE_CHECKING:
@@ -300,6 +300,7 @@ def _verifier(
     issuer: str | None,
     trust_config: Path | None,
     online: bool,
+    staging: bool = False,
 ) -> Verifier:
     from mlsec.signing import CertificateVerifier, KeyVerifier, SigstoreVerifier, load_public_key
     from mlsec.signing.signers import load_certificates
@@ -316,8 +317,17 @@ def _verifier(
         return CertificateVerifier(anchors)
     if not identity or not issuer:
         raise UsageError("keyless verification needs both --identity and --issuer")
+    if not State.debug:
+        import logging
+
+        # sigstore-python warns on every offline trust-root load; offline is our default.
+        logging.getLogger("sigstore").setLevel(logging.ERROR)
     return SigstoreVerifier(
-        identity, issuer, trust_config=str(trust_config) if trust_config else None, online=online
+        identity,
+        issuer,
+        trust_config=str(trust_config) if trust_config else None,
+        online=online,
+        staging=staging,
     )
 
 
@@ -378,6 +388,9 @@ def verify_cmd(
     online: Annotated[
         bool,
         typer.Option("--online", help="Keyless: refresh the sigstore trust root over the network."),
+    ] = False,
+    staging: Annotated[
+        bool, typer.Option("--staging", help="Keyless: sigstore's staging trust root.")
     ] = False,
     ignore: IgnoreOpt = None,
     ignore_unsigned_files: Annotated[

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlsec.artifact import Artifact, open_artifact
+from mlsec.errors import SigningError
 from mlsec.progress import Progress
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.manifest import Manifest
@@ -47,7 +48,19 @@ def _inside(path: Path, root: Path) -> str | None:
 def sign_artifact(
     artifact: Artifact, signer: Signer, *, extra_ignores: Iterable[str] = ()
 ) -> Signed:
-    """Sign an artifact whose digests are computed (raises ``SigningError`` if it is empty)."""
+    """Sign an artifact whose digests are computed.
+
+    Raises ``SigningError`` if it is empty, or if it holds symlinks that the walk did not follow
+    (``model_signing`` refuses those too: signing around them would leave them unverified).
+    """
+    links = [i.path for i in artifact.ignored if i.reason.startswith("symlink")]
+    if links:
+        raise SigningError(
+            f"{links[0]}: is a symlink"
+            + (f" (and {len(links) - 1} more)" if len(links) > 1 else "")
+            + "; symlinks are not signed by default",
+            hint="pass --allow-symlinks to sign the target's content, or --ignore the link",
+        )
     manifest = Manifest.from_artifact(artifact, extra_ignores=tuple(extra_ignores))
     return Signed(signer.sign(manifest.payload()), manifest, artifact)
 

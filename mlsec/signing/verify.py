@@ -308,7 +308,8 @@ class Difference:
                 extra = f"; {self.reason}" if self.reason else ""
                 return f"{self.path}: signed file is missing{extra}"
             case "extra":
-                return f"{self.path}: file is not covered by the signature"
+                why = f" ({self.reason})" if self.reason else ""
+                return f"{self.path}: file is not covered by the signature{why}"
             case _:
                 return f"{self.path}: {self.reason}"
 
@@ -519,11 +520,18 @@ def verify_model(
         - set(changed_files),
         key=sort_key,
     )
+    # A symlink the signed policy does not follow is still a file a loader would open.
+    missing = {d.path for d in diffs}
+    links = sorted(symlinked - missing - set(expected), key=sort_key)
     unsigned: tuple[str, ...] = ()
     if ignore_unsigned:
-        unsigned = tuple(extra)
+        unsigned = (*extra, *links)
     else:
         diffs.extend(Difference(e, "extra") for e in extra)
+        diffs.extend(
+            Difference(p, "extra", reason="symlink; the signature does not allow symlinks")
+            for p in links
+        )
     diffs.sort(key=lambda d: sort_key(d.path))
     notes = []
     if manifest.compat:

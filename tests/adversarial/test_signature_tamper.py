@@ -498,3 +498,21 @@ def test_caller_ignore_cannot_hide_a_changed_file_silently(signed, cli):
     doc = json.loads(r.stdout)
     assert doc["policy"]["caller_ignore_paths"] == ["config.json"]
     assert doc["differences"][0]["path"] == "config.json"
+
+
+def test_symlink_added_after_signing(signed, cli):
+    model, sig, _, pub = signed
+    os.symlink("config.json", model / "pytorch_model.bin")
+    r = _verify(cli, model, sig, pub)
+    assert r.exit_code == 1
+    assert "pytorch_model.bin: file is not covered by the signature (symlink" in _one_line(r)
+
+
+def test_symlink_in_model_refused_at_signing(example_model, tmp_path, cli):
+    key, _ = keypair(tmp_path)
+    os.symlink("config.json", example_model / "alias.json")
+    r = cli("sign", example_model, "--key", key, "-o", tmp_path / "s.sig")
+    assert r.exit_code == 2
+    assert "alias.json: is a symlink" in _one_line(r)
+    r = cli("sign", example_model, "--key", key, "-o", tmp_path / "s.sig", "--ignore", "alias.json")
+    assert r.exit_code == 0
