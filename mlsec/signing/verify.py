@@ -13,13 +13,11 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from mlsec.artifact import Artifact, open_artifact, sort_key
 from mlsec.errors import ArtifactError, BundleError, VerificationError
@@ -28,6 +26,9 @@ from mlsec.signing.bundle import Bundle, Material
 from mlsec.signing.dsse import IN_TOTO_PAYLOAD_TYPE, pae, pae_compat
 from mlsec.signing.keys import hash_for, key_hint
 from mlsec.signing.manifest import Manifest, Resource, sharded
+
+if TYPE_CHECKING:  # x509 costs ~40 ms to import: only the certificate method pays for it
+    from cryptography import x509
 
 __all__ = [
     "SCHEMA",
@@ -99,6 +100,8 @@ class KeyVerifier:
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
+    from cryptography import x509
+
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
@@ -141,6 +144,8 @@ class CertificateVerifier:
         self._at = at
 
     def verify_signature(self, bundle: Bundle) -> tuple[bytes, str]:
+        from cryptography import x509
+
         if bundle.material is Material.PUBLIC_KEY:
             raise VerificationError(
                 "the signature was made with a key, not a certificate", hint="verify with --key"
@@ -195,6 +200,9 @@ class CertificateVerifier:
 
     @staticmethod
     def _check_usage(leaf: x509.Certificate) -> None:
+        from cryptography import x509
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
         ok = False
         with contextlib.suppress(x509.ExtensionNotFound):
             ok = leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
