@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsec.cli.common import OutputFormat, State, emit_json, info, progress_for
+from mlsec.cli.common import (
+    OutputFormat,
+    RichProgressAdapter,
+    State,
+    emit_json,
+    info,
+    progress_for,
+    wants_progress,
+)
 from mlsec.errors import KeyFileError, MlsecError, UsageError, VerificationError
 
 if TYPE_CHECKING:
@@ -35,6 +43,27 @@ class Method(StrEnum):
 class CurveOpt(StrEnum):
     P256 = "p256"
     P384 = "p384"
+
+
+class _LazyProgress:
+    """A progress bar that decides whether to show itself once the total is known (no pre-walk)."""
+
+    def __init__(self) -> None:
+        self._inner: RichProgressAdapter | None = None
+
+    def start(self, description: str, total: int) -> None:
+        if wants_progress(total):
+            self._inner = RichProgressAdapter()
+            self._inner.start(description, total)
+
+    def advance(self, amount: int) -> None:
+        if self._inner is not None:
+            self._inner.advance(amount)
+
+    def finish(self) -> None:
+        if self._inner is not None:
+            self._inner.finish()
+            self._inner = None
 
 
 def register(app: typer.Typer) -> None:
@@ -233,8 +262,7 @@ def sign_cmd(
         from mlsec.signing.sbom import sign_sbom
 
         out = output or sbom.with_name(sbom.name + ".sig")
-        total = sum(f.size for f in open_artifact(path, ignore=ignore or ()).files)
-        bundle = sign_sbom(sbom, path, signer, ignore=ignore or (), progress=progress_for(total))
+        bundle = sign_sbom(sbom, path, signer, ignore=ignore or (), progress=_LazyProgress())
         _write(out, bundle.to_json())
         if fmt is OutputFormat.JSON:
             emit_json(
@@ -411,7 +439,6 @@ def verify_cmd(
     The signature's recorded ignore list and symlink policy are applied; exit 1 names every file
     that differs.
     """
-    from mlsec.artifact import open_artifact
     from mlsec.signing import default_signature_path, verify_model
 
     sig = signature or (
@@ -420,15 +447,11 @@ def verify_cmd(
     verifier = _verifier(key, certificate_chain or [], identity, issuer, trust_config, online)
     bundle = _read_bundle(sig)
     try:
-        total = open_artifact(path, ignore=ignore or ()).total_size if path.exists() else 0
-    except MlsecError:
-        total = 0
-    try:
         if sbom is not None:
             from mlsec.signing.sbom import verify_sbom
 
             result = verify_sbom(
-                sbom, path, bundle, verifier, ignore=ignore or (), progress=progress_for(total)
+                sbom, path, bundle, verifier, ignore=ignore or (), progress=_LazyProgress()
             )
         else:
             result = verify_model(
@@ -438,7 +461,7 @@ def verify_cmd(
                 ignore=ignore or (),
                 ignore_unsigned=ignore_unsigned_files,
                 signature_path=sig,
-                progress=progress_for(total),
+                progress=_LazyProgress(),
             )
     except VerificationError as exc:
         from mlsec.signing import Verification
