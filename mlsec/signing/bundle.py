@@ -90,7 +90,7 @@ class Bundle:
             frozenset({"mediaType", "verificationMaterial", "dsseEnvelope", "messageSignature"}),
         )
         media_type = top.get("mediaType")
-        if media_type not in MEDIA_TYPES:
+        if not isinstance(media_type, str) or media_type not in MEDIA_TYPES:
             known = "application/vnd.dev.sigstore.bundle"
             if isinstance(media_type, str) and media_type.startswith(known):
                 raise BundleError(f"bundle: unsupported bundle version {media_type!r} (need v0.3)")
