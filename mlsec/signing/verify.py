@@ -99,14 +99,21 @@ class KeyVerifier:
         return bundle.payload, f"public key sha256:{hint}"
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def _can_issue(cert: x509.Certificate, below: int) -> bool:
+    """Whether ``cert`` may issue a certificate that has ``below`` CA certificates under it."""
     from cryptography import x509
 
     try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         # X.509 v1 roots (no extensions) are CAs by convention when explicitly trusted.
         return cert.version is x509.Version.v1
+    if not bc.ca or (bc.path_length is not None and below > bc.path_length):
+        return False
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign)
+    except x509.ExtensionNotFound:
+        return True
 
 
 def _valid_at(cert: x509.Certificate, at: dt.datetime) -> bool:
@@ -175,7 +182,7 @@ class CertificateVerifier:
             )
         anchors = {a.fingerprint(hashes.SHA256()) for a in self._anchors}
         current = leaf
-        for _depth in range(8):
+        for below in range(8):
             if current.fingerprint(hashes.SHA256()) in anchors:
                 return
             for cand in (*self._anchors, *pool):
@@ -183,7 +190,7 @@ class CertificateVerifier:
                     continue
                 if not _issued_by(current, cand):
                     continue
-                if not _is_ca(cand):
+                if not _can_issue(cand, below):
                     continue
                 if not _valid_at(cand, at):
                     continue

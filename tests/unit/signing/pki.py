@@ -48,6 +48,7 @@ def make_cert(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     code_signing: bool = True,
+    path_length: int | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     issuer_name, issuer_key = issuer if issuer else (subject, key)
@@ -59,7 +60,7 @@ def make_cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or now - dt.timedelta(days=1))
         .not_valid_after(not_after or now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
     )
     if ca:
         b = b.add_extension(
