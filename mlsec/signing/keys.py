@@ -95,6 +95,8 @@ def generate_keypair(
     """Write ``PREFIX.key`` (PKCS#8, encrypted unless ``passphrase`` is None; mode 0600) and
     ``PREFIX.pub`` (SubjectPublicKeyInfo PEM). Returns both paths."""
     base = Path(prefix)
+    if base.suffix in (".key", ".pub"):  # "--output signer.key" means the prefix "signer"
+        base = base.with_suffix("")
     key_path, pub_path = Path(f"{base}.key"), Path(f"{base}.pub")
     if not overwrite:
         for p in (key_path, pub_path):

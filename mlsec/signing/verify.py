@@ -462,6 +462,8 @@ def verify_model(
     excluded = [str(root / p) for p in recorded or () if not p.startswith("/")]
     if signature_path is not None:
         excluded.append(os.path.abspath(signature_path))
+    if not os.path.lexists(root):
+        raise ArtifactError(f"{path}: no such file or directory")
     try:
         art = open_artifact(
             root,

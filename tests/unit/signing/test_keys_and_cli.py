@@ -214,3 +214,18 @@ def test_keyless_verify_rejects_key_bundle(example_model, tmp_path, cli):
     )
     assert r.exit_code == 1
     assert "not keyless" in r.stderr
+
+
+def test_keygen_prefix_with_suffix(tmp_path, cli):
+    assert cli("keygen", "-o", tmp_path / "signer.key", "--no-passphrase").exit_code == 0
+    assert (tmp_path / "signer.key").exists() and (tmp_path / "signer.pub").exists()
+
+
+def test_verify_missing_model_is_exit_2(tmp_path, cli):
+    key, pub = keypair(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "f").write_text("x")
+    cli("sign", tmp_path / "m", "--key", key, "-o", tmp_path / "s.sig")
+    r = cli("verify", tmp_path / "nope", "-s", tmp_path / "s.sig", "--key", pub)
+    assert r.exit_code == 2
+    assert "no such file or directory" in r.stderr
