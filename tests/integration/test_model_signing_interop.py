@@ -228,3 +228,37 @@ def test_mlsec_keygen_encrypted_key_signs_for_model_signing(example_model: Path,
     # (model_signing 1.1.1's own --password is broken: it passes a str where cryptography wants
     # bytes, "Cannot convert <class 'str'> instance to a buffer", so it cannot load any encrypted
     # key — ours included. Not tested for that reason.)
+
+
+def _weird_model(root: Path) -> Path:
+    """Names that trip implementations: unicode, spaces, hidden, empty, a.txt vs a/, sub/.git."""
+    root.mkdir()
+    (root / "模型.bin").write_bytes(b"\x01" * 100)
+    (root / "path with spaces").mkdir()
+    (root / "path with spaces" / "w (copy).bin").write_bytes(b"\x02" * 10)
+    (root / ".cache").mkdir()
+    (root / ".cache" / "x").write_bytes(b"hidden")
+    (root / "empty.bin").write_bytes(b"")
+    (root / "a").mkdir()
+    (root / "a" / "b").write_text("component order")
+    (root / "a.txt").write_text("string order")
+    (root / "sub" / ".git").mkdir(parents=True)
+    (root / "sub" / ".git" / "HEAD").write_text("not at the root: signed")
+    (root / ".gitattributes").write_text("*.bin filter=lfs")
+    return root
+
+
+def test_weird_names_both_ways_same_root_digest(tmp_path: Path):
+    model = _weird_model(tmp_path / "weird")
+    key, pub = keypair(tmp_path)
+    ours, theirs = tmp_path / "ours.sig", tmp_path / "theirs.sig"
+    proc = run_mlsec("sign", model, "--key", key, "-o", ours, "-f", "json")
+    assert proc.returncode == 0, proc.stderr
+    our_root = json.loads(proc.stdout)["root_digest"]
+    proc = model_signing("verify", "key", "--public_key", pub, "--signature", ours, model)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = model_signing("sign", "key", "--private_key", key, "--signature", theirs, model)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    v = run_mlsec("verify", model, "-s", theirs, "--key", pub, "-f", "json")
+    assert v.returncode == 0, v.stderr
+    assert json.loads(v.stdout)["root_digest"] == our_root
