@@ -317,6 +317,8 @@ class Difference:
 
     def line(self) -> str:
         match self.status:
+            case "changed" if self.expected is None:
+                return f"{self.path}: {self.reason or 'changed'}"
             case "changed":
                 return f"{self.path}: digest differs (signed {self.expected}, now {self.actual})"
             case "missing":
@@ -530,13 +532,19 @@ def verify_model(
                 )
             else:
                 diffs.append(Difference(name, "changed", expected=r.digest, actual=have.digest))
+    expected_files = {_resource_file(k, sharded_mode) for k in expected}
+    extra_files: set[str] = set()
+    for k in local:
+        if k in expected:
+            continue
+        fname = _resource_file(k, sharded_mode)
+        if fname in expected_files:
+            # A shard the signature does not list, of a signed file: the file grew.
+            changed_files.setdefault(fname, Difference(fname, "changed", reason="shards differ"))
+        else:
+            extra_files.add(fname)
     diffs.extend(changed_files.values())
-    extra = sorted(
-        {_resource_file(k, sharded_mode) for k in local if k not in expected}
-        - {_resource_file(k, sharded_mode) for k in expected}
-        - set(changed_files),
-        key=sort_key,
-    )
+    extra = sorted(extra_files, key=sort_key)
     # A symlink the signed policy does not follow is still a file a loader would open.
     missing = {d.path for d in diffs}
     links = sorted(symlinked - missing - set(expected), key=sort_key)
@@ -560,7 +568,7 @@ def verify_model(
         method=verifier.method,
         signer=signer,
         root_digest="" if manifest.compat else manifest.root_digest,
-        files=len({_resource_file(k, sharded_mode) for k in expected}),
+        files=len(expected_files),
         differences=tuple(diffs),
         ignored_by_signature=tuple(recorded or ()),
         caller_ignores=caller,

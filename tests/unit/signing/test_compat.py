@@ -210,3 +210,39 @@ def test_url_safe_base64_is_rejected(ex):
     )
     with pytest.raises(BundleError, match="not valid base64"):
         Bundle.from_json(json.dumps(doc))
+
+
+def test_shard_manifest_detects_a_file_that_grew_by_whole_shards(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"a" * 2000)
+    key, pub = keypair(tmp_path)
+    data = (model / "w.bin").read_bytes()
+    res = [
+        {
+            "name": f"w.bin:{s}:{s + 1000}",
+            "algorithm": "sha256-sharded-1000",
+            "digest": hashlib.sha256(data[s : s + 1000]).hexdigest(),
+        }
+        for s in (0, 1000)
+    ]
+    st = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "m", "digest": {"sha256": _root(res)}}],
+        "predicateType": "https://model_signing/signature/v1.0",
+        "predicate": {
+            "resources": res,
+            "serialization": {
+                "method": "shards",
+                "hash_type": "sha256",
+                "shard_size": 1000.0,
+                "allow_symlinks": False,
+                "ignore_paths": [],
+            },
+        },
+    }
+    b = KeySigner(load_private_key(key)).sign(json.dumps(st).encode())
+    assert verify_model(model, b, KeyVerifier(load_public_key(pub))).ok
+    (model / "w.bin").write_bytes(data + b"appended")
+    with pytest.raises(VerificationError, match=r"w\.bin: shards differ"):
+        verify_model(model, b, KeyVerifier(load_public_key(pub)))
