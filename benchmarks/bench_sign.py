@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,14 +51,24 @@ def build(root: Path, large: int, large_mib: int, small: int) -> int:
     return total
 
 
-def timed(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
-    times = []
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+CPU: dict[str, float] = {}  # CPU seconds (user+sys) per row: steadier than wall time on a busy box
+
+
+def timed(argv: list[str], repeat: int, env: dict[str, str] | None = None, name: str = "") -> float:
+    times, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        c, t = _cpu(), time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - t)
+        cpus.append(_cpu() - c)
         if proc.returncode != 0:
-            raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stdout}\n{proc.stderr}")
+            raise SystemExit(f"failed: {' '.join(map(str, argv))}\n{proc.stdout}\n{proc.stderr}")
+    CPU[name] = statistics.median(cpus)
     return statistics.median(times)
 
 
@@ -69,9 +80,9 @@ def floor(files: list[Path], repeat: int) -> float:
         i = loads.index(min(loads))
         groups[i].append(f)
         loads[i] += f.stat().st_size
-    times = []
+    times, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        c, t = _cpu(), time.perf_counter()
         procs = [
             subprocess.Popen(
                 ["openssl", "dgst", "-sha256", *map(str, g)], stdout=subprocess.DEVNULL
@@ -82,6 +93,8 @@ def floor(files: list[Path], repeat: int) -> float:
         for p in procs:
             p.wait()
         times.append(time.perf_counter() - t)
+        cpus.append(_cpu() - c)
+    CPU["floor"] = statistics.median(cpus)
     return statistics.median(times)
 
 
@@ -120,59 +133,22 @@ def main() -> int:
             capture_output=True,
         )
         rows: list[tuple[str, float]] = []
-        rows.append(("sha256 floor (openssl, 1 proc/core)", floor(files, args.repeat)))
-        sig = base / "mlsec.sig"
-        rows.append(
-            (
-                "mlsec sign",
-                timed([*mlsec, "sign", model, "--key", f"{key}.key", "-o", sig], args.repeat, env),
-            )
-        )
-        rows.append(
-            (
-                "mlsec verify",
-                timed(
-                    [*mlsec, "verify", model, "-s", sig, "--key", f"{key}.pub"], args.repeat, env
-                ),
-            )
-        )
+
+        def row(name: str, argv: list, repeat: int = args.repeat, e: dict | None = None) -> None:
+            rows.append((name, timed([str(a) for a in argv], repeat, e, name)))
+
+        rows.append(("floor", floor(files, args.repeat)))
+        sig, msig, k, p = base / "mlsec.sig", base / "ms.sig", f"{key}.key", f"{key}.pub"
+        row("mlsec sign", [*mlsec, "sign", model, "--key", k, "-o", sig], e=env)
+        row("mlsec verify", [*mlsec, "verify", model, "-s", sig, "--key", p], e=env)
         if ms:
-            msig = base / "ms.sig"
-            rows.append(
-                (
-                    "model_signing sign key",
-                    timed(
-                        [
-                            ms,
-                            "sign",
-                            "key",
-                            "--private_key",
-                            f"{key}.key",
-                            "--signature",
-                            msig,
-                            model,
-                        ],
-                        args.repeat,
-                    ),
-                )
+            row(
+                "model_signing sign key",
+                [ms, "sign", "key", "--private_key", k, "--signature", msig, model],
             )
-            rows.append(
-                (
-                    "model_signing verify key",
-                    timed(
-                        [
-                            ms,
-                            "verify",
-                            "key",
-                            "--public_key",
-                            f"{key}.pub",
-                            "--signature",
-                            msig,
-                            model,
-                        ],
-                        args.repeat,
-                    ),
-                )
+            row(
+                "model_signing verify key",
+                [ms, "verify", "key", "--public_key", p, "--signature", msig, model],
             )
         tiny = base / "tiny"
         sys.path.insert(0, str(REPO))
@@ -180,53 +156,40 @@ def main() -> int:
 
         build_example_model(tiny)
         tsig = base / "tiny.sig"
-        rows.append(
-            (
-                "mlsec sign (tiny model)",
-                timed([*mlsec, "sign", tiny, "--key", f"{key}.key", "-o", tsig], 5, env),
-            )
-        )
-        rows.append(
-            (
-                "mlsec verify (tiny model)",
-                timed([*mlsec, "verify", tiny, "-s", tsig, "--key", f"{key}.pub"], 5, env),
-            )
-        )
+        row("mlsec sign (tiny model)", [*mlsec, "sign", tiny, "--key", k, "-o", tsig], 5, env)
+        row("mlsec verify (tiny model)", [*mlsec, "verify", tiny, "-s", tsig, "--key", p], 5, env)
         if ms:
-            rows.append(
-                (
-                    "model_signing sign key (tiny)",
-                    timed(
-                        [
-                            ms,
-                            "sign",
-                            "key",
-                            "--private_key",
-                            f"{key}.key",
-                            "--signature",
-                            tsig,
-                            tiny,
-                        ],
-                        3,
-                    ),
-                )
+            row(
+                "model_signing sign key (tiny)",
+                [ms, "sign", "key", "--private_key", k, "--signature", tsig, tiny],
+                3,
             )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
 
-    fl = rows[0][1]
+    fl, fl_cpu = rows[0][1], CPU["floor"]
     by = dict(rows)
-    print(f"\n{'what':<40} {'seconds':>8} {'GB/s':>7} {'x floor':>8}")
+    print(f"\nwall and CPU (user+sys) seconds, median of {args.repeat}; warm page cache")
+    print(f"{'what':<34} {'wall s':>7} {'GB/s':>6} {'x floor':>8} {'CPU s':>7} {'x floor':>8}")
     for name, t in rows:
-        big = "tiny" not in name
-        rate = f"{gb / t:7.2f}" if big else " " * 7
-        ratio = f"{t / fl:8.2f}" if big else " " * 8
-        print(f"{name:<40} {t:8.3f} {rate} {ratio}")
+        label = "sha256 floor (openssl, 1 proc/core)" if name == "floor" else name
+        cpu = CPU[name]
+        if "tiny" in name:
+            print(f"{label:<34} {t:7.3f} {'':>6} {'':>8} {cpu:7.3f}")
+        else:
+            print(
+                f"{label:<34} {t:7.3f} {gb / t:6.2f} {t / fl:8.2f} {cpu:7.3f} {cpu / fl_cpu:8.2f}"
+            )
     if ms:
         s_up = by["model_signing sign key"] / by["mlsec sign"]
         v_up = by["model_signing verify key"] / by["mlsec verify"]
-        print(f"\nspeed-up over model_signing: sign {s_up:.2f}x, verify {v_up:.2f}x")
+        s_cpu = CPU["model_signing sign key"] / CPU["mlsec sign"]
+        v_cpu = CPU["model_signing verify key"] / CPU["mlsec verify"]
+        print(
+            f"\nspeed-up over model_signing (wall): sign {s_up:.2f}x, verify {v_up:.2f}x; "
+            f"(CPU): sign {s_cpu:.2f}x, verify {v_cpu:.2f}x"
+        )
     return 0
 
 
