@@ -19,6 +19,7 @@ from mlsec.signing.keys import (
     load_public_key,
 )
 from mlsec.signing.manifest import PREDICATE_TYPE, Manifest, Resource, Serialization
+from mlsec.signing.sbom import SBOM_PREDICATE_TYPE, sign_sbom, verify_sbom
 from mlsec.signing.signers import (
     CertificateSigner,
     KeySigner,
@@ -39,6 +40,7 @@ from mlsec.signing.verify import (
 __all__ = [
     "MEDIA_TYPE",
     "PREDICATE_TYPE",
+    "SBOM_PREDICATE_TYPE",
     "Bundle",
     "CertificateSigner",
     "CertificateVerifier",
@@ -65,5 +67,7 @@ __all__ = [
     "load_public_key",
     "sign_artifact",
     "sign_model",
+    "sign_sbom",
     "verify_model",
+    "verify_sbom",
 ]

@@ -230,3 +230,16 @@ def test_verify_missing_model_is_exit_2(tmp_path, cli):
     r = cli("verify", tmp_path / "nope", "-s", tmp_path / "s.sig", "--key", pub)
     assert r.exit_code == 2
     assert "no such file or directory" in r.stderr
+
+
+def test_sign_with_passphrase_file(example_model, tmp_path, cli, monkeypatch):
+    monkeypatch.delenv("MLSEC_PASSPHRASE", raising=False)
+    pf = tmp_path / "pw"
+    pf.write_text("file-secret\n")
+    assert cli("keygen", "-o", tmp_path / "k", "--passphrase-file", pf).exit_code == 0
+    r = cli("sign", example_model, "--key", tmp_path / "k.key", "--passphrase-file", pf)
+    assert r.exit_code == 0, r.stderr
+    pf.write_text("not-it\n")
+    r = cli("sign", example_model, "--key", tmp_path / "k.key", "--passphrase-file", pf)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"mlsec: error: {tmp_path / 'k.key'}: wrong passphrase"
