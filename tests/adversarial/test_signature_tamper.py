@@ -516,3 +516,32 @@ def test_symlink_in_model_refused_at_signing(example_model, tmp_path, cli):
     assert "alias.json: is a symlink" in _one_line(r)
     r = cli("sign", example_model, "--key", key, "-o", tmp_path / "s.sig", "--ignore", "alias.json")
     assert r.exit_code == 0
+
+
+def test_keyless_bundle_without_transparency_log_is_rejected(signed, cli, tmp_path):
+    """A forged 'keyless' bundle: a self-made certificate and no Rekor entry. One line, no trace."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.unit.signing.pki import make_cert
+
+    model, sig, _, _ = signed
+    k = ec.generate_private_key(ec.SECP256R1())
+    cert = make_cert("attacker", k)
+    doc = json.loads(sig.read_text())
+    doc["verificationMaterial"] = {
+        "certificate": {"rawBytes": base64.b64encode(cert.public_bytes(Encoding.DER)).decode()},
+        "tlogEntries": [],
+    }
+    sig.write_text(json.dumps(doc))
+    r = cli(
+        "verify",
+        model,
+        "-s",
+        sig,
+        "--identity",
+        "attacker@example.com",
+        "--issuer",
+        "https://accounts.google.com",
+    )
+    assert r.exit_code in (1, 2)
+    assert _one_line(r).startswith("mlsec: error: ")
