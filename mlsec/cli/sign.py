@@ -262,7 +262,9 @@ def sign_cmd(
         from mlsec.signing.sbom import sign_sbom
 
         out = output or sbom.with_name(sbom.name + ".sig")
-        bundle = sign_sbom(sbom, path, signer, ignore=ignore or (), progress=_LazyProgress())
+        bundle = sign_sbom(
+            sbom, path, signer, ignore=ignore or (), signature_path=out, progress=_LazyProgress()
+        )
         _write(out, bundle.to_json())
         if fmt is OutputFormat.JSON:
             emit_json(
@@ -451,7 +453,13 @@ def verify_cmd(
             from mlsec.signing.sbom import verify_sbom
 
             result = verify_sbom(
-                sbom, path, bundle, verifier, ignore=ignore or (), progress=_LazyProgress()
+                sbom,
+                path,
+                bundle,
+                verifier,
+                ignore=ignore or (),
+                signature_path=sig,
+                progress=_LazyProgress(),
             )
         else:
             result = verify_model(

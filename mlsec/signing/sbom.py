@@ -83,6 +83,17 @@ def compare_files(bom: dict[str, Any], artifact: Artifact) -> list[Difference]:
     return diffs
 
 
+def _open(
+    model: str | os.PathLike[str],
+    ignore: Iterable[str],
+    bom_path: str | os.PathLike[str],
+    signature_path: str | os.PathLike[str] | None,
+) -> Artifact:
+    # An SBOM (or its signature) kept inside the model cannot describe itself: leave both out.
+    own = [os.path.abspath(p) for p in (bom_path, signature_path) if p is not None]
+    return open_artifact(model, ignore=(*ignore, *own))
+
+
 def _statement(bom: dict[str, Any], artifact: Artifact) -> bytes:
     digest = Manifest.from_artifact(artifact).root_digest
     doc = {
@@ -100,6 +111,7 @@ def sign_sbom(
     signer: Signer,
     *,
     ignore: Iterable[str] = (),
+    signature_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> Bundle:
     """Sign the SBOM at ``bom_path`` as an attestation about the model at ``model``.
@@ -107,7 +119,7 @@ def sign_sbom(
     Refuses an SBOM whose file components do not describe the model's files exactly.
     """
     bom = load_bom(bom_path)
-    art = open_artifact(model, ignore=ignore).with_digests(progress=progress)
+    art = _open(model, ignore, bom_path, signature_path).with_digests(progress=progress)
     diffs = compare_files(bom, art)
     if diffs:
         raise SigningError(
@@ -151,6 +163,7 @@ def verify_sbom(
     verifier: Verifier,
     *,
     ignore: Iterable[str] = (),
+    signature_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> Verification:
     """Check the SBOM attestation: signature, predicate == the BOM, subject == the model's root
@@ -162,7 +175,7 @@ def verify_sbom(
     bom = load_bom(bom_path)
     if parsed.predicate != bom:
         raise VerificationError(f"{bom_path}: differs from the SBOM that was signed")
-    art = open_artifact(model, ignore=ignore).with_digests(progress=progress)
+    art = _open(model, ignore, bom_path, signature_path).with_digests(progress=progress)
     root = Manifest.from_artifact(art).root_digest
     diffs = compare_files(bom, art)
     if parsed.subject_digest != root:

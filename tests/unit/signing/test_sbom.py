@@ -100,3 +100,14 @@ def test_not_cyclonedx(example_model, tmp_path, cli):
     r = cli("sign", "--sbom", tmp_path / "x.json", example_model, "--key", key)
     assert r.exit_code == 2
     assert "not a CycloneDX JSON document" in r.stderr
+
+
+def test_sbom_kept_inside_the_model(example_model, tmp_path, cli):
+    key, pub = keypair(tmp_path)
+    bom = example_model / "sbom.cdx.json"
+    bom.write_text(json.dumps(_bom(example_model)))  # written before it existed: lists the rest
+    r = cli("sign", "--sbom", bom, example_model, "--key", key)
+    assert r.exit_code == 0, r.stderr
+    assert (example_model / "sbom.cdx.json.sig").exists()
+    r = cli("verify", "--sbom", bom, example_model, "--key", pub)
+    assert r.exit_code == 0, r.stderr
