@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's mlsec
 
-from mlsec.cli.app import run  # noqa: E402
+from mlsec.cli.app import run
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlsec-adapter")
+    p = argparse.ArgumentParser(prog="adapter.py")
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("sign-model", "verify-model"):
         s = sub.add_parser(name)
@@ -84,7 +84,7 @@ def verify_argv(a: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["capabilities"]:
-        print('{"flags": [], "hash_algorithms": ["sha256"], "benchmark_model": false}')
+        sys.stdout.write('{"flags": [], "hash_algorithms": ["sha256"], "benchmark_model": false}\n')
         return 0
     a = _parser().parse_args(argv)
     return run(sign_argv(a) if a.cmd == "sign-model" else verify_argv(a))
