@@ -262,3 +262,37 @@ def test_weird_names_both_ways_same_root_digest(tmp_path: Path):
     v = run_mlsec("verify", model, "-s", theirs, "--key", pub, "-f", "json")
     assert v.returncode == 0, v.stderr
     assert json.loads(v.stdout)["root_digest"] == our_root
+
+
+def test_conformance_adapter_roundtrip(example_model: Path, tmp_path: Path):
+    """conformance/adapter.py speaks the suite's protocol (the suite itself is not vendored)."""
+    import sys
+
+    from tests.conftest import REPO
+
+    key, pub = keypair(tmp_path)
+    (example_model / "ignore-me").write_text("x")
+    bundle = tmp_path / "b.sig"
+    adapter = [sys.executable, str(REPO / "conformance" / "adapter.py")]
+    common = ["--method", "key", "--model-path", str(example_model)]
+    ign = ["--ignore-paths", str(example_model / "ignore-me")]
+    sign = subprocess.run(
+        [
+            *adapter,
+            "sign-model",
+            *common,
+            "--output-bundle",
+            str(bundle),
+            "--private-key",
+            str(key),
+            *ign,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert sign.returncode == 0, sign.stderr
+    verify = [*adapter, "verify-model", *common, "--bundle", str(bundle), "--public-key", str(pub)]
+    assert subprocess.run(verify, capture_output=True).returncode == 0
+    (example_model / "extra").write_text("y")
+    assert subprocess.run(verify, capture_output=True).returncode == 1
+    assert subprocess.run([*verify, "--ignore-unsigned-files"], capture_output=True).returncode == 0
