@@ -208,9 +208,7 @@ def sign_cmd(
             help="Signature file (default: PATH.sig beside the model; BOM.sig with --sbom).",
         ),
     ] = None,
-    method: Annotated[Method, typer.Option("--method", help="key|certificate|sigstore.")] = (
-        Method.KEY
-    ),
+    method: Annotated[Method, typer.Option("--method", help="Signing method.")] = (Method.KEY),
     signing_certificate: Annotated[
         Path | None,
         typer.Option("--signing-certificate", metavar="PEM", help="Leaf certificate of --key."),
