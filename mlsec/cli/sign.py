@@ -364,6 +364,8 @@ def _read_bundle(sig: Path) -> Bundle:
     from mlsec.signing import Bundle
 
     try:
+        if sig.stat().st_size > 64 * 1024 * 1024:
+            raise BundleError(f"{sig}: larger than 64 MiB, not a signature bundle")
         data = sig.read_bytes()
     except OSError as exc:
         raise BundleError(f"{sig}: cannot read: {exc.strerror or exc}") from None

@@ -82,7 +82,7 @@ class Bundle:
             raise BundleError("bundle: empty file")
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise BundleError(f"bundle: not valid JSON ({exc})") from None
         top = _obj(
             doc,

@@ -171,7 +171,7 @@ class Manifest:
         """Parse and check a statement: type, predicate type, one subject, root digest."""
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise BundleError(f"statement: payload is not JSON ({exc})") from None
         if not isinstance(doc, dict):
             raise BundleError("statement: payload is not a JSON object")

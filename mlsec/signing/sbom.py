@@ -37,7 +37,7 @@ def load_bom(path: str | os.PathLike[str]) -> dict[str, Any]:
         doc = json.loads(Path(path).read_bytes())
     except OSError as exc:
         raise SigningError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise SigningError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         raise SigningError(f"{path}: not a CycloneDX JSON document (bomFormat != CycloneDX)")
@@ -138,7 +138,7 @@ class _Parsed:
 def _parse(payload: bytes) -> _Parsed:
     try:
         doc = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BundleError("attestation: payload is not JSON") from None
     if not isinstance(doc, dict) or doc.get("_type") != STATEMENT_TYPE:
         raise BundleError("attestation: not an in-toto Statement v1")

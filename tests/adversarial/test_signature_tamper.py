@@ -545,3 +545,11 @@ def test_keyless_bundle_without_transparency_log_is_rejected(signed, cli, tmp_pa
     )
     assert r.exit_code in (1, 2)
     assert _one_line(r).startswith("mlsec: error: ")
+
+
+def test_deeply_nested_bundle_json(signed, cli):
+    model, sig, _, pub = signed
+    sig.write_text("[" * 200_000 + "]" * 200_000)
+    r = _verify(cli, model, sig, pub)
+    assert r.exit_code == 2
+    assert "bundle: not valid JSON" in _one_line(r)
