@@ -196,16 +196,15 @@ def _walk(
     excluded = [str(root / p) for p in recorded or () if not p.startswith("/")]
     if signature_path is not None:
         excluded.append(os.path.abspath(signature_path))
-    try:
-        return open_artifact(
-            root,
-            ignore=(*excluded, *caller),
-            # Bundles that record their ignore list carry the git defaults in it (or chose not to).
-            ignore_git=recorded is None,
-            allow_symlinks=manifest.serialization.allow_symlinks,
-        )
-    except ArtifactError as exc:
-        raise VerificationError(f"cannot walk the model: {exc.message}", hint=exc.hint) from None
+    # An unsafe model (symlink leaving it, loop, FIFO, unreadable file) cannot be verified at
+    # all: ArtifactError, exit 2, as for every other command.
+    return open_artifact(
+        root,
+        ignore=(*excluded, *caller),
+        # Bundles that record their ignore list carry the git defaults in it (or chose not to).
+        ignore_git=recorded is None,
+        allow_symlinks=manifest.serialization.allow_symlinks,
+    )
 
 
 class _Comparison:
