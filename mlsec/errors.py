@@ -9,9 +9,13 @@ from enum import IntEnum
 
 __all__ = [
     "ArtifactError",
+    "BundleError",
     "ExitCode",
+    "KeyFileError",
     "MlsecError",
+    "SigningError",
     "UsageError",
+    "VerificationError",
 ]
 
 
@@ -44,3 +48,29 @@ class UsageError(MlsecError):
 
 class ArtifactError(MlsecError):
     """The artifact cannot be opened: missing path, unreadable file, unsafe symlink, loop."""
+
+
+class SigningError(MlsecError):
+    """Signing could not be done: unusable key or certificate, empty model, signer failure."""
+
+
+class KeyFileError(SigningError):
+    """A key cannot be loaded or written: wrong passphrase, unsupported type or curve, bad PEM."""
+
+
+class BundleError(SigningError):
+    """A signature bundle is malformed or of a kind mlsec does not read (exit 2, not 1)."""
+
+
+class VerificationError(MlsecError):
+    """The signature does not verify, or the model differs from what was signed (exit 1).
+
+    ``result`` optionally carries the structured verification result (``mlsec.signing``'s
+    ``Verification``) so the CLI can print it with ``--format json``.
+    """
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None, result: object = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result

@@ -41,7 +41,48 @@ def _step_inspect(ctx: DemoContext) -> bool:
     return len(art.files) > 0
 
 
-STEPS: list[tuple[str, Step]] = [("inspect", _step_inspect)]
+def _step_sign_verify(ctx: DemoContext) -> bool:
+    from mlsec.errors import VerificationError
+    from mlsec.signing import (
+        KeySigner,
+        KeyVerifier,
+        generate_keypair,
+        load_private_key,
+        load_public_key,
+        sign_model,
+        verify_model,
+    )
+
+    console = stdout_console()
+    key, pub = generate_keypair(ctx.workdir / "demo-signer", passphrase=None, overwrite=True)
+    sig = ctx.workdir / f"{ctx.model.name}.sig"
+    signed = sign_model(ctx.model, KeySigner(load_private_key(key)), signature_path=sig)
+    sig.write_bytes(signed.bundle.to_json())
+    console.print(
+        f"sign: keygen (no passphrase, demo only) -> {key.name}, {pub.name}; signed "
+        f"{len(signed.manifest.resources)} files, root sha256:{signed.manifest.root_digest[:16]}… "
+        f"-> {sig.name} (OpenSSF model-signing v1.0)"
+    )
+    verifier = KeyVerifier(load_public_key(pub))
+    result = verify_model(ctx.model, signed.bundle, verifier, signature_path=sig)
+    console.print(f"   verify: {result.summary()}")
+    weights = ctx.model / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    try:
+        verify_model(ctx.model, signed.bundle, verifier, signature_path=sig)
+    except VerificationError as exc:
+        console.print(f"   after flipping one byte of {weights.name}: verify fails -> {exc}")
+        caught = "model.safetensors" in exc.message
+    else:
+        caught = False
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))  # restore for later steps
+    return result.ok and caught
+
+
+STEPS: list[tuple[str, Step]] = [("inspect", _step_inspect), ("sign", _step_sign_verify)]
 
 
 def register(app: typer.Typer) -> None:

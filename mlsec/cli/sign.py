@@ -1,0 +1,493 @@
+"""``mlsec keygen``, ``mlsec sign``, ``mlsec verify``: OpenSSF model-signing signatures.
+
+Parsing and rendering only; the work is in :mod:`mlsec.signing`. cryptography and sigstore are
+imported inside the commands so that ``mlsec --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mlsec.cli.common import (
+    OutputFormat,
+    RichProgressAdapter,
+    State,
+    emit_json,
+    info,
+    progress_for,
+    wants_progress,
+)
+from mlsec.errors import KeyFileError, MlsecError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
+
+    from mlsec.signing import Bundle, Passphrase, Signer, Verification, Verifier
+
+SIGN_SCHEMA = "mlsec/sign/v1"
+KEYGEN_SCHEMA = "mlsec/keygen/v1"
+
+
+class Method(StrEnum):
+    KEY = "key"
+    CERTIFICATE = "certificate"
+    SIGSTORE = "sigstore"
+
+
+class CurveOpt(StrEnum):
+    P256 = "p256"
+    P384 = "p384"
+
+
+class _LazyProgress:
+    """A progress bar that decides whether to show itself once the total is known (no pre-walk)."""
+
+    def __init__(self) -> None:
+        self._inner: RichProgressAdapter | None = None
+
+    def start(self, description: str, total: int) -> None:
+        if wants_progress(total):
+            self._inner = RichProgressAdapter()
+            self._inner.start(description, total)
+
+    def advance(self, amount: int) -> None:
+        if self._inner is not None:
+            self._inner.advance(amount)
+
+    def finish(self) -> None:
+        if self._inner is not None:
+            self._inner.finish()
+            self._inner = None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("keygen")(keygen_cmd)
+    app.command("sign")(sign_cmd)
+    app.command("verify")(verify_cmd)
+
+
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        metavar="FILE",
+        help="Read the passphrase from FILE (first line). Else MLSEC_PASSPHRASE, else a prompt.",
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
+]
+IgnoreOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore", metavar="PATH", help="Path (relative to the model) or glob to leave out."
+    ),
+]
+
+
+def _passphrase(file: Path | None, *, confirm: bool, what: str) -> Passphrase:
+    from mlsec.signing import Passphrase
+
+    if file is not None:
+        try:
+            lines = file.read_bytes().splitlines()
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        if not lines or not lines[0]:
+            raise UsageError(f"{file}: empty passphrase file")
+        return Passphrase(lines[0])
+    env = os.environ.get("MLSEC_PASSPHRASE")
+    if env:
+        return Passphrase(env.encode())
+    if not sys.stdin.isatty():
+        raise KeyFileError(
+            f"{what}: a passphrase is needed and there is no terminal to ask for it",
+            hint="set MLSEC_PASSPHRASE or pass --passphrase-file"
+            + (" (or --no-passphrase)" if confirm else ""),
+        )
+    import getpass
+
+    first = getpass.getpass(f"Passphrase for {what}: ")
+    if confirm and getpass.getpass("Repeat passphrase: ") != first:
+        raise UsageError("passphrases do not match")
+    if not first:
+        raise UsageError("empty passphrase (use --no-passphrase to write an unencrypted key)")
+    return Passphrase(first.encode())
+
+
+def keygen_cmd(
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", metavar="PREFIX", help="Writes PREFIX.key and PREFIX.pub."),
+    ],
+    curve: Annotated[CurveOpt, typer.Option("--curve", help="ECDSA curve.")] = CurveOpt.P256,
+    no_passphrase: Annotated[
+        bool, typer.Option("--no-passphrase", help="Write the private key unencrypted.")
+    ] = False,
+    passphrase_file: PassphraseFile = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> int:
+    """Create an ECDSA key pair: PREFIX.key (encrypted PKCS#8, mode 0600) and PREFIX.pub."""
+    from mlsec.signing import Curve, generate_keypair
+
+    pw = None if no_passphrase else _passphrase(passphrase_file, confirm=True, what=f"{output}.key")
+    key_path, pub_path = generate_keypair(
+        output, curve=Curve(curve.value), passphrase=pw, overwrite=force
+    )
+    if fmt is OutputFormat.JSON:
+        emit_json(
+            {
+                "schema": KEYGEN_SCHEMA,
+                "private_key": str(key_path),
+                "public_key": str(pub_path),
+                "curve": curve.value,
+                "encrypted": pw is not None,
+            }
+        )
+    else:
+        state = "encrypted" if pw is not None else "UNENCRYPTED"
+        print(f"wrote {key_path} ({state}, mode 0600) and {pub_path}")
+    return 0
+
+
+def _load_key(path: Path, passphrase_file: Path | None) -> EllipticCurvePrivateKey:
+    from mlsec.signing import load_private_key
+    from mlsec.signing.keys import is_encrypted
+
+    pw = _passphrase(passphrase_file, confirm=False, what=str(path)) if is_encrypted(path) else None
+    return load_private_key(path, pw)
+
+
+def _signer(
+    method: Method,
+    key: Path | None,
+    passphrase_file: Path | None,
+    signing_certificate: Path | None,
+    certificate_chain: list[Path],
+    identity_token: str | None,
+    trust_config: Path | None,
+) -> Signer:
+    from mlsec.signing import CertificateSigner, KeySigner, SigstoreSigner, load_certificates
+
+    match method:
+        case Method.KEY:
+            if key is None:
+                raise UsageError("--key is required for --method key")
+            return KeySigner(_load_key(key, passphrase_file))
+        case Method.CERTIFICATE:
+            if key is None or signing_certificate is None:
+                raise UsageError("--method certificate needs --key and --signing-certificate")
+            leaf, *rest = load_certificates(str(signing_certificate))
+            chain = [*rest]
+            for c in certificate_chain:
+                chain.extend(load_certificates(str(c)))
+            return CertificateSigner(_load_key(key, passphrase_file), leaf, chain)
+        case Method.SIGSTORE:
+            token = identity_token or os.environ.get("SIGSTORE_ID_TOKEN")
+            return SigstoreSigner(token, trust_config=str(trust_config) if trust_config else None)
+
+
+def sign_cmd(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
+    key: Annotated[
+        Path | None, typer.Option("--key", "-k", metavar="KEY", help="PEM EC private key.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="SIG",
+            help="Signature file (default: PATH.sig beside the model; BOM.sig with --sbom).",
+        ),
+    ] = None,
+    method: Annotated[Method, typer.Option("--method", help="Signing method.")] = (Method.KEY),
+    signing_certificate: Annotated[
+        Path | None,
+        typer.Option("--signing-certificate", metavar="PEM", help="Leaf certificate of --key."),
+    ] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--certificate-chain", metavar="PEM", help="Intermediate/root certs (repeatable)."
+        ),
+    ] = None,
+    identity_token: Annotated[
+        str | None,
+        typer.Option("--identity-token", metavar="JWT", help="OIDC token for --method sigstore."),
+    ] = None,
+    trust_config: Annotated[
+        Path | None,
+        typer.Option("--trust-config", metavar="JSON", help="Sigstore ClientTrustConfig."),
+    ] = None,
+    ignore: IgnoreOpt = None,
+    no_ignore_git: Annotated[
+        bool,
+        typer.Option("--no-ignore-git", help="Sign .git, .gitattributes, .github, .gitignore."),
+    ] = False,
+    allow_symlinks: Annotated[
+        bool, typer.Option("--allow-symlinks", help="Follow symlinks inside the model.")
+    ] = False,
+    sbom: Annotated[
+        Path | None,
+        typer.Option("--sbom", metavar="BOM", help="Sign this CycloneDX SBOM about the model."),
+    ] = None,
+    passphrase_file: PassphraseFile = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> int:
+    """Sign a model (OpenSSF model-signing v1.0 bundle), or an SBOM about it (--sbom)."""
+    from mlsec.artifact import open_artifact
+    from mlsec.signing import default_signature_path, sign_artifact
+    from mlsec.signing.api import _inside
+
+    signer = _signer(
+        method,
+        key,
+        passphrase_file,
+        signing_certificate,
+        certificate_chain or [],
+        identity_token,
+        trust_config,
+    )
+    if sbom is not None:
+        from mlsec.signing.sbom import sign_sbom
+
+        out = output or sbom.with_name(sbom.name + ".sig")
+        bundle = sign_sbom(
+            sbom, path, signer, ignore=ignore or (), signature_path=out, progress=_LazyProgress()
+        )
+        _write(out, bundle.to_json())
+        if fmt is OutputFormat.JSON:
+            emit_json(
+                {
+                    "schema": SIGN_SCHEMA,
+                    "kind": "sbom",
+                    "sbom": str(sbom),
+                    "model": str(path),
+                    "signature": str(out),
+                    "method": method.value,
+                }
+            )
+        else:
+            print(f"signed SBOM {sbom} for {path} -> {out}")
+        return 0
+
+    out = output or default_signature_path(path)
+    ignores = list(ignore or ())
+    extra: list[str] = []
+    if path.is_dir() and (rel := _inside(out, path)) is not None:
+        extra.append(rel)
+        ignores.append(os.path.abspath(out))
+    art = open_artifact(
+        path, ignore=ignores, ignore_git=not no_ignore_git, allow_symlinks=allow_symlinks
+    )
+    art = art.with_digests(progress=progress_for(art.total_size))
+    signed = sign_artifact(art, signer, extra_ignores=extra)
+    _write(out, signed.bundle.to_json())
+    if fmt is OutputFormat.JSON:
+        emit_json(
+            {
+                "schema": SIGN_SCHEMA,
+                "kind": "model",
+                "model": str(path),
+                "signature": str(out),
+                "method": method.value,
+                "root_digest": f"sha256:{signed.manifest.root_digest}",
+                "files": [r.to_dict() for r in signed.manifest.resources],
+                "ignore_paths": list(signed.manifest.serialization.ignore_paths or ()),
+            }
+        )
+    else:
+        print(
+            f"signed {path}: {len(signed.manifest.resources)} files, "
+            f"root sha256:{signed.manifest.root_digest} -> {out}"
+        )
+    return 0
+
+
+def _write(out: Path, data: bytes) -> None:
+    from mlsec.ioutil import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(out, data)
+    except OSError as exc:
+        raise MlsecError(f"{out}: cannot write: {exc.strerror or exc}") from None
+
+
+def _verifier(
+    key: Path | None,
+    certificate_chain: list[Path],
+    identity: str | None,
+    issuer: str | None,
+    trust_config: Path | None,
+    online: bool,
+    staging: bool = False,
+) -> Verifier:
+    from mlsec.signing import CertificateVerifier, KeyVerifier, SigstoreVerifier, load_public_key
+    from mlsec.signing.signers import load_certificates
+
+    chosen = [bool(key), bool(certificate_chain), bool(identity or issuer)]
+    if sum(chosen) != 1:
+        raise UsageError(
+            "give exactly one of --key, --certificate-chain, or --identity with --issuer"
+        )
+    if key is not None:
+        return KeyVerifier(load_public_key(key))
+    if certificate_chain:
+        anchors = [c for p in certificate_chain for c in load_certificates(str(p))]
+        return CertificateVerifier(anchors)
+    if not identity or not issuer:
+        raise UsageError("keyless verification needs both --identity and --issuer")
+    if not State.debug:
+        import logging
+
+        # sigstore-python warns on every offline trust-root load; offline is our default.
+        logging.getLogger("sigstore").setLevel(logging.ERROR)
+    return SigstoreVerifier(
+        identity,
+        issuer,
+        trust_config=str(trust_config) if trust_config else None,
+        online=online,
+        staging=staging,
+    )
+
+
+def _read_bundle(sig: Path) -> Bundle:
+    from mlsec.errors import BundleError
+    from mlsec.signing import Bundle
+
+    try:
+        if sig.stat().st_size > 64 * 1024 * 1024:
+            raise BundleError(f"{sig}: larger than 64 MiB, not a signature bundle")
+        data = sig.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{sig}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return Bundle.from_json(data)
+    except BundleError as exc:
+        raise BundleError(f"{sig}: {exc.message}", hint=exc.hint) from None
+
+
+def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> None:
+    if fmt is OutputFormat.JSON:
+        emit_json(result.to_dict(), output)
+        return
+    if result.ok:
+        print(f"verified {result.model}: {result.files} files, signed by {result.signer}")
+        if result.unsigned_files:
+            tolerated = ", ".join(result.unsigned_files)
+            info(f"files not covered by the signature (tolerated): {tolerated}")
+        for note in result.notes:
+            info(f"note: {note}")
+        return
+    print(f"FAILED {result.model} ({result.signer}):")
+    for d in result.differences:
+        print(f"  {d.line()}")
+
+
+def verify_cmd(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
+    signature: Annotated[
+        Path | None,
+        typer.Option("--signature", "-s", metavar="SIG", help="Bundle (default: PATH.sig)."),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", "-k", metavar="PUB", help="PEM EC public key.")
+    ] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option("--certificate-chain", metavar="PEM", help="Trusted CA certs (repeatable)."),
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", metavar="ID", help="Keyless: expected identity.")
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", metavar="URL", help="Keyless: expected OIDC issuer.")
+    ] = None,
+    trust_config: Annotated[
+        Path | None,
+        typer.Option("--trust-config", metavar="JSON", help="Sigstore ClientTrustConfig."),
+    ] = None,
+    online: Annotated[
+        bool,
+        typer.Option("--online", help="Keyless: refresh the sigstore trust root over the network."),
+    ] = False,
+    staging: Annotated[
+        bool, typer.Option("--staging", help="Keyless: sigstore's staging trust root.")
+    ] = False,
+    ignore: IgnoreOpt = None,
+    ignore_unsigned_files: Annotated[
+        bool,
+        typer.Option("--ignore-unsigned-files", help="Tolerate files the signature does not list."),
+    ] = False,
+    sbom: Annotated[
+        Path | None,
+        typer.Option("--sbom", metavar="BOM", help="Verify a signed SBOM about the model."),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
+    ] = None,
+) -> int:
+    """Verify a model (or, with --sbom, an SBOM attestation) against its signature.
+
+    The signature's recorded ignore list and symlink policy are applied; exit 1 names every file
+    that differs.
+    """
+    from mlsec.signing import default_signature_path, verify_model
+
+    sig = signature or (
+        sbom.with_name(sbom.name + ".sig") if sbom is not None else default_signature_path(path)
+    )
+    verifier = _verifier(key, certificate_chain or [], identity, issuer, trust_config, online)
+    bundle = _read_bundle(sig)
+    try:
+        if sbom is not None:
+            from mlsec.signing.sbom import verify_sbom
+
+            result = verify_sbom(
+                sbom,
+                path,
+                bundle,
+                verifier,
+                ignore=ignore or (),
+                signature_path=sig,
+                progress=_LazyProgress(),
+            )
+        else:
+            result = verify_model(
+                path,
+                bundle,
+                verifier,
+                ignore=ignore or (),
+                ignore_unsigned=ignore_unsigned_files,
+                signature_path=sig,
+                progress=_LazyProgress(),
+            )
+    except VerificationError as exc:
+        from mlsec.signing import Verification
+
+        if not isinstance(exc.result, Verification):
+            if fmt is OutputFormat.JSON:
+                emit_json(
+                    {
+                        "schema": "mlsec/verify/v1",
+                        "ok": False,
+                        "model": str(path),
+                        "method": verifier.method,
+                        "error": exc.message,
+                    },
+                    output,
+                )
+            raise
+        _render(exc.result, fmt, output)
+        raise
+    _render(result, fmt, output)
+    return 0
