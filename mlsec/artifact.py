@@ -213,18 +213,24 @@ def open_artifact(
 
 
 def _normalise_ignores(root: Path, ignore: Iterable[str]) -> tuple[str, ...]:
+    """Root-relative POSIX ignore patterns.
+
+    A relative entry means a path under the artifact root (or a glob). Only when no such path
+    exists and the entry names an existing path from the current directory that lies inside the
+    root (``model_signing``'s convention) is it taken from there; absolute paths likewise.
+    """
     out: list[str] = []
     for raw in ignore:
         p = Path(raw)
-        if p.is_absolute() or p.exists():
+        rel_form = PurePosixPath(raw.replace(os.sep, "/")).as_posix().strip("/")
+        from_cwd = p.is_absolute() or (not (root / raw).exists() and p.exists())
+        if from_cwd and not any(c in raw for c in "*?["):
             real = Path(os.path.realpath(p))
             try:
-                rel = real.relative_to(root)
+                rel_form = real.relative_to(root).as_posix()
             except ValueError:
                 continue  # outside the artifact: nothing to ignore (model_signing does the same)
-            out.append(rel.as_posix())
-        else:
-            out.append(PurePosixPath(raw.replace(os.sep, "/")).as_posix().strip("/"))
+        out.append(rel_form)
     return tuple(p for p in out if p and p != ".")
 
 

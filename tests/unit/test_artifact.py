@@ -218,3 +218,13 @@ def test_to_dict_shape(example_model):
     assert set(d) == {"path", "kind", "file_count", "total_size", "files", "ignored"}
     assert d["kind"] == "directory" and d["file_count"] == len(d["files"]) == 5
     assert set(d["files"][0]) == {"path", "format", "size", "sha256"}
+
+
+def test_relative_ignore_means_root_relative_even_if_cwd_has_it(tmp_path, monkeypatch):
+    root = _tree(tmp_path / "m", {"logs/a": b"1", "keep": b"k"})
+    (tmp_path / "logs").mkdir()  # a same-named directory in the CWD must not win
+    monkeypatch.chdir(tmp_path)
+    art = open_artifact(root, ignore=["logs"])
+    assert [f.path for f in art.files] == ["keep"]
+    # An absolute path outside the artifact ignores nothing.
+    assert len(open_artifact(root, ignore=[str(tmp_path / "logs")]).files) == 2
