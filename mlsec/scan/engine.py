@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import lzma
+import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 
 from mlsec.artifact import Artifact, ArtifactFile
@@ -31,7 +34,18 @@ def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
         return list(analyzer(blob, ctx))
     except (MemoryError, RecursionError) as exc:
         reason = type(exc).__name__
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        struct.error,
+        zlib.error,
+        lzma.LZMAError,
+    ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
     # Fail closed: what we cannot parse could hide a payload that runs before the loader errors.
     return [

@@ -15,6 +15,15 @@ __all__ = ["ANALYZERS", "analyzer_for"]
 
 ANALYZERS: dict[Format, str] = {
     # Filled in by the format modules under mlsec/scan/formats/, one line each.
+    Format.ZIP: "mlsec.scan.formats.zip:analyze_zip",
+    Format.PYTORCH_ZIP: "mlsec.scan.formats.zip:analyze_zip",
+    Format.NPZ: "mlsec.scan.formats.zip:analyze_zip",
+    Format.GZIP: "mlsec.scan.formats.compressed:analyze_compressed",
+    Format.ZLIB: "mlsec.scan.formats.compressed:analyze_compressed",
+    Format.BZIP2: "mlsec.scan.formats.compressed:analyze_compressed",
+    Format.XZ: "mlsec.scan.formats.compressed:analyze_compressed",
+    Format.ZSTD: "mlsec.scan.formats.compressed:analyze_uninspectable",
+    Format.LZ4: "mlsec.scan.formats.compressed:analyze_uninspectable",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

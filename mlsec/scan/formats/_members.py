@@ -1,0 +1,68 @@
+"""Handing container members back to the dispatcher without reading what cannot matter.
+
+A multi-gigabyte checkpoint is mostly tensor storage. Its members are looked at through a small
+head; only a member whose bytes sniff as a format with an analyzer (a pickle, a nested archive, a
+NumPy array, …) is handed on, as a window of the file when it is stored uncompressed.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+
+from mlsec.formats import PREFIX_SIZE, Format, sniff_bytes
+from mlsec.scan.registry import analyzer_for
+
+__all__ = ["HEAD_SIZE", "needs_prefix", "plausible_pickle", "sniff_member", "worth_dispatching"]
+
+# Bytes of a member read with its header: enough for every magic number, tar's "ustar" at 257,
+# and a safetensors header length.
+HEAD_SIZE = 512
+
+# First bytes of a protocol 0/1 pickle: only then does sniffing need a longer prefix.
+_PICKLE_FIRST = frozenset(b"(}])NIJKLMFGSTUVXcidlt")
+
+
+def needs_prefix(head: bytes) -> bool:
+    """True when ``head`` could start a protocol 0/1 pickle, which takes a longer prefix to tell."""
+    return bool(head) and head[0] in _PICKLE_FIRST
+
+
+def sniff_member(prefix: bytes, name: str) -> Format:
+    """The format of a member from its first bytes (up to :data:`PREFIX_SIZE`)."""
+    return sniff_bytes(prefix[:PREFIX_SIZE], name=name)
+
+
+def worth_dispatching(fmt: Format) -> bool:
+    """Whether some analyzer looks at ``fmt`` (a format without one carries nothing to inspect)."""
+    return analyzer_for(fmt) is not None
+
+
+def plausible_pickle(prefix: bytes) -> bool:
+    """A stricter pickle test, for members that loaders treat as raw tensor bytes: the prefix
+    parses as opcodes up to a STOP, or for at least 64 opcodes. Random float data starting with
+    0x80 0x02 essentially never does."""
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(prefix)):
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 2
+    except Exception:  # a parse failure or running off the prefix end
+        return count >= 64
+    return count >= 64
+
+
+def unsafe_path(name: str) -> str | None:
+    """Why an archive member name could escape an extraction directory, or None if it cannot.
+
+    Checked on both separators: Windows extractors (and some Python code) treat ``\\`` as one.
+    """
+    if "\x00" in name:
+        return "contains a NUL byte"
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
+        return "is an absolute path"
+    if ".." in parts:
+        return "climbs out of the archive root with '..'"
+    return None
