@@ -136,6 +136,8 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.TAR
     if _is_safetensors(head):
         return Format.SAFETENSORS
+    if _is_lzma_alone(head):
+        return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):
         return Format.ZLIB
     if head[0] in _PICKLE_FIRST and _is_pickle_prefix(head):
@@ -150,6 +152,17 @@ def _is_zip_with_prefix(head: bytes) -> bool:
     # Data before the first local header (a zip appended to something else) still opens as a zip
     # in Python and in PyTorch; a scanner that only looks at offset 0 misses it.
     return head.find(b"PK\x03\x04", 1, 4096) != -1 and head.find(b"PK\x01\x02") != -1
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    # props byte (lc/lp/pb, 0x5D by default), a dictionary size of 2^n or 2^n + 2^(n-1), and an
+    # uncompressed size that is unknown (all 0xFF) or plausible.
+    if len(head) < 13 or head[0] >= 9 * 5 * 5:
+        return False
+    (dict_size, usize) = struct.unpack_from("<IQ", head, 1)
+    if dict_size < 4096 or not any(dict_size in (1 << n, 3 << (n - 1)) for n in range(12, 32)):
+        return False
+    return usize == 0xFFFFFFFFFFFFFFFF or usize < 1 << 48
 
 
 def _is_safetensors(head: bytes) -> bool:

@@ -1,0 +1,125 @@
+"""One test per published container/format bypass of model scanners, named after it.
+
+Every sample is built from bytes at test time with a harmless payload (``touch pwned``) and is only
+ever parsed, never loaded.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from tests.unit.scan.formats.helpers import (
+    BENIGN_PICKLE,
+    EVIL_PICKLE,
+    Member,
+    build_zip,
+    pickle_members,
+    rules,
+    scan_bytes,
+)
+
+
+def _critical(report) -> bool:  # type: ignore[no-untyped-def]
+    return any(f.rule == "TEST-PICKLE" and f.severity == "critical" for f in report.findings)
+
+
+def test_cve_2025_10156_picklescan_zip_bad_crc(tmp_path: Path, fake_pickle: None) -> None:
+    # JFrog 2025: a wrong CRC makes Python's zipfile raise, picklescan gave up, torch.load ignores
+    # the CRC and unpickles.
+    data = build_zip(
+        [Member("archive/data.pkl", EVIL_PICKLE, crc=0), Member("archive/version", b"3\n")]
+    )
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert "ZIP-BAD-CRC" in rules(report)
+    assert _critical(report)
+
+
+def test_cve_2025_10156_bad_crc_deflated(tmp_path: Path, fake_pickle: None) -> None:
+    data = build_zip([Member("archive/data.pkl", EVIL_PICKLE, method=8, crc=7)])
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert {"ZIP-BAD-CRC", "TEST-PICKLE"} <= rules(report)
+    assert _critical(report)
+
+
+def test_zip_duplicate_name_confusion_pytorch_first_zipfile_last(
+    tmp_path: Path, fake_pickle: None
+) -> None:
+    # PyTorch (miniz) opens the first "archive/data.pkl", Python's zipfile the last: a scanner on
+    # zipfile sees only the benign copy.
+    data = build_zip(
+        [
+            Member("archive/data.pkl", EVIL_PICKLE),
+            Member("archive/data.pkl", BENIGN_PICKLE),
+            Member("archive/version", b"3\n"),
+        ]
+    )
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert "ZIP-DUPLICATE-NAME" in rules(report)
+    assert pickle_members(report) == ["archive/data.pkl", "archive/data.pkl"]
+    assert _critical(report)
+
+
+def test_data_before_first_local_header_is_what_torch_unpickles(
+    tmp_path: Path, fake_pickle: None
+) -> None:
+    # torch.load only takes the zip path when the file starts with "PK\x03\x04"; otherwise it
+    # unpickles from byte 0. A benign zip after an evil pickle fools member-only scanners.
+    data = build_zip([Member("archive/data.pkl", BENIGN_PICKLE)], prefix=EVIL_PICKLE)
+    assert data.find(b"PK\x01\x02") < 64 * 1024
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert report.files[0].format == "zip"
+    assert "ZIP-PREPENDED-DATA" in rules(report)
+    assert "<prefix>" in pickle_members(report)
+    assert _critical(report)
+
+
+def test_modelscan_354_corrupt_local_header_before_data_pkl(
+    tmp_path: Path, fake_pickle: None
+) -> None:
+    # modelscan#354: one unreadable entry aborted the whole zip walk; members after it were never
+    # scanned while torch.load read data.pkl through the intact central directory.
+    data = bytearray(
+        build_zip([Member("archive/junk", b"x" * 10), Member("archive/data.pkl", EVIL_PICKLE)])
+    )
+    data[0:4] = b"PK\x03\x05"  # break the first local header only
+    report = scan_bytes(tmp_path, bytes(data), "model.pt")
+    assert "ZIP-LOCAL-HEADER" in rules(report)
+    assert _critical(report)
+
+
+def test_central_directory_local_header_name_mismatch(tmp_path: Path, fake_pickle: None) -> None:
+    # Python's zipfile raises "File name in directory ... and header ... differ"; miniz trusts the
+    # central directory. A scanner that crashes on it reports nothing.
+    data = build_zip([Member("archive/data.pkl", EVIL_PICKLE, local_name="archive/zzzz.pkl")])
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert "ZIP-LOCAL-HEADER" in rules(report)
+    assert report.failed(report.findings[0].severity)
+
+
+def test_cve_2025_10155_extension_does_not_choose_the_parser(
+    tmp_path: Path, fake_pickle: None
+) -> None:
+    # picklescan picked its parser from the file extension. Here a zip named .pkl and a deflated
+    # pickle hidden under a tensor-like name are still found: dispatch is by content.
+    data = build_zip([Member("weights/0001.bin", EVIL_PICKLE, method=8)])
+    report = scan_bytes(tmp_path, data, "model.pkl")
+    assert report.files[0].format == "zip"
+    assert _critical(report)
+
+
+def test_zip_slip_member_names(tmp_path: Path) -> None:
+    data = build_zip([Member("../../.bashrc", b"touch pwned\n")])
+    assert "ARCHIVE-PATH-TRAVERSAL" in rules(scan_bytes(tmp_path, data, "model.zip"))
+
+
+def test_overlapping_members_zip_bomb(tmp_path: Path) -> None:
+    # Fifield's non-recursive zip bomb: many directory entries pointing at the same local data.
+    one = build_zip([Member("a", b"\x00" * 1000, method=8)])
+    cd_at = one.index(b"PK\x01\x02")
+    eocd_at = one.index(b"PK\x05\x06")
+    cd = one[cd_at:eocd_at]
+    cd2 = cd + cd.replace(b"\x01\x00a", b"\x01\x00b")
+    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 2, 2, len(cd2), cd_at, 0)
+    report = scan_bytes(tmp_path, one[:cd_at] + cd2 + eocd, "bomb.zip")
+    assert "ZIP-OVERLAPPING-MEMBERS" in rules(report)
