@@ -162,7 +162,7 @@ def _is_lzma_alone(head: bytes) -> bool:
     (dict_size, usize) = struct.unpack_from("<IQ", head, 1)
     if dict_size < 4096 or not any(dict_size in (1 << n, 3 << (n - 1)) for n in range(12, 32)):
         return False
-    return usize == 0xFFFFFFFFFFFFFFFF or usize < 1 << 48
+    return bool(usize == 0xFFFFFFFFFFFFFFFF or usize < 1 << 48)
 
 
 def _is_safetensors(head: bytes) -> bool:
