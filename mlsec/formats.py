@@ -112,6 +112,10 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
     lname = name.lower()
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or _is_zip_with_prefix(head):
         return Format.ZIP
+    if _is_safetensors(head):
+        # Before the pickle test: a header length of 128-133 (+ k*256) starts with 0x80 0x0N.
+        # Byte 8 is "{", not a pickle opcode, so such a file cannot also be a working pickle.
+        return Format.SAFETENSORS
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return Format.PICKLE
     if head.startswith(b"\x93NUMPY"):
@@ -134,8 +138,6 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.LZ4
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Format.TAR
-    if _is_safetensors(head):
-        return Format.SAFETENSORS
     if _is_lzma_alone(head):
         return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):

@@ -24,6 +24,7 @@ ANALYZERS: dict[Format, str] = {
     Format.XZ: "mlsec.scan.formats.compressed:analyze_compressed",
     Format.ZSTD: "mlsec.scan.formats.compressed:analyze_uninspectable",
     Format.LZ4: "mlsec.scan.formats.compressed:analyze_uninspectable",
+    Format.SAFETENSORS: "mlsec.scan.formats.safetensors:analyze_safetensors",
 }
 
 _cache: dict[Format, Analyzer | None] = {}
