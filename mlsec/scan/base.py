@@ -9,8 +9,10 @@ Analyzers never execute, import or unpickle anything; they parse bytes with boun
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable, Iterable
+import mmap
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -125,6 +127,30 @@ class Blob:
         if self.offset == 0 and self.size == self._path.stat().st_size:
             return open(self._path, "rb")
         return io.BufferedReader(_Window(self._path, self.offset, self.size))
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[memoryview]:
+        """The blob's bytes as a read-only memoryview, memory-mapped when on disk (so parsers can
+        index a multi-gigabyte file without reading the parts they skip). Do not keep slices
+        of it beyond the ``with`` block."""
+        if self._data is not None:
+            yield memoryview(self._data)
+            return
+        assert self._path is not None
+        if self.size == 0:
+            yield memoryview(b"")
+            return
+        with open(self._path, "rb") as f:
+            m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            whole = memoryview(m)
+            part = whole[self.offset : self.offset + self.size]
+            try:
+                yield part
+            finally:
+                part.release()
+                whole.release()
+                with contextlib.suppress(BufferError):  # a slice kept by a caller: GC closes it
+                    m.close()
 
     def window(self, name: str, offset: int, size: int) -> Blob:
         """The ``size`` bytes at ``offset`` of this blob, without copying when it is on disk."""

@@ -25,6 +25,7 @@ ANALYZERS: dict[Format, str] = {
     Format.ZSTD: "mlsec.scan.formats.compressed:analyze_uninspectable",
     Format.LZ4: "mlsec.scan.formats.compressed:analyze_uninspectable",
     Format.SAFETENSORS: "mlsec.scan.formats.safetensors:analyze_safetensors",
+    Format.ONNX: "mlsec.scan.formats.onnx:analyze_onnx",
 }
 
 _cache: dict[Format, Analyzer | None] = {}
