@@ -26,6 +26,8 @@ ANALYZERS: dict[Format, str] = {
     Format.LZ4: "mlsec.scan.formats.compressed:analyze_uninspectable",
     Format.SAFETENSORS: "mlsec.scan.formats.safetensors:analyze_safetensors",
     Format.ONNX: "mlsec.scan.formats.onnx:analyze_onnx",
+    Format.KERAS_ZIP: "mlsec.scan.formats.keras:analyze_keras_zip",
+    Format.HDF5: "mlsec.scan.formats.keras:analyze_hdf5",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

@@ -248,6 +248,13 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 continue
             yield from _member(f, blob, loc, ctx)
         yield from _overlaps(located, ctx)
+    names = {e.name for e in index.entries}
+    if ctx.format is Format.ZIP and {"config.json", "metadata.json"} <= names:
+        # Laid out as a Keras v3 archive without the weights file that sniffing looks for:
+        # Keras loads it all the same.
+        from mlsec.scan.formats.keras import keras_zip_config
+
+        yield from keras_zip_config(blob, ctx)
 
 
 def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Finding]:
