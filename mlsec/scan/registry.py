@@ -28,6 +28,7 @@ ANALYZERS: dict[Format, str] = {
     Format.ONNX: "mlsec.scan.formats.onnx:analyze_onnx",
     Format.KERAS_ZIP: "mlsec.scan.formats.keras:analyze_keras_zip",
     Format.HDF5: "mlsec.scan.formats.keras:analyze_hdf5",
+    Format.GGUF: "mlsec.scan.formats.gguf:analyze_gguf",
 }
 
 _cache: dict[Format, Analyzer | None] = {}
