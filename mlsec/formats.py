@@ -110,7 +110,11 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
     if not head:
         return Format.EMPTY
     lname = name.lower()
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or _is_zip_with_prefix(head):
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return Format.ZIP
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Format.TAR  # before the prefixed-zip test: a tar whose first member is a zip
+    if _is_zip_with_prefix(head):
         return Format.ZIP
     if _is_safetensors(head):
         # Before the pickle test: a header length of 128-133 (+ k*256) starts with 0x80 0x0N.

@@ -29,6 +29,7 @@ ANALYZERS: dict[Format, str] = {
     Format.KERAS_ZIP: "mlsec.scan.formats.keras:analyze_keras_zip",
     Format.HDF5: "mlsec.scan.formats.keras:analyze_hdf5",
     Format.GGUF: "mlsec.scan.formats.gguf:analyze_gguf",
+    Format.TAR: "mlsec.scan.formats.tar:analyze_tar",
 }
 
 _cache: dict[Format, Analyzer | None] = {}
