@@ -30,6 +30,8 @@ ANALYZERS: dict[Format, str] = {
     Format.HDF5: "mlsec.scan.formats.keras:analyze_hdf5",
     Format.GGUF: "mlsec.scan.formats.gguf:analyze_gguf",
     Format.TAR: "mlsec.scan.formats.tar:analyze_tar",
+    Format.TF_SAVEDMODEL: "mlsec.scan.formats.savedmodel:analyze_savedmodel",
+    Format.PROTOBUF: "mlsec.scan.formats.savedmodel:analyze_protobuf",
 }
 
 _cache: dict[Format, Analyzer | None] = {}
