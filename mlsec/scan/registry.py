@@ -32,6 +32,7 @@ ANALYZERS: dict[Format, str] = {
     Format.TAR: "mlsec.scan.formats.tar:analyze_tar",
     Format.TF_SAVEDMODEL: "mlsec.scan.formats.savedmodel:analyze_savedmodel",
     Format.PROTOBUF: "mlsec.scan.formats.savedmodel:analyze_protobuf",
+    Format.SEVEN_ZIP: "mlsec.scan.formats.sevenzip:analyze_7z",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

@@ -123,3 +123,34 @@ def test_overlapping_members_zip_bomb(tmp_path: Path) -> None:
     eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 2, 2, len(cd2), cd_at, 0)
     report = scan_bytes(tmp_path, one[:cd_at] + cd2 + eocd, "bomb.zip")
     assert "ZIP-OVERLAPPING-MEMBERS" in rules(report)
+
+
+def test_nullifai_7z_compressed_pytorch_model(tmp_path: Path) -> None:
+    # ReversingLabs 2025 ("nullifAI"): Hugging Face models whose PyTorch files were 7z-compressed
+    # instead of zipped; picklescan did not look inside. We cannot decode 7z without a runtime
+    # dependency, so the file must fail closed instead of scanning clean.
+    from tests.unit.scan.formats.test_sevenzip import seven_zip
+
+    report = scan_bytes(tmp_path, seven_zip(b"\x5d\x00\x00\x10\x00" + b"\x11" * 200), "model.pt")
+    assert report.files[0].format == "7z"
+    assert report.failed(report.findings[0].severity)
+    assert "SEVENZIP-UNINSPECTED" in rules(report)
+
+
+def test_nullifai_broken_pickle_in_zip_still_dispatched(tmp_path: Path, fake_pickle: None) -> None:
+    # nullifAI's pickles were truncated after the payload so loaders ran it and then errored; the
+    # zip layer must still hand such a member to the pickle engine (which reports both).
+    broken = EVIL_PICKLE[:-1] + b"\x00garbage"
+    data = build_zip([Member("archive/data.pkl", broken, method=8)])
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert _critical(report)
+
+
+def test_joblib_zlib_stream_is_opened(tmp_path: Path, fake_pickle: None) -> None:
+    # Scanners that dispatch on extension skipped compressed joblib dumps (zlib has no magic
+    # beyond its two-byte header); content sniffing must find and open them.
+    import zlib
+
+    report = scan_bytes(tmp_path, zlib.compress(EVIL_PICKLE), "model.joblib")
+    assert report.files[0].format == "zlib"
+    assert _critical(report)
