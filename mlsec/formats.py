@@ -160,13 +160,16 @@ def _is_zip_with_prefix(head: bytes) -> bool:
     return head.find(b"PK\x03\x04", 1, 4096) != -1 and head.find(b"PK\x01\x02") != -1
 
 
+_LZMA_DICT_SIZES = frozenset(size for n in range(12, 32) for size in (1 << n, 3 << (n - 1)))
+
+
 def _is_lzma_alone(head: bytes) -> bool:
     # props byte (lc/lp/pb, 0x5D by default), a dictionary size of 2^n or 2^n + 2^(n-1), and an
     # uncompressed size that is unknown (all 0xFF) or plausible.
     if len(head) < 13 or head[0] >= 9 * 5 * 5:
         return False
     (dict_size, usize) = struct.unpack_from("<IQ", head, 1)
-    if dict_size < 4096 or not any(dict_size in (1 << n, 3 << (n - 1)) for n in range(12, 32)):
+    if dict_size not in _LZMA_DICT_SIZES:
         return False
     return bool(usize == 0xFFFFFFFFFFFFFFFF or usize < 1 << 48)
 

@@ -362,6 +362,8 @@ def _is_tensor_storage(name: str, ctx: ScanContext) -> bool:
 def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterator[Finding]:
     e = loc.entry
     tensor = _is_tensor_storage(e.name, ctx)
+    if tensor and e.method == 0 and loc.head[:1] != b"\x80" and loc.head[:2] != b"PK":
+        return  # raw tensor bytes: only a pickle or a zip there would be worth a look
     if e.method == 0:
         prefix = loc.head
         if needs_prefix(prefix) or (tensor and prefix[:1] == b"\x80"):
