@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import warnings
 
 from mlsec.formats import PREFIX_SIZE, Format, sniff_bytes
 from mlsec.scan.registry import analyzer_for
@@ -43,13 +44,16 @@ def plausible_pickle(prefix: bytes) -> bool:
     parses as opcodes up to a STOP, or for at least 64 opcodes. Random float data starting with
     0x80 0x02 essentially never does."""
     count = 0
-    try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(prefix)):
-            count += 1
-            if opcode.name == "STOP":
-                return count >= 2
-    except Exception:  # a parse failure or running off the prefix end
-        return count >= 64
+    with warnings.catch_warnings():
+        # pickletools decodes string arguments of random bytes with escape_decode, which warns
+        warnings.simplefilter("ignore")
+        try:
+            for opcode, _arg, _pos in pickletools.genops(io.BytesIO(prefix)):
+                count += 1
+                if opcode.name == "STOP":
+                    return count >= 2
+        except Exception:  # a parse failure or running off the prefix end
+            return count >= 64
     return count >= 64
 
 

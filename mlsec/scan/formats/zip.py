@@ -359,10 +359,18 @@ def _is_tensor_storage(name: str, ctx: ScanContext) -> bool:
     return ctx.format is Format.PYTORCH_ZIP and _TENSOR_STORAGE.match(name) is not None
 
 
+def _storage_worth_a_look(head: bytes) -> bool:
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        return True
+    # A protocol 0/1 pickle planted in storage: cheap test on the head only (random floats start
+    # with one of these bytes about once in twelve, and then fail to parse within a few ops).
+    return needs_prefix(head) and plausible_pickle(head)
+
+
 def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterator[Finding]:
     e = loc.entry
     tensor = _is_tensor_storage(e.name, ctx)
-    if tensor and e.method == 0 and loc.head[:1] != b"\x80" and loc.head[:2] != b"PK":
+    if tensor and e.method == 0 and not _storage_worth_a_look(loc.head):
         return  # raw tensor bytes: only a pickle or a zip there would be worth a look
     if e.method == 0:
         prefix = loc.head

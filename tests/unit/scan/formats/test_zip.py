@@ -198,3 +198,34 @@ def test_zip64_checkpoint(tmp_path: Path, fake_pickle: None) -> None:
         zf.writestr("archive/version", "3\n")
     report = scan_bytes(tmp_path, buf.getvalue(), "x.pt")
     assert pickle_members(report) == ["archive/data.pkl"]
+
+
+def test_pickle_planted_in_tensor_storage_is_dispatched(tmp_path: Path, fake_pickle: None) -> None:
+    proto0 = b"cposix\nsystem\n(S'touch pwned'\ntR."
+    data = build_zip(
+        [
+            Member("archive/data.pkl", BENIGN_PICKLE),
+            Member("archive/data/0", proto0),
+            Member("archive/data/1", EVIL_PICKLE),
+            Member("archive/data/2", b"cannot be a pickle " * 10),
+            Member("archive/version", b"3\n"),
+        ]
+    )
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert report.files[0].format == "pytorch-zip"
+    assert sorted(pickle_members(report)) == [
+        "archive/data.pkl",
+        "archive/data/0",
+        "archive/data/1",
+    ]
+
+
+def test_random_tensor_storage_is_never_dispatched(tmp_path: Path, fake_pickle: None) -> None:
+    rng = np.random.default_rng(0)
+    members = [Member("archive/data.pkl", BENIGN_PICKLE), Member("archive/version", b"3\n")]
+    members += [
+        Member(f"archive/data/{i}", rng.standard_normal(64).astype(np.float32).tobytes())
+        for i in range(3000)
+    ]
+    report = scan_bytes(tmp_path, build_zip(members), "model.pt")
+    assert pickle_members(report) == ["archive/data.pkl"]
