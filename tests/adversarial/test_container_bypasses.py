@@ -125,16 +125,26 @@ def test_overlapping_members_zip_bomb(tmp_path: Path) -> None:
     assert "ZIP-OVERLAPPING-MEMBERS" in rules(report)
 
 
-def test_nullifai_7z_compressed_pytorch_model(tmp_path: Path) -> None:
+def test_nullifai_7z_compressed_pytorch_model(tmp_path: Path, fake_pickle: None) -> None:
     # ReversingLabs 2025 ("nullifAI"): Hugging Face models whose PyTorch files were 7z-compressed
-    # instead of zipped; picklescan did not look inside. We cannot decode 7z without a runtime
-    # dependency, so the file must fail closed instead of scanning clean.
-    from tests.unit.scan.formats.test_sevenzip import seven_zip
+    # instead of zipped; picklescan did not look inside. mlsec decodes 7z with the standard library.
+    from tests.unit.scan.formats.helpers import stored_7z
 
-    report = scan_bytes(tmp_path, seven_zip(b"\x5d\x00\x00\x10\x00" + b"\x11" * 200), "model.pt")
+    data = stored_7z([("model/data.pkl", EVIL_PICKLE), ("model/version", b"3\n")])
+    report = scan_bytes(tmp_path, data, "model.pt")
     assert report.files[0].format == "7z"
-    assert report.failed(report.findings[0].severity)
+    assert _critical(report)
+
+
+def test_nullifai_7z_that_cannot_be_decoded_fails_closed(tmp_path: Path) -> None:
+    from tests.unit.scan.formats.helpers import seven_zip
+
+    # one folder with a PPMd coder (030401): valid 7z, not decodable without a 7z library
+    h = b"\x01\x04\x06\x00\x01\x09\x05\x00\x07\x0b\x01\x00\x01\x23\x03\x04\x01\x05"
+    h += b"\x06\x00\x00\x00\x01\x0c\x05\x00\x00\x00"
+    report = scan_bytes(tmp_path, seven_zip(b"\x00" * 5, h), "model.pt")
     assert "SEVENZIP-UNINSPECTED" in rules(report)
+    assert report.failed(report.findings[0].severity)
 
 
 def test_nullifai_broken_pickle_in_zip_still_dispatched(tmp_path: Path, fake_pickle: None) -> None:

@@ -19,10 +19,9 @@ from safetensors.numpy import save
 from mlsec.formats import Format
 from mlsec.scan.base import Blob, Limits, ScanContext, ScanOptions
 from mlsec.scan.engine import _dispatch
-from tests.unit.scan.formats.helpers import EVIL_PICKLE, Member, build_zip
+from tests.unit.scan.formats.helpers import EVIL_PICKLE, Member, build_zip, stored_7z
 from tests.unit.scan.formats.test_gguf import _base_kvs, gguf
 from tests.unit.scan.formats.test_savedmodel import TF2_STANDARD, _saved_model
-from tests.unit.scan.formats.test_sevenzip import seven_zip
 
 FORMATS = [
     Format.ZIP,
@@ -88,7 +87,7 @@ SEEDS: dict[Format, bytes] = {
     Format.GGUF: gguf(_base_kvs(), [("t", [2, 2], 0)]),
     Format.TAR: _tar(),
     Format.TF_SAVEDMODEL: _saved_model(TF2_STANDARD),
-    Format.SEVEN_ZIP: seven_zip(b"abc"),
+    Format.SEVEN_ZIP: stored_7z([("a/data.pkl", EVIL_PICKLE), ("../b", b"x")]),
     Format.HDF5: b"\x89HDF\r\n\x1a\n"
     + b'\0{"class_name": "Lambda", "config": {"function_type": 1}}',
 }

@@ -110,3 +110,31 @@ def build_zip(members: list[Member], *, prefix: bytes = b"", count: int | None =
     out += central
     out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), cd_offset, 0)
     return bytes(out)
+
+
+def _num(v: int) -> bytes:
+    if v < 0x80:
+        return bytes([v])
+    if v < 0x4000:
+        return bytes([0x80 | v >> 8, v & 0xFF])
+    return b"\xff" + struct.pack("<Q", v)
+
+
+def seven_zip(
+    packed: bytes, header: bytes = b"\x01\x04\x00\x00", *, bad_crc: bool = False
+) -> bytes:
+    """Signature header + packed data + next header, with correct CRCs unless told otherwise."""
+    start = struct.pack("<QQI", len(packed), len(header), zlib.crc32(header) ^ int(bad_crc))
+    sig = b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start
+    return sig + packed + header
+
+
+def stored_7z(files: list[tuple[str, bytes]]) -> bytes:
+    """A 7z with one Copy-coded folder per file and a plain header (no 7z tool needed)."""
+    packed = b"".join(d for _, d in files)
+    h = b"\x01\x04\x06\x00" + _num(len(files)) + b"\x09" + b"".join(_num(len(d)) for _, d in files)
+    h += b"\x00\x07\x0b" + _num(len(files)) + b"\x00" + b"\x01\x01\x00" * len(files)
+    h += b"\x0c" + b"".join(_num(len(d)) for _, d in files) + b"\x00\x00"
+    names = b"\x00" + b"".join(n.encode("utf-16-le") + b"\x00\x00" for n, _ in files)
+    h += b"\x05" + _num(len(files)) + b"\x11" + _num(len(names)) + names + b"\x00\x00"
+    return seven_zip(packed, h)
