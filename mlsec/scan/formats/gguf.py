@@ -120,9 +120,15 @@ def _parse(buf: memoryview, ctx: ScanContext) -> Iterator[Finding]:
     if n_kv * (r.len_size + 4 + 1) > r.n or n_tensors * (r.len_size + 4 + 4 + 8) > r.n:
         raise ValueError(f"{n_tensors} tensors / {n_kv} key-values cannot fit in the file")
     seen: set[str] = set()
+    alignment = 32
     for _ in range(n_kv):
         key = r.string()
         vtype = r.u32()
+        if key == "general.alignment" and vtype == 4:
+            alignment = r.u32()
+            if alignment == 0 or alignment & (alignment - 1):
+                raise ValueError(f"general.alignment {alignment} is not a power of two")
+            continue
         value = r.value(vtype, keep=key.startswith("tokenizer.chat_template"))
         if key in seen:
             yield ctx.finding(
@@ -135,6 +141,7 @@ def _parse(buf: memoryview, ctx: ScanContext) -> Iterator[Finding]:
         seen.add(key)
         if value is not None:
             yield from _template(key, value, ctx)
+    infos: list[tuple[str, int]] = []
     for _ in range(n_tensors):
         name = r.string()
         n_dims = r.u32()
@@ -142,7 +149,7 @@ def _parse(buf: memoryview, ctx: ScanContext) -> Iterator[Finding]:
             raise ValueError(f"tensor {name!r} has {n_dims} dimensions (llama.cpp allows 4)")
         dims = [r.u64() for _ in range(n_dims)]
         ttype = r.u32()
-        r.u64()  # offset into the data section, checked by the loader against the data size
+        infos.append((name, r.u64()))
         if ttype > _MAX_GGML_TYPE:
             raise ValueError(f"tensor {name!r} has unknown type {ttype}")
         elements = 1
@@ -150,6 +157,17 @@ def _parse(buf: memoryview, ctx: ScanContext) -> Iterator[Finding]:
             elements *= d
         if elements >= 1 << 62:
             raise ValueError(f"tensor {name!r} has an overflowing shape {dims}")
+    data_start = -(-r.pos // alignment) * alignment
+    for name, offset in infos:
+        if offset % alignment or data_start + offset > r.n:
+            yield ctx.finding(
+                "GGUF-TENSOR-OUT-OF-BOUNDS",
+                Severity.HIGH,
+                f"tensor {name!r} has data offset {offset}, misaligned or past the end of the file",
+                why="Native loaders that trust tensor offsets read out of bounds (llama.cpp GGUF "
+                "parser CVEs).",
+                symbol=name,
+            )
 
 
 def _template(key: str, template: str, ctx: ScanContext) -> Iterator[Finding]:

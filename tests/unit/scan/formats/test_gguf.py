@@ -125,3 +125,18 @@ def test_version1_u32_lengths(tmp_path: Path) -> None:
     data = b"GGUF" + struct.pack("<III", 1, 0, 1) + struct.pack("<I", len(key)) + key
     data += struct.pack("<I", 8) + struct.pack("<I", len(tpl)) + tpl
     assert "GGUF-CHAT-TEMPLATE-SSTI" in rules(scan_bytes(tmp_path, data, "m.gguf"))
+
+
+def test_tensor_offset_past_the_end(tmp_path: Path) -> None:
+    data = gguf(_base_kvs(), [("a", [4], 0), ("b", [4], 0)])
+    # the second tensor's (type, offset) pair: point it far outside the file
+    broken = data.replace(struct.pack("<IQ", 0, 32), struct.pack("<IQ", 0, 1 << 40))
+    assert broken != data
+    assert "GGUF-TENSOR-OUT-OF-BOUNDS" in rules(scan_bytes(tmp_path, broken, "m.gguf"))
+
+
+def test_bad_alignment(tmp_path: Path) -> None:
+    kvs = [
+        (k, t, v if k != "general.alignment" else struct.pack("<I", 24)) for k, t, v in _base_kvs()
+    ]
+    assert "PARSE-ERROR" in rules(scan_bytes(tmp_path, gguf(kvs), "m.gguf"))
