@@ -33,6 +33,8 @@ ANALYZERS: dict[Format, str] = {
     Format.TF_SAVEDMODEL: "mlsec.scan.formats.savedmodel:analyze_savedmodel",
     Format.PROTOBUF: "mlsec.scan.formats.savedmodel:analyze_protobuf",
     Format.SEVEN_ZIP: "mlsec.scan.formats.sevenzip:analyze_7z",
+    Format.JSON: "mlsec.scan.formats.jsonconfig:analyze_json",
+    Format.TEXT: "mlsec.scan.formats.jsonconfig:analyze_text",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

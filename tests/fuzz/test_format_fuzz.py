@@ -40,6 +40,8 @@ FORMATS = [
     Format.TF_SAVEDMODEL,
     Format.PROTOBUF,
     Format.SEVEN_ZIP,
+    Format.JSON,
+    Format.TEXT,
 ]
 
 LIMITS = Limits(max_member_size=4 << 20, max_total_extracted=16 << 20, max_members=500)
@@ -91,6 +93,10 @@ SEEDS: dict[Format, bytes] = {
     Format.HDF5: b"\x89HDF\r\n\x1a\n"
     + b'\0{"class_name": "Lambda", "config": {"function_type": 1}}',
 }
+SEEDS[Format.JSON] = json.dumps(
+    {"class_name": "Lambda", "config": {"function": ["x"]}, "chat_template": "{{ x }}"}
+).encode()
+SEEDS[Format.TEXT] = b"{{ lipsum.__globals__ }}"
 SEEDS[Format.PYTORCH_ZIP] = SEEDS[Format.NPZ] = SEEDS[Format.ZIP]
 SEEDS[Format.PROTOBUF] = SEEDS[Format.TF_SAVEDMODEL]
 SEEDS[Format.ZLIB] = __import__("zlib").compress(EVIL_PICKLE)

@@ -22,11 +22,16 @@ HEAD_SIZE = 512
 
 # First bytes of a protocol 0/1 pickle: only then does sniffing need a longer prefix.
 _PICKLE_FIRST = frozenset(b"(}])NIJKLMFGSTUVXcidlt")
+_JSON_FIRST = frozenset(b"{ \t\r\n")
 
 
 def needs_prefix(head: bytes) -> bool:
-    """True when ``head`` could start a protocol 0/1 pickle, which takes a longer prefix to tell."""
-    return bool(head) and head[0] in _PICKLE_FIRST
+    """True when ``head`` could start a protocol 0/1 pickle or a JSON document, which take a
+    longer prefix to tell (JSON is only called JSON when the prefix parses or fills 64 KiB)."""
+    if not head:
+        return False
+    first = head[0]
+    return first in _PICKLE_FIRST or (first in _JSON_FIRST and head.lstrip()[:1] == b"{")
 
 
 def sniff_member(prefix: bytes, name: str) -> Format:
@@ -34,8 +39,13 @@ def sniff_member(prefix: bytes, name: str) -> Format:
     return sniff_bytes(prefix[:PREFIX_SIZE], name=name)
 
 
-def worth_dispatching(fmt: Format) -> bool:
-    """Whether some analyzer looks at ``fmt`` (a format without one carries nothing to inspect)."""
+def worth_dispatching(fmt: Format, name: str = "") -> bool:
+    """Whether some analyzer looks at ``fmt`` (a format without one carries nothing to inspect).
+
+    Plain text only matters as a Jinja chat template (``*.jinja``).
+    """
+    if fmt is Format.TEXT and not name.lower().endswith(".jinja"):
+        return False
     return analyzer_for(fmt) is not None
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.model import Finding, Severity
 
-__all__ = ["analyze_gguf"]
+__all__ = ["analyze_gguf", "template_escapes"]
 
 _SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY = 8, 9
@@ -170,13 +170,18 @@ def _parse(buf: memoryview, ctx: ScanContext) -> Iterator[Finding]:
             )
 
 
+def template_escapes(template: str) -> list[str]:
+    """What in a Jinja2 template looks like a sandbox-escape gadget (empty for benign ones)."""
+    return list(dict.fromkeys(what for rx, what in _SSTI if rx.search(template)))
+
+
 def _template(key: str, template: str, ctx: ScanContext) -> Iterator[Finding]:
-    hits = [what for rx, what in _SSTI if rx.search(template)]
+    hits = template_escapes(template)
     if hits:
         yield ctx.finding(
             "GGUF-CHAT-TEMPLATE-SSTI",
             Severity.CRITICAL,
-            f"{key} uses {', '.join(dict.fromkeys(hits))}: a Jinja2 sandbox escape",
+            f"{key} uses {', '.join(hits)}: a Jinja2 sandbox escape",
             why="Chat templates are rendered with Jinja2 when the model is used; CVE-2024-34359 "
             "ran code from one through llama-cpp-python.",
             symbol=key,

@@ -138,30 +138,23 @@ def _has_bytecode(fn: object) -> bool:
 
 
 def analyze_keras_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
-    """A Keras v3 archive: the zip checks and member dispatch, then its ``config.json``."""
+    """A Keras v3 archive: the zip checks and member dispatch (``config.json`` goes to the JSON
+    analyzer like any JSON member), and a config that does not parse fails closed."""
     yield from analyze_zip(blob, ctx)
-    yield from keras_zip_config(blob, ctx)
-
-
-def keras_zip_config(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
-    """Check ``config.json`` of a zip laid out as a Keras v3 archive (called for any zip)."""
     with blob.open() as f:
         index = read_index(f, blob.size)
     for entry in index.entries:
         if entry.name != "config.json":
             continue
-        raw = read_member(blob, index, entry, _MAX_CONFIG)
         try:
-            config = json.loads(raw)
+            json.loads(read_member(blob, index, entry, _MAX_CONFIG))
         except (ValueError, RecursionError) as exc:
             yield ctx.finding(
                 "KERAS-CONFIG-UNREADABLE",
                 Severity.HIGH,
                 f"config.json is not valid JSON ({exc})",
-                why="What the scanner cannot parse may hide a Lambda layer.",
+                why="What the scanner cannot parse may hide a Lambda layer; Keras may read it.",
             )
-            continue
-        yield from config_findings(config, ctx, "config.json")
 
 
 _MARKERS = (b'{"class_name"', b'{"module"')

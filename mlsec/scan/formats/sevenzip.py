@@ -443,5 +443,5 @@ def _members(
             name = entry.name if entry else f"<stream@{pos}>"
             part = data[pos : pos + size]
             pos += size
-            if part and worth_dispatching(sniff_member(part[:PREFIX_SIZE], name)):
+            if part and worth_dispatching(sniff_member(part[:PREFIX_SIZE], name), name):
                 yield from ctx.scan_nested(Blob(name, data=part), name)

@@ -149,5 +149,5 @@ def _content(blob: Blob, m: tarfile.TarInfo, ctx: ScanContext) -> Iterator[Findi
     head = sub.head(HEAD_SIZE)
     if needs_prefix(head):
         head = sub.head(PREFIX_SIZE)
-    if worth_dispatching(sniff_member(head, m.name)):
+    if worth_dispatching(sniff_member(head, m.name), m.name):
         yield from ctx.scan_nested(sub, m.name)

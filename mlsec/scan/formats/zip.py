@@ -248,13 +248,6 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 continue
             yield from _member(f, blob, loc, ctx)
         yield from _overlaps(located, ctx)
-    names = {e.name for e in index.entries}
-    if ctx.format is Format.ZIP and {"config.json", "metadata.json"} <= names:
-        # Laid out as a Keras v3 archive without the weights file that sniffing looks for:
-        # Keras loads it all the same.
-        from mlsec.scan.formats.keras import keras_zip_config
-
-        yield from keras_zip_config(blob, ctx)
 
 
 def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Finding]:
@@ -390,7 +383,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
             return
         if fmt not in (Format.PICKLE, Format.ZIP):
             return
-    if not worth_dispatching(fmt):
+    if not worth_dispatching(fmt, e.name):
         return
     if e.method == 0:
         if e.csize <= _CRC_CHECK_MAX and _crc_of(f, loc.data_offset, e.csize) != e.crc:
