@@ -33,8 +33,11 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Keras model configs and chat templates held in a JSON file."""
     if blob.size > _MAX_JSON:
         return
+    raw = blob.read()
+    if not any(k in raw for k in (b'"class_name"', b'"module"', b'"chat_template"')):
+        return  # cheap exit for the large JSON files of a model repo (tokenizer.json, indexes)
     try:
-        doc = json.loads(blob.read())
+        doc = json.loads(raw)
     except (ValueError, RecursionError):
         return  # JSON sniffing looks at a prefix only; a non-JSON text file is not a finding
     if not isinstance(doc, dict):
