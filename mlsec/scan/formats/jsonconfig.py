@@ -34,8 +34,10 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     if blob.size > _MAX_JSON:
         return
     raw = blob.read()
-    if not any(k in raw for k in (b'"class_name"', b'"module"', b'"chat_template"')):
-        return  # cheap exit for the large JSON files of a model repo (tokenizer.json, indexes)
+    if not any(k in raw for k in (b'"class_name"', b'"module"', b'"chat_template"', b"\\u")):
+        # A cheap exit for the large JSON files of a model repo (tokenizer.json, indexes). Keys
+        # spelled with \u escapes decode to the same names, so any escape means a full parse.
+        return
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError):

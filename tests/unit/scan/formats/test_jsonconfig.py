@@ -56,3 +56,10 @@ def test_keras_config_inside_a_plain_zip(tmp_path: Path) -> None:
     cfg = json.dumps(_sequential(_lambda_v3()))
     data = build_zip([Member("config.json", cfg.encode()), Member("metadata.json", b"{}")])
     assert "KERAS-LAMBDA" in rules(scan_bytes(tmp_path, data, "model.zip"))
+
+
+def test_escaped_keys_do_not_dodge_the_check(tmp_path: Path) -> None:
+    text = json.dumps(_sequential(_lambda_v3())).replace('"class_name"', '"\\u0063lass_name"')
+    assert "\\u0063" in text
+    report = _write(tmp_path, {"model.json": text})
+    assert "KERAS-LAMBDA" in rules(report)
