@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import pytest
+
 from tests.unit.scan.formats.helpers import (
     BENIGN_PICKLE,
     EVIL_PICKLE,
@@ -88,13 +90,13 @@ def test_modelscan_354_corrupt_local_header_before_data_pkl(
     assert _critical(report)
 
 
-def test_central_directory_local_header_name_mismatch(tmp_path: Path, fake_pickle: None) -> None:
-    # Python's zipfile raises "File name in directory ... and header ... differ"; miniz trusts the
-    # central directory. A scanner that crashes on it reports nothing.
+def test_cve_2025_1944_local_header_name_mismatch(tmp_path: Path, fake_pickle: None) -> None:
+    # Sonatype 2025 (picklescan < 0.0.23): Python's zipfile raises "File name in directory ...
+    # and header ... differ"; PyTorch trusts the central directory. picklescan crashed.
     data = build_zip([Member("archive/data.pkl", EVIL_PICKLE, local_name="archive/zzzz.pkl")])
     report = scan_bytes(tmp_path, data, "model.pt")
     assert "ZIP-LOCAL-HEADER" in rules(report)
-    assert report.failed(report.findings[0].severity)
+    assert _critical(report)  # and the member is still scanned, as PyTorch would load it
 
 
 def test_cve_2025_10155_extension_does_not_choose_the_parser(
@@ -163,4 +165,17 @@ def test_joblib_zlib_stream_is_opened(tmp_path: Path, fake_pickle: None) -> None
 
     report = scan_bytes(tmp_path, zlib.compress(EVIL_PICKLE), "model.joblib")
     assert report.files[0].format == "zlib"
+    assert _critical(report)
+
+
+@pytest.mark.parametrize("flags", [0x01, 0x20, 0x40, 0x61])
+def test_cve_2025_1945_zip_flag_bits(tmp_path: Path, fake_pickle: None, flags: int) -> None:
+    # Sonatype 2025 (picklescan < 0.0.23): setting the "encrypted" (0x1), "patched data" (0x20) or
+    # "strong encryption" (0x40) bits makes Python's zipfile refuse the member; PyTorch ignores
+    # them and unpickles data.pkl. The flags are reported AND the bytes are still scanned.
+    data = build_zip(
+        [Member("archive/data.pkl", EVIL_PICKLE, flags=flags), Member("archive/version", b"3\n")]
+    )
+    report = scan_bytes(tmp_path, data, "model.pt")
+    assert rules(report) & {"ZIP-ENCRYPTED", "ZIP-ODD-FLAGS"}
     assert _critical(report)

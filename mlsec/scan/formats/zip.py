@@ -162,23 +162,26 @@ class _Located:
     head: bytes
 
 
-def _locate(f: BinaryIO, size: int, e: ZipEntry) -> _Located | str:
-    """Read a member's local header and the first bytes of its data, or say what is wrong."""
+def _locate(f: BinaryIO, size: int, e: ZipEntry) -> tuple[_Located | None, str | None]:
+    """Read a member's local header and the first bytes of its data. Returns the located member
+    (None when its data cannot be found) and what is wrong with the header, if anything."""
     buf = _read_at(f, e.local_offset, 30 + len(e.raw_name) + 64 + HEAD_SIZE)
     if len(buf) < 30 or buf[:4] != _LOC:
-        return "has no valid local header at its recorded offset"
+        return None, "has no valid local header at its recorded offset"
     _sig, _v, _fl, _m, _t, _d, _crc, _cs, _us, nlen, elen = _LOC_FMT.unpack_from(buf)
     local_name = buf[30 : 30 + nlen]
-    if local_name != e.raw_name:
-        return f"is named {local_name.decode('utf-8', 'replace')!r} in its local header"
     data_offset = e.local_offset + 30 + nlen + elen
     if data_offset + e.csize > size:
-        return "extends past the end of the file"
+        return None, "extends past the end of the file"
     start = 30 + nlen + elen
     head = buf[start : start + HEAD_SIZE]
     if len(head) < min(HEAD_SIZE, e.csize):
         head = _read_at(f, data_offset, min(HEAD_SIZE, e.csize))
-    return _Located(e, data_offset, head[: e.csize])
+    problem = None
+    if local_name != e.raw_name:
+        # PyTorch (miniz) goes by the central directory and reads the data all the same.
+        problem = f"is named {local_name.decode('utf-8', 'replace')!r} in its local header"
+    return _Located(e, data_offset, head[: e.csize]), problem
 
 
 def _range_reader(f: BinaryIO, offset: int, length: int) -> Callable[[int], bytes]:
@@ -210,9 +213,9 @@ def _factory(f: BinaryIO, loc: _Located) -> tuple[Callable[[int], bytes], Callab
 def read_member(blob: Blob, index: ZipIndex, entry: ZipEntry, cap: int) -> bytes:
     """The decompressed bytes of one member, at most ``cap`` (for small metadata members)."""
     with blob.open() as f:
-        loc = _locate(f, blob.size, entry)
-        if isinstance(loc, str):
-            raise zipfile.BadZipFile(f"{entry.name} {loc}")
+        loc, problem = _locate(f, blob.size, entry)
+        if loc is None:
+            raise zipfile.BadZipFile(f"{entry.name} {problem}")
         if entry.method == 0:
             return _read_at(f, loc.data_offset, min(cap, entry.csize))
         if entry.method not in _METHODS or entry.flags & 1:
@@ -230,22 +233,23 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         seen: dict[bytes, int] = {}
         for e in index.entries[: ctx.limits.max_members]:
             yield from _entry_checks(e, seen, ctx)
-            loc = _locate(f, blob.size, e)
-            if isinstance(loc, str):
+            loc, problem = _locate(f, blob.size, e)
+            if problem:
                 yield ctx.finding(
                     "ZIP-LOCAL-HEADER",
                     Severity.HIGH,
-                    f"member {e.name!r} {loc}",
+                    f"member {e.name!r} {problem}",
                     why="Readers disagree on such members (Python's zipfile refuses them, "
                     "PyTorch's reader uses the directory): a scanner can be made to skip one.",
                     offset=e.local_offset,
                 )
+            if loc is None:
                 continue
             located.append((e.local_offset, loc.data_offset + e.csize))
-            if e.flags & 0x41 or e.method == 99:
-                continue  # encrypted: reported by _entry_checks, content not readable
             if e.method not in _METHODS:
                 continue
+            # Encryption flags are looked at anyway: PyTorch ignores them (CVE-2025-1945), so a
+            # "flagged" member may be plain data. Really encrypted bytes sniff as nothing.
             yield from _member(f, blob, loc, ctx)
         yield from _overlaps(located, ctx)
 
@@ -320,11 +324,19 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
         yield ctx.finding(
             "ZIP-ENCRYPTED",
             Severity.HIGH,
-            f"member {e.name!r} is encrypted and cannot be inspected",
-            why="Encrypted content cannot be scanned; model files have no reason to encrypt "
-            "members.",
+            f"member {e.name!r} is flagged as encrypted",
+            why="Encrypted content cannot be scanned, and Python's zipfile refuses such members "
+            "while PyTorch ignores the flag (CVE-2025-1945); the bytes were checked as plain.",
         )
-    elif e.method not in _METHODS:
+    if e.flags & 0x20:
+        yield ctx.finding(
+            "ZIP-ODD-FLAGS",
+            Severity.HIGH,
+            f"member {e.name!r} sets the 'patched data' flag (0x20)",
+            why="Python's zipfile refuses such members (NotImplementedError) while PyTorch loads "
+            "them: a scanner built on zipfile crashes (CVE-2025-1945).",
+        )
+    if e.method not in _METHODS and e.method != 99:
         yield ctx.finding(
             "ZIP-UNSUPPORTED-COMPRESSION",
             Severity.HIGH,
