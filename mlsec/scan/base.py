@@ -180,6 +180,8 @@ class Counters:
 
     members_scanned: int = 0
     extracted_bytes: int = 0
+    members_seen: int = 0  # container members looked at, at every nesting level
+    once: set[str] = field(default_factory=set)  # file-wide limits already reported
 
 
 @dataclass
@@ -216,6 +218,12 @@ class ScanContext:
     def charge_extracted(self, n: int) -> None:
         """Count ``n`` bytes decompressed or copied out of a container."""
         self.counters.extracted_bytes += n
+
+    def see_member(self) -> bool:
+        """Count one container member looked at; False once the file's members, over every
+        nesting level, exceed ``max_members`` (nested bombs such as 42.zip)."""
+        self.counters.members_seen += 1
+        return self.counters.members_seen <= self.limits.max_members
 
     def finding(
         self,

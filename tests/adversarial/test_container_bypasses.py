@@ -179,3 +179,32 @@ def test_cve_2025_1945_zip_flag_bits(tmp_path: Path, fake_pickle: None, flags: i
     report = scan_bytes(tmp_path, data, "model.pt")
     assert rules(report) & {"ZIP-ENCRYPTED", "ZIP-ODD-FLAGS"}
     assert _critical(report)
+
+
+def test_42_zip_nested_bomb_is_bounded(tmp_path: Path) -> None:
+    # 42.zip: 16 zips of 16 zips of … of large zero files. Work is bounded file-wide (members at
+    # every level, decompressed bytes), so the scan ends quickly with a finding.
+    import time
+
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import Limits, ScanOptions, scan
+
+    layer = build_zip([Member("0.bin", b"\x00" * (1 << 20), method=8)])
+    for level in range(4):
+        layer = build_zip([Member(f"{level}-{i}.zip", layer, method=8) for i in range(16)])
+    p = tmp_path / "42.zip"
+    p.write_bytes(layer)
+    start = time.perf_counter()
+    limits = Limits(max_members=5_000, max_total_extracted=256 << 20)
+    report = scan(open_artifact(p), ScanOptions(limits=limits))
+    assert time.perf_counter() - start < 10
+    assert rules(report) & {"MEMBER-LIMIT", "EXTRACT-LIMIT"}
+
+
+def test_zip_quine_recursion_is_bounded(tmp_path: Path) -> None:
+    # A zip that (through nesting) contains itself: the depth limit ends it.
+    inner = build_zip([Member("self.zip", b"")])
+    for _ in range(10):
+        inner = build_zip([Member("self.zip", inner)])
+    report = scan_bytes(tmp_path, inner, "quine.zip")
+    assert "CONTAINER-DEPTH" in rules(report)

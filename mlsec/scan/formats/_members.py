@@ -10,11 +10,23 @@ from __future__ import annotations
 import io
 import pickletools
 import warnings
+from collections.abc import Iterator
 
 from mlsec.formats import PREFIX_SIZE, Format, sniff_bytes
+from mlsec.scan.base import ScanContext
+from mlsec.scan.model import Finding, Severity
 from mlsec.scan.registry import analyzer_for
 
-__all__ = ["HEAD_SIZE", "needs_prefix", "plausible_pickle", "sniff_member", "worth_dispatching"]
+__all__ = [
+    "HEAD_SIZE",
+    "budget_exhausted",
+    "member_limit",
+    "needs_prefix",
+    "plausible_pickle",
+    "sniff_member",
+    "unsafe_path",
+    "worth_dispatching",
+]
 
 # Bytes of a member read with its header: enough for every magic number, tar's "ustar" at 257,
 # and a safetensors header length.
@@ -80,3 +92,31 @@ def unsafe_path(name: str) -> str | None:
     if ".." in parts:
         return "climbs out of the archive root with '..'"
     return None
+
+
+def member_limit(ctx: ScanContext) -> Iterator[Finding]:
+    """The file-wide member limit was hit (reported once per artifact file)."""
+    if "members" not in ctx.counters.once:
+        ctx.counters.once.add("members")
+        yield ctx.finding(
+            "MEMBER-LIMIT",
+            Severity.HIGH,
+            f"more than {ctx.limits.max_members} archive members in this file (all nesting "
+            "levels); the rest were not inspected",
+            why="Nested archive bombs (42.zip) multiply members level by level; what was not "
+            "inspected may hide a payload.",
+        )
+
+
+def budget_exhausted(ctx: ScanContext) -> Iterator[Finding]:
+    """The file-wide extraction budget is spent (reported once per artifact file)."""
+    if "extract" not in ctx.counters.once:
+        ctx.counters.once.add("extract")
+        yield ctx.finding(
+            "EXTRACT-LIMIT",
+            Severity.HIGH,
+            f"more than {ctx.limits.max_total_extracted} bytes decompressed for this file; "
+            "further members were not inspected",
+            why="Decompression bombs exhaust memory and time; what was not inspected may hide a "
+            "payload.",
+        )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from mlsec.formats import Format
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
+from mlsec.scan.formats._members import budget_exhausted
 from mlsec.scan.model import Finding, Severity
 
 __all__ = ["analyze_compressed", "analyze_uninspectable"]
@@ -34,6 +35,9 @@ def analyze_compressed(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Decompress a gzip / zlib / bzip2 / xz stream (bounded) and scan what it holds."""
     kind, magic = _KINDS[ctx.format]
     budget = ctx.extract_budget()
+    if budget <= 0:
+        yield from budget_exhausted(ctx)
+        return
     cap = min(ctx.limits.max_member_size, budget)
     read, close = _reader(blob)
     try:

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from mlsec.formats import PREFIX_SIZE
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
-from mlsec.scan.formats._members import sniff_member, unsafe_path, worth_dispatching
+from mlsec.scan.formats._members import (
+    budget_exhausted,
+    member_limit,
+    sniff_member,
+    unsafe_path,
+    worth_dispatching,
+)
 from mlsec.scan.model import Finding, Severity
 
 __all__ = ["analyze_7z"]
@@ -426,6 +432,9 @@ def _members(
         offset = pack_offset
         pack_offset += sum(streams.pack_sizes[pack_index : pack_index + n_packed])
         pack_index += n_packed
+        if ctx.extract_budget() <= 0:
+            yield from budget_exhausted(ctx)
+            return
         cap = min(ctx.limits.max_member_size, ctx.extract_budget())
         data, limit = _decode(blob, offset, packed, folder, cap)
         ctx.charge_extracted(len(data))
@@ -439,6 +448,9 @@ def _members(
             )
         pos = 0
         for size in sizes:
+            if not ctx.see_member():
+                yield from member_limit(ctx)
+                return
             entry = next(with_stream, None)
             name = entry.name if entry else f"<stream@{pos}>"
             part = data[pos : pos + size]

@@ -15,6 +15,7 @@ from mlsec.formats import PREFIX_SIZE
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
+    member_limit,
     needs_prefix,
     sniff_member,
     unsafe_path,
@@ -51,14 +52,8 @@ def analyze_tar(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                     yield from _after_end(f, tf.offset, blob.size, ctx)
                     return
                 count += 1
-                if count > ctx.limits.max_members:
-                    yield ctx.finding(
-                        "TAR-TOO-MANY-MEMBERS",
-                        Severity.HIGH,
-                        f"more than {ctx.limits.max_members} members; the rest were not inspected",
-                        why="Huge member counts exhaust scanners; what was not inspected may hide "
-                        "a payload.",
-                    )
+                if not ctx.see_member():
+                    yield from member_limit(ctx)
                     return
                 yield from _checks(m, seen, ctx)
                 if m.isreg() and not m.issparse() and m.size > 0:

@@ -27,6 +27,8 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
+    budget_exhausted,
+    member_limit,
     needs_prefix,
     plausible_pickle,
     sniff_member,
@@ -232,6 +234,9 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         located: list[tuple[int, int]] = []
         seen: dict[bytes, int] = {}
         for e in index.entries[: ctx.limits.max_members]:
+            if not ctx.see_member():
+                yield from member_limit(ctx)
+                break
             yield from _entry_checks(e, seen, ctx)
             loc, problem = _locate(f, blob.size, e)
             if problem:
@@ -382,12 +387,16 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
         if needs_prefix(prefix) or (tensor and prefix[:1] == b"\x80"):
             prefix = _read_at(f, loc.data_offset, min(PREFIX_SIZE, e.csize))
     else:
+        if ctx.extract_budget() <= 0:
+            yield from budget_exhausted(ctx)
+            return
         read, factory = _factory(f, loc)
         try:
             prefix = _inflate.inflate(read, factory, cap=PREFIX_SIZE).data  # type: ignore[arg-type]
         except (zlib.error, OSError, ValueError, EOFError) as exc:
             yield _corrupt(e, exc, ctx)
             return
+        ctx.charge_extracted(len(prefix))
     fmt = sniff_member(prefix, e.name)
     if tensor:
         # Raw storage is never unpickled by PyTorch: only a real pickle or zip there is odd.
@@ -403,6 +412,9 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
         yield from ctx.scan_nested(blob.window(e.name, loc.data_offset, e.csize), e.name)
         return
     budget = ctx.extract_budget()
+    if budget <= 0:
+        yield from budget_exhausted(ctx)
+        return
     cap = min(ctx.limits.max_member_size, budget)
     read, factory = _factory(f, loc)
     try:

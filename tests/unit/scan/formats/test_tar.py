@@ -90,7 +90,7 @@ def test_member_limit(tmp_path: Path) -> None:
     p = tmp_path / "m.tar"
     p.write_bytes(_tar([(f"f{i}", b"x") for i in range(10)]))
     report = scan(open_artifact(p), ScanOptions(limits=Limits(max_members=3)))
-    assert "TAR-TOO-MANY-MEMBERS" in rules(report)
+    assert "MEMBER-LIMIT" in rules(report)
 
 
 def test_corrupt_tar(tmp_path: Path) -> None:
