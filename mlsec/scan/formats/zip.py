@@ -369,6 +369,11 @@ def _is_tensor_storage(name: str, ctx: ScanContext) -> bool:
     return ctx.format is Format.PYTORCH_ZIP and _TENSOR_STORAGE.match(name) is not None
 
 
+def _inflate_head(f: BinaryIO, loc: _Located, n: int) -> bytes:
+    read, factory = _factory(f, loc)
+    return _inflate.inflate(read, factory, cap=n).data  # type: ignore[arg-type]
+
+
 def _storage_worth_a_look(head: bytes) -> bool:
     if head[:1] == b"\x80" or head[:2] == b"PK":
         return True
@@ -390,9 +395,10 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
         if ctx.extract_budget() <= 0:
             yield from budget_exhausted(ctx)
             return
-        read, factory = _factory(f, loc)
         try:
-            prefix = _inflate.inflate(read, factory, cap=PREFIX_SIZE).data  # type: ignore[arg-type]
+            prefix = _inflate_head(f, loc, HEAD_SIZE)
+            if needs_prefix(prefix) and len(prefix) == HEAD_SIZE:
+                prefix = _inflate_head(f, loc, PREFIX_SIZE)
         except (zlib.error, OSError, ValueError, EOFError) as exc:
             yield _corrupt(e, exc, ctx)
             return
