@@ -14,6 +14,7 @@ compressed ones are decompressed within the size, ratio and total-extraction lim
 from __future__ import annotations
 
 import itertools
+import lzma
 import re
 import struct
 import zipfile
@@ -67,6 +68,11 @@ class ZipEntry:
     csize: int
     usize: int
     local_offset: int  # absolute, prefix (concatenation offset) included
+    external_attr: int = 0
+
+    @property
+    def is_symlink(self) -> bool:
+        return (self.external_attr >> 16) & 0o170000 == 0o120000
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +151,23 @@ def read_index(f: BinaryIO, size: int) -> ZipIndex:
             raise zipfile.BadZipFile("bad central directory record signature")
         raw = cd[p + 46 : p + 46 + nlen]
         extra = cd[p + 46 + nlen : p + 46 + nlen + elen]
-        offset = _rest[-1]
+        external_attr, offset = _rest[-2], _rest[-1]
         if 0xFFFFFFFF in (usize, csize, offset):
             usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
         name = raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
         entries.append(
-            ZipEntry(len(entries), name, raw, flags, method, crc, csize, usize, offset + concat)
+            ZipEntry(
+                len(entries),
+                name,
+                raw,
+                flags,
+                method,
+                crc,
+                csize,
+                usize,
+                offset + concat,
+                external_attr,
+            )
         )
         p += 46 + nlen + elen + clen
     first = min((e.local_offset for e in entries), default=cd_offset + concat)
@@ -253,6 +270,9 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             located.append((e.local_offset, loc.data_offset + e.csize))
             if e.method not in _METHODS:
                 continue
+            if e.is_symlink:
+                yield from _symlink(blob, index, e, ctx)
+                continue
             # Encryption flags are looked at anyway: PyTorch ignores them (CVE-2025-1945), so a
             # "flagged" member may be plain data. Really encrypted bytes sniff as nothing.
             yield from _member(f, blob, loc, ctx)
@@ -348,6 +368,28 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
             f"member {e.name!r} uses compression method {e.method}, which cannot be inspected",
             why="Content the scanner cannot decompress is content it did not check.",
         )
+
+
+def _symlink(blob: Blob, index: ZipIndex, e: ZipEntry, ctx: ScanContext) -> Iterator[Finding]:
+    try:
+        target = read_member(blob, index, e, 4096).decode("utf-8", "replace")
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, ValueError, EOFError) as exc:
+        yield _corrupt(e, exc, ctx)
+        return
+    base = e.name.rsplit("/", 1)[0] if "/" in e.name else ""
+    reason = unsafe_path(target)
+    depth = 0
+    for part in f"{base}/{target}".split("/"):
+        depth += -1 if part == ".." else (0 if part in ("", ".") else 1)
+        if depth < 0:
+            reason = reason or "climbs out of the archive root"
+    yield ctx.finding(
+        "ARCHIVE-LINK-ESCAPE" if reason else "ARCHIVE-SYMLINK",
+        Severity.HIGH if reason else Severity.LOW,
+        f"member {e.name!r} is a symlink to {target!r}" + (f", which {reason}" if reason else ""),
+        why="Unzip tools that restore symlinks let later members or readers follow them "
+        "outside the extraction directory.",
+    )
 
 
 def _overlaps(located: list[tuple[int, int]], ctx: ScanContext) -> Iterator[Finding]:

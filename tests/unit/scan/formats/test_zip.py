@@ -229,3 +229,16 @@ def test_random_tensor_storage_is_never_dispatched(tmp_path: Path, fake_pickle: 
     ]
     report = scan_bytes(tmp_path, build_zip(members), "model.pt")
     assert pickle_members(report) == ["archive/data.pkl"]
+
+
+def test_symlink_members(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, target in (("ok", "weights.bin"), ("evil", "../../../../etc/passwd")):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16) | 0x20
+            info.create_system = 3
+            zf.writestr(info, target)
+    report = scan_bytes(tmp_path, buf.getvalue(), "x.zip")
+    found = {(f.rule, f.severity) for f in report.findings}
+    assert found == {("ARCHIVE-SYMLINK", "low"), ("ARCHIVE-LINK-ESCAPE", "high")}
