@@ -301,7 +301,7 @@ def _zip_kind(f: io.BufferedReader) -> Format:
     try:
         with zipfile.ZipFile(f) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
         return Format.ZIP  # the scanner reports why it cannot be read
     if not names:
         return Format.ZIP

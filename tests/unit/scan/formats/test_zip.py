@@ -242,3 +242,12 @@ def test_symlink_members(tmp_path: Path) -> None:
     report = scan_bytes(tmp_path, buf.getvalue(), "x.zip")
     found = {(f.rule, f.severity) for f in report.findings}
     assert found == {("ARCHIVE-SYMLINK", "low"), ("ARCHIVE-LINK-ESCAPE", "high")}
+
+
+def test_directory_version_python_refuses(tmp_path: Path, fake_pickle: None) -> None:
+    # zipfile raises NotImplementedError for "version needed" > 6.3 (sniffing used to crash on it)
+    data = bytearray(build_zip([Member("archive/data.pkl", EVIL_PICKLE)]))
+    cd = data.index(b"PK\x01\x02")
+    data[cd + 6 : cd + 8] = (99).to_bytes(2, "little")
+    report = scan_bytes(tmp_path, bytes(data), "model.pt")
+    assert pickle_members(report) == ["archive/data.pkl"]
