@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats.zip import analyze_zip, read_index, read_member
@@ -200,22 +200,22 @@ def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     parsed = 0
     unreadable = 0
     covered = -1  # configs contain nested objects that match the markers again
+    spent = 0
     with blob.open() as f:
         for offset in list(_find_configs(blob)):
             if offset < covered:
                 continue
-            f.seek(offset)
-            raw = f.read(_MAX_CONFIG)
-            text = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
-            try:
-                config, end = decoder.raw_decode(text)
-            except (ValueError, RecursionError):
+            config, end, used = _decode_at(f, offset, decoder)
+            spent += used
+            if config is None:
                 unreadable += 1
-                continue
-            covered = offset + len(text[:end].encode())
-            if isinstance(config, dict):
-                parsed += 1
-                yield from config_findings(config, ctx, f"model_config@{offset}")
+            else:
+                covered = offset + end
+                if isinstance(config, dict):
+                    parsed += 1
+                    yield from config_findings(config, ctx, f"model_config@{offset}")
+            if spent > _READ_BUDGET:
+                break
     if unreadable and not parsed:
         yield ctx.finding(
             "KERAS-CONFIG-UNREADABLE",
@@ -223,3 +223,28 @@ def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             "the HDF5 file holds a model config that could not be parsed",
             why="What the scanner cannot parse may hide a Lambda layer.",
         )
+
+
+_READ_BUDGET = 256 * 1024 * 1024
+
+
+def _decode_at(f: BinaryIO, offset: int, decoder: json.JSONDecoder) -> tuple[Any, int, int]:
+    """Parse the JSON document starting at ``offset``: read 1 MiB, and more (up to 64 MiB) only
+    while the document runs off the end of what was read. Returns (value or None, its length in
+    bytes, bytes read)."""
+    size = 1 << 20
+    while True:
+        f.seek(offset)
+        raw = f.read(size)
+        text = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
+        try:
+            value, end = decoder.raw_decode(text)
+        except RecursionError:
+            return None, 0, len(raw)
+        except ValueError as exc:
+            cut = len(raw) == size and b"\x00" not in raw
+            if cut and size < _MAX_CONFIG and getattr(exc, "pos", 0) >= len(text) - 16:
+                size *= 4
+                continue
+            return None, 0, len(raw)
+        return value, len(text[:end].encode()), len(raw)

@@ -161,7 +161,7 @@ def _keras2_config(with_lambda: bool) -> dict:
 
 
 @pytest.mark.parametrize("vlen", [False, True])
-@pytest.mark.parametrize("pad", [0, 100_000])
+@pytest.mark.parametrize("pad", [0, 100_000, 3_000_000])
 def test_legacy_h5(tmp_path: Path, vlen: bool, pad: int) -> None:
     for with_lambda in (False, True):
         p = tmp_path / f"m{with_lambda}.h5"
