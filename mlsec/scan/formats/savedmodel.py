@@ -7,6 +7,7 @@ graphs and of the function library — and each op name is checked; nothing is g
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,7 +15,13 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._protobuf import fields, text
 from mlsec.scan.model import Finding, Severity
 
-__all__ = ["DANGEROUS_OPS", "analyze_graphdef", "analyze_protobuf", "analyze_savedmodel"]
+__all__ = [
+    "DANGEROUS_OPS",
+    "analyze_graphdef",
+    "analyze_keras_metadata",
+    "analyze_protobuf",
+    "analyze_savedmodel",
+]
 
 _PY = "calls a Python function of the loading process"
 _READ = "reads files"
@@ -171,16 +178,46 @@ def analyze_graphdef(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     yield from _findings(walker.ops, ctx)
 
 
+def analyze_keras_metadata(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
+    """``keras_metadata.pb`` of a Keras-saved SavedModel: each SavedObject's JSON metadata holds
+    the layer config (Lambda bytecode included), which Keras deserializes on load."""
+    from mlsec.scan.formats.keras import config_findings
+
+    configs: list[str] = []
+    with blob.view() as buf:
+        for f, w, a, b in fields(buf):
+            if f == 1 and w == 2:  # SavedObject: metadata = 4
+                for f2, w2, a2, b2 in fields(buf, a, b):
+                    if f2 == 4 and w2 == 2:
+                        configs.append(text(buf, a2, b2))
+    for i, raw in enumerate(configs):
+        try:
+            config = json.loads(raw)
+        except (ValueError, RecursionError):
+            yield ctx.finding(
+                "KERAS-CONFIG-UNREADABLE",
+                Severity.HIGH,
+                f"keras_metadata.pb object {i}: metadata is not valid JSON",
+                why="What the scanner cannot parse may hide a Lambda layer.",
+            )
+            continue
+        yield from config_findings(config, ctx, f"keras_metadata.pb object {i}")
+
+
 def analyze_protobuf(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Other protobuf files (``.pb``, ``.onnx`` not recognised as ONNX by its first fields).
 
     Tried as ONNX when named ``.onnx``, else as a frozen GraphDef; a file that is neither yields
     nothing (protobuf is used for many harmless things).
     """
-    if blob.name.lower().endswith(".onnx") or (ctx.member or "").lower().endswith(".onnx"):
+    name = (ctx.member or blob.name).lower()
+    if name.endswith(".onnx"):
         from mlsec.scan.formats.onnx import analyze_onnx
 
         yield from analyze_onnx(blob, ctx)
+        return
+    if name.endswith("keras_metadata.pb"):
+        yield from analyze_keras_metadata(blob, ctx)
         return
     try:
         found = list(analyze_graphdef(blob, ctx))

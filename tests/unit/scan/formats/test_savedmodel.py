@@ -98,3 +98,22 @@ def test_truncated_savedmodel_is_parse_error(tmp_path: Path) -> None:
     data = _saved_model(TF2_STANDARD)
     report = _scan(tmp_path, data[:-9])
     assert "PARSE-ERROR" in rules(report)
+
+
+def test_keras_metadata_lambda(tmp_path: Path) -> None:
+    import json
+
+    lam = {
+        "class_name": "Lambda",
+        "config": {"name": "l", "function": ["4wEAAAAA", None, None], "function_type": "lambda"},
+    }
+    objs = [
+        _ld(1, b"\x08\x01" + _ld(2, b"root.layer-0") + _ld(4, json.dumps(m).encode()))
+        for m in ({"class_name": "Dense", "config": {"name": "d"}}, lam)
+    ]
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "saved_model.pb").write_bytes(_saved_model(TF2_STANDARD))
+    (d / "keras_metadata.pb").write_bytes(b"".join(objs))
+    report = scan(open_artifact(d))
+    assert [(f.file, f.rule) for f in report.findings] == [("keras_metadata.pb", "KERAS-LAMBDA")]
