@@ -30,8 +30,11 @@ def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
     analyzer = analyzer_for(ctx.format)
     if analyzer is None:
         return []
+    found: list[Finding] = []
     try:
-        return list(analyzer(blob, ctx))
+        # Collected one by one: findings made before a late parse error are kept.
+        found.extend(analyzer(blob, ctx))
+        return found
     except (MemoryError, RecursionError) as exc:
         reason = type(exc).__name__
     except (
@@ -49,12 +52,13 @@ def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
         reason = f"{type(exc).__name__}: {exc}"
     # Fail closed: what we cannot parse could hide a payload that runs before the loader errors.
     return [
+        *found,
         ctx.finding(
             "PARSE-ERROR",
             Severity.HIGH,
             f"{ctx.member or ctx.file}: cannot be parsed as {ctx.format.value} ({reason})",
             why="What the scanner cannot parse may hide a payload; loaders are often more lenient.",
-        )
+        ),
     ]
 
 

@@ -237,7 +237,7 @@ def read_member(blob: Blob, index: ZipIndex, entry: ZipEntry, cap: int) -> bytes
             raise zipfile.BadZipFile(f"{entry.name} {problem}")
         if entry.method == 0:
             return _read_at(f, loc.data_offset, min(cap, entry.csize))
-        if entry.method not in _METHODS or entry.flags & 1:
+        if entry.method not in _METHODS:
             raise zipfile.BadZipFile(f"{entry.name}: cannot decompress (method {entry.method})")
         read, factory = _factory(f, loc)
         return _inflate.inflate(read, factory, cap=cap).data  # type: ignore[arg-type]

@@ -251,3 +251,27 @@ def test_directory_version_python_refuses(tmp_path: Path, fake_pickle: None) -> 
     data[cd + 6 : cd + 8] = (99).to_bytes(2, "little")
     report = scan_bytes(tmp_path, bytes(data), "model.pt")
     assert pickle_members(report) == ["archive/data.pkl"]
+
+
+def test_findings_before_a_late_parse_error_are_kept(tmp_path: Path, fake_pickle: None) -> None:
+    # a good data.pkl, then a directory record cut short: the pickle finding must survive
+    data = bytearray(build_zip([Member("a/data.pkl", EVIL_PICKLE)]))
+    from mlsec.formats import Format
+    from mlsec.scan.base import Blob, ScanContext, ScanOptions
+    from mlsec.scan.engine import _dispatch
+
+    def analyzer(blob, ctx):  # type: ignore[no-untyped-def]
+        from mlsec.scan.formats.zip import analyze_zip
+
+        yield from analyze_zip(blob, ctx)
+        raise ValueError("late failure")
+
+    import mlsec.scan.registry as registry
+
+    registry._cache[Format.ZIP] = analyzer
+    try:
+        ctx = ScanContext(file="f", options=ScanOptions(), format=Format.ZIP, dispatch=_dispatch)
+        rules_seen = [f.rule for f in _dispatch(Blob("f", data=bytes(data)), ctx)]
+    finally:
+        registry._cache.pop(Format.ZIP)
+    assert rules_seen == ["TEST-PICKLE", "PARSE-ERROR"]
