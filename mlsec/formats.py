@@ -130,8 +130,8 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.GGUF
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
         return Format.SEVEN_ZIP
-    if head.startswith(b"\x1f\x8b"):
-        return Format.GZIP
+    if head.startswith(b"\x1f\x8b\x08") and (len(head) < 4 or not head[3] & 0xE0):
+        return Format.GZIP  # deflate method, reserved flag bits clear (not random bytes)
     if head.startswith(b"BZh") and len(head) > 3 and head[3:4].isdigit():
         return Format.BZIP2
     if head.startswith(b"\xfd7zXZ\x00"):
