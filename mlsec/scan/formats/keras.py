@@ -101,6 +101,16 @@ def _object(
     if cls == "Lambda" and isinstance(cfg, dict) and cfg.get("function_type") == "function":
         # Keras 2: {"function": "fn", "function_type": "function", "module": "pkg.mod"}
         yield from _function(f"{cfg.get('module', '')}.{cfg.get('function')}", ctx, where)
+    if cls == "TFSMLayer" and isinstance(cfg, dict):
+        path = cfg.get("filepath")
+        yield ctx.finding(
+            "KERAS-TFSMLAYER",
+            Severity.HIGH,
+            f"{where}: TFSMLayer loads the TensorFlow SavedModel at {path!r}",
+            why="The external SavedModel is loaded and run when the model is, even with "
+            "safe_mode=True (CVE-2026-1462); it is not part of what was scanned.",
+            symbol=str(path),
+        )
     if cls == "TFOpLambda" and isinstance(cfg, dict):
         fn = str(cfg.get("function", ""))
         risky = any(k in fn for k in _RISKY_TF_OPS)
@@ -116,17 +126,35 @@ def _object(
         custom.add(f"{module}.{cls}")
 
 
+def _function_module_ok(module: str) -> bool:
+    # Inside Keras only the math a layer is built from: keras.utils.get_file, for one, downloads
+    # and writes files when called from a config (CVE-2025-8747).
+    parts = module.split(".")
+    if not _module_ok(module):
+        return False
+    inner = parts[2:] if len(parts) > 1 and parts[1] == "src" else parts[1:]
+    return bool(inner) and inner[0] in _SAFE_KERAS_FUNCTION_MODULES
+
+
+_SAFE_KERAS_FUNCTION_MODULES = frozenset(
+    {
+        "activations", "losses", "metrics", "initializers", "regularizers", "constraints",
+        "optimizers", "ops", "backend", "layers", "models", "random", "applications",
+    }
+)  # fmt: skip
+
+
 def _function(name: str, ctx: ScanContext, where: str) -> Iterator[Finding]:
     module = name.rsplit(".", 1)[0] if "." in name else name
-    if _module_ok(module):
+    if _function_module_ok(module) and not name.endswith((".get_file", ".save", ".save_model")):
         return
-    dangerous = _root(module) in _DANGEROUS_MODULES
+    dangerous = _root(module) in _DANGEROUS_MODULES or name.endswith(".get_file")
     yield ctx.finding(
         "KERAS-FUNCTION-IMPORT",
         Severity.CRITICAL if dangerous else Severity.HIGH,
         f"{where}: config names the function {name}",
-        why="Keras imports and calls functions named in a config (CVE-2025-1550: even with "
-        "safe_mode=True).",
+        why="Keras imports and calls functions named in a config, even with safe_mode=True "
+        "(CVE-2025-1550; keras.utils.get_file writes files: CVE-2025-8747).",
         symbol=name,
     )
 
