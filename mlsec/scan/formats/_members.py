@@ -54,9 +54,9 @@ def sniff_member(prefix: bytes, name: str) -> Format:
 def worth_dispatching(fmt: Format, name: str = "") -> bool:
     """Whether some analyzer looks at ``fmt`` (a format without one carries nothing to inspect).
 
-    Plain text only matters as a Jinja chat template (``*.jinja``).
+    Plain text only matters as a Jinja chat template (``*.jinja``) or a text-format graph.
     """
-    if fmt is Format.TEXT and not name.lower().endswith(".jinja"):
+    if fmt is Format.TEXT and not name.lower().endswith((".jinja", ".pbtxt")):
         return False
     return analyzer_for(fmt) is not None
 

@@ -57,8 +57,14 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
 
 
 def analyze_text(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
-    """A Jinja chat template saved on its own (``chat_template.jinja``)."""
+    """A Jinja chat template saved on its own (``chat_template.jinja``), or a SavedModel in
+    protobuf text format (``saved_model.pbtxt``)."""
     name = (ctx.member or ctx.file).lower()
+    if name.endswith(".pbtxt"):
+        from mlsec.scan.formats.savedmodel import analyze_pbtxt
+
+        yield from analyze_pbtxt(blob, ctx)
+        return
     if not name.endswith(".jinja") or blob.size > _MAX_TEMPLATE:
         return
     yield from _template(name.rsplit("/", 1)[-1], blob.read().decode("utf-8", "replace"), ctx)

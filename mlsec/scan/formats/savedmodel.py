@@ -8,6 +8,7 @@ graphs and of the function library — and each op name is checked; nothing is g
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ __all__ = [
     "DANGEROUS_OPS",
     "analyze_graphdef",
     "analyze_keras_metadata",
+    "analyze_pbtxt",
     "analyze_protobuf",
     "analyze_savedmodel",
 ]
@@ -202,6 +204,22 @@ def analyze_keras_metadata(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             )
             continue
         yield from config_findings(config, ctx, f"keras_metadata.pb object {i}")
+
+
+_PBTXT_OP = re.compile(rb'\bop\s*:\s*"([A-Za-z0-9_>.]+)"')
+_PBTXT_NAME = re.compile(rb'\bname\s*:\s*"([^"]*)"')
+
+
+def analyze_pbtxt(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
+    """A graph in protobuf text format: every ``op: "..."`` field, with the node name before it."""
+    ops: list[_Op] = []
+    with blob.open() as f:
+        data = f.read(256 * 1024 * 1024)
+    for m in _PBTXT_OP.finditer(data):
+        names = _PBTXT_NAME.findall(data, max(0, m.start() - 4096), m.start())
+        node = names[-1].decode("utf-8", "replace") if names else ""
+        ops.append(_Op(m.group(1).decode(), node, ""))
+    yield from _findings(ops, ctx)
 
 
 def analyze_protobuf(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:

@@ -117,3 +117,17 @@ def test_keras_metadata_lambda(tmp_path: Path) -> None:
     (d / "keras_metadata.pb").write_bytes(b"".join(objs))
     report = scan(open_artifact(d))
     assert [(f.file, f.rule) for f in report.findings] == [("keras_metadata.pb", "KERAS-LAMBDA")]
+
+
+def test_text_format_savedmodel(tmp_path: Path) -> None:
+    pbtxt = """saved_model_schema_version: 1
+meta_graphs {
+  graph_def {
+    node { name: "x" op: "Placeholder" }
+    node { name: "save/SaveV2" op: "SaveV2" }
+    node { name: "steal" op: "ReadFile" input: "x" }
+  }
+}
+"""
+    report = _scan(tmp_path, pbtxt.encode(), "saved_model.pbtxt")
+    assert [(f.symbol, f.message.split("'")[1]) for f in report.findings] == [("ReadFile", "steal")]
