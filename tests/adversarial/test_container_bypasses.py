@@ -281,3 +281,50 @@ def test_cve_2026_1462_keras_tfsmlayer(tmp_path: Path) -> None:
     layer = {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/tmp/x"}}
     report = scan(open_artifact(_keras_zip(tmp_path, layer)))
     assert "KERAS-TFSMLAYER" in rules(report)
+
+
+def _onnx_with_external(tmp_path: Path, entries: list[tuple[str, str]]) -> Path:
+    from onnx import TensorProto, helper
+
+    w = TensorProto()
+    w.name, w.data_type, w.data_location = "w", TensorProto.FLOAT, TensorProto.EXTERNAL
+    w.dims.append(2)
+    for k, v in entries:
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        initializer=[w],
+    )
+    p = tmp_path / "model.onnx"
+    p.write_bytes(helper.make_model(graph).SerializeToString())
+    return p
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../../../../etc/passwd",  # CVE-2022-25882 / CVE-2024-27318: read outside the model dir
+        "/etc/shadow",
+        "subdir/../../../root/.ssh/authorized_keys",  # CVE-2025-51480: save_external_data writes
+    ],
+)
+def test_onnx_external_data_traversal(tmp_path: Path, location: str) -> None:
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    report = scan(open_artifact(_onnx_with_external(tmp_path, [("location", location)])))
+    assert ("ONNX-EXTERNAL-DATA-PATH", "high") in {(f.rule, f.severity) for f in report.findings}
+
+
+def test_cve_2026_34445_onnx_external_data_attribute_injection(tmp_path: Path) -> None:
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    entries = [("location", "w.bin"), ("offset", "0"), ("__dict__", "x"), ("length", "9" * 30)]
+    report = scan(open_artifact(_onnx_with_external(tmp_path, entries)))
+    found = sorted((f.rule, f.severity) for f in report.findings)
+    assert found == [("ONNX-EXTERNAL-DATA-KEY", "high"), ("ONNX-EXTERNAL-DATA-KEY", "medium")]

@@ -41,6 +41,7 @@ class _Model:
     nodes: dict[tuple[str, str], int] = field(default_factory=dict)  # (domain, op) -> count
     functions: set[tuple[str, str]] = field(default_factory=set)
     locations: list[tuple[str, str]] = field(default_factory=list)  # (tensor name, location)
+    external_keys: list[tuple[str, str, str]] = field(default_factory=list)  # other entries
 
 
 class _Walker:
@@ -119,6 +120,8 @@ class _Walker:
                         value = text(self.buf, x2, y2)
                 if key == "location":
                     self.model.locations.append((name, value))
+                else:
+                    self.model.external_keys.append((name, key, value))
 
     def function(self, a: int, b: int) -> None:
         name = domain = ""
@@ -143,6 +146,7 @@ def analyze_onnx(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         model = walker.model
     yield from _operators(model, ctx)
     yield from _locations(model, ctx)
+    yield from _external_keys(model, ctx)
 
 
 def _operators(model: _Model, ctx: ScanContext) -> Iterator[Finding]:
@@ -170,6 +174,30 @@ def _operators(model: _Model, ctx: ScanContext) -> Iterator[Finding]:
             why="A custom-op shared library is native code the user must install and trust.",
             symbol=domain,
         )
+
+
+_EXTERNAL_KEYS = frozenset({"offset", "length", "checksum", "basepath"})
+
+
+def _external_keys(model: _Model, ctx: ScanContext) -> Iterator[Finding]:
+    for tensor, key, value in model.external_keys:
+        if key not in _EXTERNAL_KEYS:
+            yield ctx.finding(
+                "ONNX-EXTERNAL-DATA-KEY",
+                Severity.HIGH,
+                f"tensor {tensor!r} has an unknown external-data key {key!r}",
+                why="onnx <= 1.20 set every external-data key as an attribute of an internal "
+                "object (CVE-2026-34445): unknown keys overwrite its state.",
+                symbol=tensor,
+            )
+        elif key in ("offset", "length") and not (value.isdigit() and int(value) < 1 << 63):
+            yield ctx.finding(
+                "ONNX-EXTERNAL-DATA-KEY",
+                Severity.MEDIUM,
+                f"tensor {tensor!r} has external-data {key} {value[:40]!r}, not a sane integer",
+                why="Loaders trust these numbers to seek and allocate.",
+                symbol=tensor,
+            )
 
 
 def _locations(model: _Model, ctx: ScanContext) -> Iterator[Finding]:
