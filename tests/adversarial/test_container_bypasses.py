@@ -328,3 +328,36 @@ def test_cve_2026_34445_onnx_external_data_attribute_injection(tmp_path: Path) -
     report = scan(open_artifact(_onnx_with_external(tmp_path, entries)))
     found = sorted((f.rule, f.severity) for f in report.findings)
     assert found == [("ONNX-EXTERNAL-DATA-KEY", "high"), ("ONNX-EXTERNAL-DATA-KEY", "medium")]
+
+
+def test_cve_2024_34359_llama_cpp_python_chat_template(tmp_path: Path) -> None:
+    # Checkmarx 2024: llama-cpp-python rendered tokenizer.chat_template with a plain jinja2
+    # Environment; the published payload reaches os.popen through a Jinja global.
+    from tests.unit.scan.formats.test_gguf import LLAMA3_TEMPLATE, _base_kvs, gguf
+
+    payload = (
+        "{% for x in ().__class__.__base__.__subclasses__() %}"
+        "{% if 'warning' in x.__name__ %}{{ x()._module.__builtins__['__import__']('os')"
+        ".popen('touch pwned').read() }}{% endif %}{% endfor %}"
+    )
+    report = scan_bytes(tmp_path, gguf(_base_kvs(LLAMA3_TEMPLATE + payload)), "model.gguf")
+    assert [(f.rule, f.severity) for f in report.findings] == [
+        ("GGUF-CHAT-TEMPLATE-SSTI", "critical")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("what", "kv"),
+    [
+        ("string length beyond the file", ("k", 8, struct.pack("<Q", 1 << 62))),
+        ("array count beyond the file", ("k", 9, struct.pack("<IQ", 8, 1 << 40))),
+        ("integer-overflowing array", ("k", 9, struct.pack("<IQ", 12, (1 << 64) // 8))),
+    ],
+)
+def test_talos_2024_gguf_parser_overflows(tmp_path: Path, what: str, kv) -> None:  # type: ignore[no-untyped-def]
+    # Cisco Talos 2024 (CVE-2024-21825/21836/… in llama.cpp's GGUF reader): unchecked lengths
+    # and counts overflow native parsers. mlsec bounds each against the file and fails closed.
+    from tests.unit.scan.formats.test_gguf import gguf
+
+    report = scan_bytes(tmp_path, gguf([kv]), "model.gguf")
+    assert "PARSE-ERROR" in rules(report), what
