@@ -83,7 +83,7 @@ SEEDS: dict[Format, bytes] = {
         [Member("a/data.pkl", EVIL_PICKLE, method=8), Member("a/data/0", b"\x80\x02" * 8)]
     ),
     Format.KERAS_ZIP: _keras(),
-    Format.GZIP: gzip.compress(EVIL_PICKLE),
+    Format.GZIP: gzip.compress(_tar()),  # a .tar.gz: the streamed tar path
     Format.SAFETENSORS: save({"a": np.arange(6, dtype=np.int16)}, metadata={"k": "v"}),
     Format.ONNX: _onnx(),
     Format.GGUF: gguf(_base_kvs(), [("t", [2, 2], 0)]),

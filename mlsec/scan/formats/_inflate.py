@@ -8,13 +8,21 @@ hit into a finding: what was not decompressed was not inspected.
 from __future__ import annotations
 
 import bz2
+import io
 import lzma
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["RATIO_MIN_OUTPUT", "Inflated", "inflate", "new_decompressor", "supported"]
+__all__ = [
+    "RATIO_MIN_OUTPUT",
+    "Inflated",
+    "Stream",
+    "inflate",
+    "new_decompressor",
+    "supported",
+]
 
 _CHUNK = 256 * 1024
 # Ratios are only judged once the output is this big: a small, highly compressible member
@@ -184,3 +192,61 @@ def inflate(
                 consumed += len(more)
                 rest += more
             return Inflated(bytes(out), True, None, consumed, streams, rest[:64])
+
+
+class Stream(io.RawIOBase):
+    """Decompressed bytes as a forward-only file, produced on demand (a ``.tar.gz`` is walked
+    without holding the tar in memory). Stops at ``cap`` bytes (``limited`` is then set) and
+    follows concatenated streams that start with ``magic``. Decompression errors propagate."""
+
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        factory: Callable[[], _Decompressor],
+        *,
+        cap: int,
+        magic: bytes = b"",
+    ) -> None:
+        super().__init__()
+        self._read = read
+        self._factory = factory
+        self._dec = factory()
+        self._buf = b""
+        self._cap = cap
+        self._magic = magic
+        self.produced = 0
+        self.limited = False
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        want = min(len(b), self._cap - self.produced)
+        if want <= 0:
+            self.limited = self.limited or not self.ended
+            return 0
+        while not self.ended:
+            if self._dec.eof:
+                rest = self._dec.unused_data + self._buf
+                if self._magic and len(rest) < len(self._magic):
+                    rest += self._read(_CHUNK)
+                if self._magic and rest.startswith(self._magic):
+                    self._dec, self._buf = self._factory(), rest
+                    continue
+                self.ended = True
+                break
+            if self._dec.needs_input:
+                if not self._buf:
+                    self._buf = self._read(_CHUNK)
+                    if not self._buf:
+                        raise EOFError("compressed stream ends before its end marker")
+                data, self._buf = self._buf, b""
+            else:
+                data = b""
+            out = self._dec.step(data, want)
+            if out:
+                b[: len(out)] = out
+                self.produced += len(out)
+                return len(out)
+        return 0

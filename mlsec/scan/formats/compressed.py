@@ -2,18 +2,29 @@
 
 The stream is decompressed within the member-size, ratio and total-extraction limits, then handed
 back to the dispatcher, which sniffs what came out (usually a pickle). Concatenated streams are
-followed, as Python's gzip/bz2/lzma readers do.
+followed, as Python's gzip/bz2/lzma readers do. A compressed tar is walked while it decompresses
+instead (model archives are often multi-gigabyte ``.tar.gz`` files).
 """
 
 from __future__ import annotations
 
+import io
+import lzma
+import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 
-from mlsec.formats import Format
+from mlsec.formats import PREFIX_SIZE, Format
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
-from mlsec.scan.formats._members import budget_exhausted
+from mlsec.scan.formats._members import (
+    HEAD_SIZE,
+    budget_exhausted,
+    member_limit,
+    needs_prefix,
+    sniff_member,
+    worth_dispatching,
+)
 from mlsec.scan.model import Finding, Severity
 
 __all__ = ["analyze_compressed", "analyze_uninspectable"]
@@ -37,6 +48,9 @@ def analyze_compressed(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     budget = ctx.extract_budget()
     if budget <= 0:
         yield from budget_exhausted(ctx)
+        return
+    if ctx.depth + 2 <= ctx.limits.max_depth and _holds_tar(blob, kind, magic):
+        yield from _stream_tar(blob, ctx, kind, magic)
         return
     cap = min(ctx.limits.max_member_size, budget)
     read, close = _reader(blob)
@@ -90,6 +104,92 @@ def analyze_compressed(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         )
     if out.data:
         yield from ctx.scan_nested(Blob(f"{blob.name}:{kind}", data=out.data), f"<{kind}>")
+
+
+def _holds_tar(blob: Blob, kind: str, magic: bytes) -> bool:
+    read, close = _reader(blob)
+    try:
+        head = _inflate.inflate(read, lambda: _inflate.new_decompressor(kind), cap=512).data
+    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError):
+        return False  # the full decompression reports it
+    finally:
+        close()
+    return sniff_member(head, "") is Format.TAR
+
+
+def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterator[Finding]:
+    """A compressed tar (``.tar.gz``, ``.tar.xz``…): walked as it decompresses, so a large
+    archive costs its decompression time, not its size in memory. Members are handled like
+    those of a plain tar; the ones that matter are read (bounded) and handed on."""
+    from mlsec.scan.formats.tar import _checks
+
+    tctx = ctx.child(f"<{kind}>", Format.TAR)
+    ctx.counters.members_scanned += 1
+    f = blob.open()
+    stream = _inflate.Stream(
+        f.read, lambda: _inflate.new_decompressor(kind), cap=ctx.extract_budget(), magic=magic
+    )
+    charged = 0
+    seen: set[str] = set()
+    try:
+        reader = io.BufferedReader(stream, 1 << 20)
+        with tarfile.open(fileobj=reader, mode="r|") as tf:
+            for m in tf:
+                if not tctx.see_member():
+                    yield from member_limit(tctx)
+                    break
+                yield from _checks(m, seen, tctx)
+                if not m.isreg() or m.size <= 0 or m.issparse():
+                    continue
+                fh = tf.extractfile(m)
+                if fh is None:
+                    continue
+                head = fh.read(HEAD_SIZE)
+                if needs_prefix(head):
+                    head += fh.read(PREFIX_SIZE - len(head))
+                if not worth_dispatching(sniff_member(head, m.name), m.name):
+                    continue
+                cap = ctx.limits.max_member_size
+                data = head + fh.read(max(0, cap - len(head)))
+                if m.size > cap:
+                    yield tctx.finding(
+                        "DECOMPRESSION-LIMIT",
+                        Severity.HIGH,
+                        f"member {m.name!r} is {m.size} bytes; only the first {cap} were inspected",
+                        why="What was not inspected may hide a payload.",
+                    )
+                ctx.charge_extracted(stream.produced - charged)
+                charged = stream.produced
+                yield from tctx.scan_nested(Blob(m.name, data=data), m.name)
+            while chunk := reader.read(1 << 20):
+                if chunk.strip(b"\x00"):
+                    yield tctx.finding(
+                        "TAR-HIDDEN-DATA",
+                        Severity.HIGH,
+                        "data after the point where tar reading stopped",
+                        why="A corrupt header ends Python's tarfile (and this scan) but GNU tar "
+                        "skips it and extracts what follows, uninspected.",
+                    )
+                    break
+    except tarfile.TarError as exc:
+        yield tctx.finding(
+            "TAR-CORRUPT",
+            Severity.HIGH,
+            f"compressed tar archive is corrupt ({exc})",
+            why="Members after the damage were not inspected; other tar readers may read them.",
+        )
+    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+        yield ctx.finding(
+            "PARSE-ERROR",
+            Severity.HIGH,
+            f"{ctx.member or ctx.file}: corrupt {kind} stream ({type(exc).__name__}: {exc})",
+            why="Loaders often decompress up to the error — far enough to run a payload.",
+        )
+    finally:
+        f.close()
+        ctx.charge_extracted(stream.produced - charged)
+    if stream.limited:
+        yield from budget_exhausted(ctx)
 
 
 def analyze_uninspectable(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:

@@ -6,6 +6,7 @@ import io
 import tarfile
 from pathlib import Path
 
+import pytest
 import torch
 
 from mlsec.artifact import open_artifact
@@ -105,3 +106,32 @@ def test_duplicate_names(tmp_path: Path, fake_pickle: None) -> None:
     report = scan_bytes(tmp_path, data, "m.tar")
     assert "ARCHIVE-DUPLICATE-NAME" in rules(report)
     assert len(pickle_members(report)) == 2
+
+
+@pytest.mark.parametrize("mode", ["w:gz", "w:xz", "w:bz2"])
+def test_compressed_tar_is_streamed_past_the_member_size_limit(
+    tmp_path: Path, fake_pickle: None, mode: str
+) -> None:
+    # the tar is bigger than max_member_size: it is walked as it decompresses, not cut off
+    big = b"\x00" * (20 << 20)
+    data = _tar([("weights.bin", big), ("model/data.pkl", EVIL_PICKLE)], mode=mode)
+    p = tmp_path / "model.tar.x"
+    p.write_bytes(data)
+    report = scan(open_artifact(p), ScanOptions(limits=Limits(max_member_size=8 << 20)))
+    assert pickle_members(report)[0].endswith("!model/data.pkl")
+    assert rules(report) == {"TEST-PICKLE"}
+
+
+def test_compressed_tar_budget(tmp_path: Path, fake_pickle: None) -> None:
+    data = _tar([("a.bin", b"\x00" * (8 << 20)), ("b/data.pkl", EVIL_PICKLE)], mode="w:gz")
+    p = tmp_path / "m.tgz"
+    p.write_bytes(data)
+    report = scan(open_artifact(p), ScanOptions(limits=Limits(max_total_extracted=1 << 20)))
+    assert "EXTRACT-LIMIT" in rules(report)
+
+
+def test_corrupt_compressed_tar(tmp_path: Path) -> None:
+    data = bytearray(_tar([("a.bin", bytes(range(256)) * 4000)], mode="w:gz"))
+    data[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
+    # tarfile reports the broken stream as a corrupt archive; either way it fails closed
+    assert rules(scan_bytes(tmp_path, bytes(data), "m.tgz")) & {"PARSE-ERROR", "TAR-CORRUPT"}
