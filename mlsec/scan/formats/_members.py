@@ -20,6 +20,7 @@ from mlsec.scan.registry import analyzer_for
 __all__ = [
     "HEAD_SIZE",
     "budget_exhausted",
+    "limit_rule",
     "member_limit",
     "needs_prefix",
     "plausible_pickle",
@@ -120,3 +121,16 @@ def budget_exhausted(ctx: ScanContext) -> Iterator[Finding]:
             why="Decompression bombs exhaust memory and time; what was not inspected may hide a "
             "payload.",
         )
+
+
+def limit_rule(
+    bomb: str, limit: str, produced: int, consumed: int, cap: int, ctx: ScanContext
+) -> str:
+    """The rule for a decompression stopped by a limit: ``bomb`` when the output outgrew the
+    input by more than ``max_ratio``, EXTRACT-LIMIT when the file-wide budget was what stopped it,
+    DECOMPRESSION-LIMIT for a member that is merely larger than ``max_member_size``."""
+    if limit == "ratio" or produced > ctx.limits.max_ratio * max(consumed, 1):
+        return bomb
+    if cap < ctx.limits.max_member_size:
+        return "EXTRACT-LIMIT"
+    return "DECOMPRESSION-LIMIT"

@@ -20,6 +20,7 @@ from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
     budget_exhausted,
+    limit_rule,
     member_limit,
     needs_prefix,
     sniff_member,
@@ -80,9 +81,7 @@ def analyze_compressed(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             else f"more than {ctx.limits.max_ratio}x its compressed size"
         )
         yield ctx.finding(
-            "DECOMPRESSION-BOMB"
-            if cap == ctx.limits.max_member_size or out.limit == "ratio"
-            else "EXTRACT-LIMIT",
+            limit_rule("DECOMPRESSION-BOMB", out.limit, len(out.data), out.consumed, cap, ctx),
             Severity.HIGH,
             f"{kind} stream decompresses to {what}; only the first {len(out.data)} bytes were "
             "inspected",

@@ -20,6 +20,7 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
     budget_exhausted,
+    limit_rule,
     member_limit,
     sniff_member,
     unsafe_path,
@@ -440,7 +441,7 @@ def _members(
         ctx.charge_extracted(len(data))
         if limit:
             yield ctx.finding(
-                "DECOMPRESSION-BOMB" if cap == ctx.limits.max_member_size else "EXTRACT-LIMIT",
+                limit_rule("DECOMPRESSION-BOMB", "size", folder.size, packed, cap, ctx),
                 Severity.HIGH,
                 f"a 7z folder decodes to {folder.size} bytes; only {cap} were inspected",
                 why="Decompression bombs exhaust memory; the part not inspected may hide a "

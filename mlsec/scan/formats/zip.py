@@ -29,6 +29,7 @@ from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
     budget_exhausted,
+    limit_rule,
     member_limit,
     needs_prefix,
     plausible_pickle,
@@ -478,9 +479,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
             else f"more than {ctx.limits.max_ratio}x its compressed size"
         )
         yield ctx.finding(
-            "ZIP-BOMB"
-            if cap == ctx.limits.max_member_size or out.limit == "ratio"
-            else "EXTRACT-LIMIT",
+            limit_rule("ZIP-BOMB", out.limit, len(out.data), out.consumed, cap, ctx),
             Severity.HIGH,
             f"member {e.name!r} decompresses to {what}; only the first "
             f"{len(out.data)} bytes were inspected",
