@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "RATIO_MIN_OUTPUT",
+    "Decompressor",
     "Inflated",
     "Stream",
     "inflate",
@@ -30,7 +31,7 @@ _CHUNK = 256 * 1024
 RATIO_MIN_OUTPUT = 8 * 1024 * 1024
 
 
-class _Decompressor(Protocol):
+class Decompressor(Protocol):
     @property
     def eof(self) -> bool: ...
 
@@ -88,7 +89,7 @@ class _Std:
         return self._d.decompress(data, max_length)
 
 
-def _zip_lzma(props: bytes) -> _Decompressor:
+def _zip_lzma(props: bytes) -> Decompressor:
     # A zip LZMA member: 2-byte version, 2-byte properties size, then LZMA1 properties (lc/lp/pb
     # packed in one byte, 4-byte dictionary size), then the raw LZMA1 stream.
     if len(props) < 9:
@@ -107,7 +108,7 @@ def supported(kind: str) -> bool:
     return kind in ("deflate", "zlib", "gzip", "bzip2", "xz", "zip-lzma")
 
 
-def new_decompressor(kind: str, props: bytes = b"") -> _Decompressor:
+def new_decompressor(kind: str, props: bytes = b"") -> Decompressor:
     """A decompressor for ``kind``: deflate (raw), zlib, gzip, bzip2, xz, zip-lzma."""
     if kind == "deflate":
         return _Zlib(-15)
@@ -143,7 +144,7 @@ class Inflated:
 
 def inflate(
     read: Callable[[int], bytes],
-    factory: Callable[[], _Decompressor],
+    factory: Callable[[], Decompressor],
     *,
     cap: int,
     max_ratio: int = 0,
@@ -202,7 +203,7 @@ class Stream(io.RawIOBase):
     def __init__(
         self,
         read: Callable[[int], bytes],
-        factory: Callable[[], _Decompressor],
+        factory: Callable[[], Decompressor],
         *,
         cap: int,
         magic: bytes = b"",

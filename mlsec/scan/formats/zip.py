@@ -220,7 +220,9 @@ def _range_reader(f: BinaryIO, offset: int, length: int) -> Callable[[int], byte
     return read
 
 
-def _factory(f: BinaryIO, loc: _Located) -> tuple[Callable[[int], bytes], Callable[[], object]]:
+def _factory(
+    f: BinaryIO, loc: _Located
+) -> tuple[Callable[[int], bytes], Callable[[], _inflate.Decompressor]]:
     e = loc.entry
     method = _METHODS[e.method]
     if method == "zip-lzma":
@@ -241,7 +243,7 @@ def read_member(blob: Blob, index: ZipIndex, entry: ZipEntry, cap: int) -> bytes
         if entry.method not in _METHODS:
             raise zipfile.BadZipFile(f"{entry.name}: cannot decompress (method {entry.method})")
         read, factory = _factory(f, loc)
-        return _inflate.inflate(read, factory, cap=cap).data  # type: ignore[arg-type]
+        return _inflate.inflate(read, factory, cap=cap).data
 
 
 def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
@@ -414,7 +416,7 @@ def _is_tensor_storage(name: str, ctx: ScanContext) -> bool:
 
 def _inflate_head(f: BinaryIO, loc: _Located, n: int) -> bytes:
     read, factory = _factory(f, loc)
-    return _inflate.inflate(read, factory, cap=n).data  # type: ignore[arg-type]
+    return _inflate.inflate(read, factory, cap=n).data
 
 
 def _storage_worth_a_look(head: bytes) -> bool:
@@ -467,7 +469,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
     cap = min(ctx.limits.max_member_size, budget)
     read, factory = _factory(f, loc)
     try:
-        out = _inflate.inflate(read, factory, cap=cap, max_ratio=ctx.limits.max_ratio)  # type: ignore[arg-type]
+        out = _inflate.inflate(read, factory, cap=cap, max_ratio=ctx.limits.max_ratio)
     except (zlib.error, OSError, ValueError, EOFError) as exc:
         yield _corrupt(e, exc, ctx)
         return
