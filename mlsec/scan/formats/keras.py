@@ -170,7 +170,7 @@ def analyze_keras_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     analyzer like any JSON member), and a config that does not parse fails closed."""
     yield from analyze_zip(blob, ctx)
     with blob.open() as f:
-        index = read_index(f, blob.size)
+        index = read_index(f, blob.size, ctx.limits.max_members)
     for entry in index.entries:
         if entry.name != "config.json":
             continue

@@ -85,6 +85,7 @@ class ZipIndex:
     prefix: int  # bytes before the first local header (or before the directory, if empty)
     concat: int  # offset every recorded offset is shifted by (data prepended to the zip)
     trailing: int  # bytes after the end-of-central-directory record and its comment
+    truncated: bool = False  # the directory holds more records than were parsed
 
 
 def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
@@ -110,8 +111,9 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
     return usize, csize, offset
 
 
-def read_index(f: BinaryIO, size: int) -> ZipIndex:
-    """Parse the end record(s) and the central directory. Raises BadZipFile when hopeless."""
+def read_index(f: BinaryIO, size: int, max_entries: int | None = None) -> ZipIndex:
+    """Parse the end record(s) and the central directory (at most ``max_entries`` records).
+    Raises BadZipFile when hopeless."""
     tail_len = min(size, 22 + 65535 + 20)
     tail = _read_at(f, size - tail_len, tail_len)
     pos = tail.rfind(_EOCD)
@@ -142,7 +144,11 @@ def read_index(f: BinaryIO, size: int) -> ZipIndex:
         raise zipfile.BadZipFile("truncated central directory")
     entries: list[ZipEntry] = []
     p = 0
+    truncated = False
     while p < cd_size:
+        if max_entries is not None and len(entries) >= max_entries:
+            truncated = True
+            break
         if p + 46 > cd_size:
             raise zipfile.BadZipFile("truncated central directory record")
         (sig, _vm, _vn, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, *_rest) = (
@@ -172,7 +178,7 @@ def read_index(f: BinaryIO, size: int) -> ZipIndex:
         )
         p += 46 + nlen + elen + clen
     first = min((e.local_offset for e in entries), default=cd_offset + concat)
-    return ZipIndex(tuple(entries), n_total, first, concat, trailing)
+    return ZipIndex(tuple(entries), n_total, first, concat, trailing, truncated)
 
 
 @dataclass(slots=True)
@@ -249,7 +255,7 @@ def read_member(blob: Blob, index: ZipIndex, entry: ZipEntry, cap: int) -> bytes
 def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Check a zip's structure and hand every member whose content matters to its analyzer."""
     with blob.open() as f:
-        index = read_index(f, blob.size)
+        index = read_index(f, blob.size, ctx.limits.max_members)
         yield from _structure(blob, index, ctx)
         located: list[tuple[int, int]] = []
         seen: dict[bytes, int] = {}
@@ -284,14 +290,14 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
 
 def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Finding]:
     n = len(index.entries)
-    if n > ctx.limits.max_members:
+    if index.truncated:
         yield ctx.finding(
             "ZIP-TOO-MANY-MEMBERS",
             Severity.HIGH,
-            f"{n} members; only the first {ctx.limits.max_members} were inspected",
+            f"more than {n} members; only the first {n} were inspected",
             why="Huge member counts exhaust scanners; what was not inspected may hide a payload.",
         )
-    if index.declared_count not in (n, n & 0xFFFF):
+    if not index.truncated and index.declared_count not in (n, n & 0xFFFF):
         yield ctx.finding(
             "ZIP-ENTRY-COUNT-MISMATCH",
             Severity.HIGH,
