@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import pickletools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from mlsec.formats import PREFIX_SIZE, Format, sniff_bytes
 from mlsec.scan.base import ScanContext
@@ -19,6 +19,7 @@ from mlsec.scan.registry import analyzer_for
 
 __all__ = [
     "HEAD_SIZE",
+    "FindingCap",
     "budget_exhausted",
     "limit_rule",
     "member_limit",
@@ -134,3 +135,32 @@ def limit_rule(
     if cap < ctx.limits.max_member_size:
         return "EXTRACT-LIMIT"
     return "DECOMPRESSION-LIMIT"
+
+
+class FindingCap:
+    """At most ``limit`` findings per rule from one container, then one summary: a hostile
+    archive with 200,000 '../' names should not produce 200,000 findings."""
+
+    def __init__(self, ctx: ScanContext, limit: int = 50) -> None:
+        self._ctx = ctx
+        self._limit = limit
+        self._counts: dict[str, int] = {}
+        self._severity: dict[str, Severity] = {}
+
+    def __call__(self, findings: Iterable[Finding]) -> Iterator[Finding]:
+        for f in findings:
+            n = self._counts.get(f.rule, 0) + 1
+            self._counts[f.rule] = n
+            self._severity[f.rule] = f.severity
+            if n <= self._limit:
+                yield f
+
+    def summary(self) -> Iterator[Finding]:
+        for rule, n in sorted(self._counts.items()):
+            if n > self._limit:
+                yield self._ctx.finding(
+                    rule,
+                    self._severity[rule],
+                    f"{n - self._limit} more {rule} findings in this archive (not listed)",
+                    why="Repeated findings are summarised to keep the report readable.",
+                )

@@ -15,6 +15,7 @@ from mlsec.formats import PREFIX_SIZE
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
+    FindingCap,
     member_limit,
     needs_prefix,
     sniff_member,
@@ -30,6 +31,7 @@ def analyze_tar(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Check member names and links, and hand every member whose content matters on."""
     seen: set[str] = set()
     count = 0
+    cap = FindingCap(ctx)
     with blob.open() as f:
         try:
             tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed just below
@@ -47,15 +49,18 @@ def analyze_tar(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                         why="Members after the damage were not inspected; other tar readers "
                         "may still read them.",
                     )
+                    yield from cap.summary()
                     return
                 if m is None:
                     yield from _after_end(f, tf.offset, blob.size, ctx)
+                    yield from cap.summary()
                     return
                 count += 1
                 if not ctx.see_member():
                     yield from member_limit(ctx)
+                    yield from cap.summary()
                     return
-                yield from _checks(m, seen, ctx)
+                yield from cap(_checks(m, seen, ctx))
                 if m.isreg() and not m.issparse() and m.size > 0:
                     yield from _content(blob, m, ctx)
 

@@ -28,6 +28,7 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
+    FindingCap,
     budget_exhausted,
     limit_rule,
     member_limit,
@@ -259,20 +260,26 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         yield from _structure(blob, index, ctx)
         located: list[tuple[int, int]] = []
         seen: dict[bytes, int] = {}
+        cap = FindingCap(ctx)
         for e in index.entries[: ctx.limits.max_members]:
             if not ctx.see_member():
                 yield from member_limit(ctx)
                 break
-            yield from _entry_checks(e, seen, ctx)
+            yield from cap(_entry_checks(e, seen, ctx))
             loc, problem = _locate(f, blob.size, e)
             if problem:
-                yield ctx.finding(
-                    "ZIP-LOCAL-HEADER",
-                    Severity.HIGH,
-                    f"member {e.name!r} {problem}",
-                    why="Readers disagree on such members (Python's zipfile refuses them, "
-                    "PyTorch's reader uses the directory): a scanner can be made to skip one.",
-                    offset=e.local_offset,
+                yield from cap(
+                    [
+                        ctx.finding(
+                            "ZIP-LOCAL-HEADER",
+                            Severity.HIGH,
+                            f"member {e.name!r} {problem}",
+                            why="Readers disagree on such members (Python's zipfile refuses "
+                            "them, PyTorch's reader uses the directory): a scanner can be made "
+                            "to skip one.",
+                            offset=e.local_offset,
+                        )
+                    ]
                 )
             if loc is None:
                 continue
@@ -280,12 +287,13 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             if e.method not in _METHODS:
                 continue
             if e.is_symlink:
-                yield from _symlink(blob, index, e, ctx)
+                yield from cap(_symlink(blob, index, e, ctx))
                 continue
             # Encryption flags are looked at anyway: PyTorch ignores them (CVE-2025-1945), so a
             # "flagged" member may be plain data. Really encrypted bytes sniff as nothing.
             yield from _member(f, blob, loc, ctx)
         yield from _overlaps(located, ctx)
+        yield from cap.summary()
 
 
 def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Finding]:
@@ -328,7 +336,7 @@ def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Findin
 
 
 def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iterator[Finding]:
-    if e.raw_name in seen:
+    if e.raw_name in seen and seen[e.raw_name] >= 0:
         yield ctx.finding(
             "ZIP-DUPLICATE-NAME",
             Severity.HIGH,
@@ -336,7 +344,8 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
             why="PyTorch reads the first of two same-named members, Python's zipfile the last: "
             "a scanner can be shown a benign copy while the loader runs the other. Both scanned.",
         )
-    else:
+        seen[e.raw_name] = -1  # reported once per name
+    elif e.raw_name not in seen:
         seen[e.raw_name] = e.index
     reason = unsafe_path(e.name)
     if reason:

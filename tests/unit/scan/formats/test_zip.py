@@ -275,3 +275,11 @@ def test_findings_before_a_late_parse_error_are_kept(tmp_path: Path, fake_pickle
     finally:
         registry._cache.pop(Format.ZIP)
     assert rules_seen == ["TEST-PICKLE", "PARSE-ERROR"]
+
+
+def test_repeated_findings_are_summarised(tmp_path: Path) -> None:
+    data = build_zip([Member(f"../x{i}", b"x") for i in range(120)])
+    report = scan_bytes(tmp_path, data, "x.zip")
+    traversal = [f for f in report.findings if f.rule == "ARCHIVE-PATH-TRAVERSAL"]
+    assert len(traversal) == 51
+    assert "70 more" in traversal[-1].message
