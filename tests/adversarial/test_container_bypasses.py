@@ -361,3 +361,22 @@ def test_talos_2024_gguf_parser_overflows(tmp_path: Path, what: str, kv) -> None
 
     report = scan_bytes(tmp_path, gguf([kv]), "model.gguf")
     assert "PARSE-ERROR" in rules(report), what
+
+
+def test_modelscan_354_corrupt_lzma_member_before_data_pkl(
+    tmp_path: Path, fake_pickle: None
+) -> None:
+    # the same fail-open class through a member whose LZMA stream is garbage
+    import io
+    import zipfile as zf_mod
+
+    buf = io.BytesIO()
+    with zf_mod.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/junk.pkl", b"\x80\x02" + b"x" * 5000, compress_type=zf_mod.ZIP_LZMA)
+        zf.writestr("archive/data.pkl", EVIL_PICKLE)
+    data = bytearray(buf.getvalue())
+    start = data.index(b"archive/junk.pkl") + len("archive/junk.pkl") + 9
+    data[start : start + 32] = b"\xff" * 32
+    report = scan_bytes(tmp_path, bytes(data), "model.pt")
+    assert "ZIP-CORRUPT-MEMBER" in rules(report)
+    assert _critical(report)

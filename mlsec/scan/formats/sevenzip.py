@@ -437,7 +437,31 @@ def _members(
             yield from budget_exhausted(ctx)
             return
         cap = min(ctx.limits.max_member_size, ctx.extract_budget())
-        data, limit = _decode(blob, offset, packed, folder, cap)
+        try:
+            data, limit = _decode(blob, offset, packed, folder, cap)
+        except Unsupported as exc:
+            yield ctx.finding(
+                "SEVENZIP-UNINSPECTED",
+                Severity.HIGH,
+                f"{ctx.member or ctx.file}: a 7z folder cannot be inspected ({exc})",
+                why="Scanners that skip 7z were bypassed by nullifAI (ReversingLabs, 2025): "
+                "PyTorch models packed with 7z carried pickles nobody scanned.",
+            )
+            for _ in sizes:
+                next(with_stream, None)
+            continue
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+            # One bad folder must not hide the others (7-Zip extracts what it can).
+            yield ctx.finding(
+                "SEVENZIP-CORRUPT-FOLDER",
+                Severity.HIGH,
+                f"a 7z folder cannot be decoded ({type(exc).__name__}: {exc})",
+                why="Extractors recover what they can around a damaged folder; its content was "
+                "not inspected.",
+            )
+            for _ in sizes:
+                next(with_stream, None)
+            continue
         ctx.charge_extracted(len(data))
         if limit:
             yield ctx.finding(

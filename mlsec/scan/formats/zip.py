@@ -53,6 +53,17 @@ _MAX_DIRECTORY = 256 * 1024 * 1024
 _CRC_CHECK_MAX = 64 * 1024 * 1024
 
 _METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "zip-lzma"}
+# What reading one member can raise; caught per member so that the walk goes on.
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+    EOFError,
+    ValueError,
+    IndexError,
+    struct.error,
+)
 # PyTorch tensor storage: raw bytes the loader never unpickles.
 _TENSOR_STORAGE = re.compile(r"^(?:[^/]+/)?data/\d+$")
 
@@ -291,7 +302,11 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 continue
             # Encryption flags are looked at anyway: PyTorch ignores them (CVE-2025-1945), so a
             # "flagged" member may be plain data. Really encrypted bytes sniff as nothing.
-            yield from _member(f, blob, loc, ctx)
+            try:
+                yield from _member(f, blob, loc, ctx)
+            except _MEMBER_ERRORS as exc:
+                # One unreadable member must not end the walk (modelscan#354): report, go on.
+                yield _corrupt(e, exc, ctx)
         yield from _overlaps(located, ctx)
         yield from cap.summary()
 
@@ -391,7 +406,7 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
 def _symlink(blob: Blob, index: ZipIndex, e: ZipEntry, ctx: ScanContext) -> Iterator[Finding]:
     try:
         target = read_member(blob, index, e, 4096).decode("utf-8", "replace")
-    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, ValueError, EOFError) as exc:
+    except _MEMBER_ERRORS as exc:
         yield _corrupt(e, exc, ctx)
         return
     base = e.name.rsplit("/", 1)[0] if "/" in e.name else ""
@@ -459,7 +474,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
             prefix = _inflate_head(f, loc, HEAD_SIZE)
             if needs_prefix(prefix) and len(prefix) == HEAD_SIZE:
                 prefix = _inflate_head(f, loc, PREFIX_SIZE)
-        except (zlib.error, OSError, ValueError, EOFError) as exc:
+        except _MEMBER_ERRORS as exc:
             yield _corrupt(e, exc, ctx)
             return
         ctx.charge_extracted(len(prefix))
@@ -485,7 +500,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
     read, factory = _factory(f, loc)
     try:
         out = _inflate.inflate(read, factory, cap=cap, max_ratio=ctx.limits.max_ratio)
-    except (zlib.error, OSError, ValueError, EOFError) as exc:
+    except _MEMBER_ERRORS as exc:
         yield _corrupt(e, exc, ctx)
         return
     ctx.charge_extracted(len(out.data))
