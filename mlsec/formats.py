@@ -140,8 +140,6 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.ZSTD
     if head.startswith(b"\x04\x22\x4d\x18"):
         return Format.LZ4
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return Format.TAR
     if _is_lzma_alone(head):
         return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):

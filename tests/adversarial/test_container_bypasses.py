@@ -380,3 +380,27 @@ def test_modelscan_354_corrupt_lzma_member_before_data_pkl(
     report = scan_bytes(tmp_path, bytes(data), "model.pt")
     assert "ZIP-CORRUPT-MEMBER" in rules(report)
     assert _critical(report)
+
+
+def test_pickle_disguised_as_a_legacy_lzma_header(tmp_path: Path, fake_pickle: None) -> None:
+    # .lzma (joblib's "lzma") has no magic: a pickle can be shaped to sniff as one (BININT args
+    # spelling a dictionary size and a small length). It must still reach the pickle engine.
+    from mlsec.formats import sniff_bytes
+
+    disguised = b"J\x00\x00\x80\x00NNNJ\x00\x00\x00\x00" + b"0000" + EVIL_PICKLE[2:]
+    assert sniff_bytes(disguised) == "xz"
+    report = scan_bytes(tmp_path, disguised, "model.pkl")
+    assert "PARSE-ERROR" in rules(report)
+    assert _critical(report)
+
+
+def test_pickle_disguised_as_a_safetensors_header(tmp_path: Path, fake_pickle: None) -> None:
+    # PROTO 2, then LONG1 with 5 argument bytes that hide the zero high bytes of a "header
+    # length" and the "{" at offset 8: it sniffs as safetensors and still unpickles.
+    from mlsec.formats import sniff_bytes
+
+    disguised = b"\x80\x02\x8a\x05\x00\x00\x00\x00{0" + EVIL_PICKLE[2:]
+    assert sniff_bytes(disguised) == "safetensors"
+    report = scan_bytes(tmp_path, disguised, "model.safetensors")
+    assert "PARSE-ERROR" in rules(report)
+    assert _critical(report)
