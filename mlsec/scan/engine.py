@@ -27,6 +27,29 @@ def refine_zip(blob: Blob) -> Format:
 
 
 def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
+    found = list(_run(blob, ctx))
+    if (
+        ctx.format not in (Format.PICKLE, Format.NUMPY)
+        and any(f.rule == "PARSE-ERROR" and f.member == ctx.member for f in found)
+        and _could_be_pickle(blob)
+    ):
+        # Weak magic (a safetensors length, a .lzma header, "GGUF" = BINFLOAT…) can be matched
+        # by a crafted pickle that then fails that format's parse: let the pickle engine judge
+        # the same bytes too, as pickle.load would.
+        found.extend(_run(blob, ctx.child("<as pickle>", Format.PICKLE)))
+    return found
+
+
+def _could_be_pickle(blob: Blob) -> bool:
+    from mlsec.scan.formats._members import plausible_pickle
+
+    head = blob.head(64 * 1024)
+    if head[:1] == b"\x80" and head[1:2] <= b"\x05":
+        return True
+    return plausible_pickle(head)
+
+
+def _run(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
     analyzer = analyzer_for(ctx.format)
     if analyzer is None:
         return []

@@ -404,3 +404,14 @@ def test_pickle_disguised_as_a_safetensors_header(tmp_path: Path, fake_pickle: N
     report = scan_bytes(tmp_path, disguised, "model.safetensors")
     assert "PARSE-ERROR" in rules(report)
     assert _critical(report)
+
+
+def test_pickle_disguised_as_gguf(tmp_path: Path, fake_pickle: None) -> None:
+    # "G" is BINFLOAT: "GGUF" + 5 more bytes are its argument, then pickle opcodes follow.
+    from mlsec.formats import sniff_bytes
+
+    disguised = b"GGUF\x03\x00\x00\x00\x000" + EVIL_PICKLE[2:]
+    assert sniff_bytes(disguised) == "gguf"
+    report = scan_bytes(tmp_path, disguised, "model.gguf")
+    assert "PARSE-ERROR" in rules(report)
+    assert _critical(report)

@@ -70,10 +70,6 @@ def analyze_compressed(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             f"{ctx.member or ctx.file}: corrupt {kind} stream ({type(exc).__name__}: {exc})",
             why="Loaders often decompress up to the error — far enough to run a payload.",
         )
-        if kind == "xz" and not blob.head(6).startswith(magic) and ctx.dispatch is not None:
-            # Sniffed as a legacy .lzma header, which has no real magic: a crafted pickle can
-            # look like one. Let the pickle engine judge the same bytes.
-            yield from ctx.dispatch(blob, ctx.child("<as pickle>", Format.PICKLE))
         return
     finally:
         close()

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from mlsec.formats import PREFIX_SIZE, Format
+from mlsec.formats import PREFIX_SIZE
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._members import sniff_member, worth_dispatching
 from mlsec.scan.model import Finding, Severity
@@ -59,19 +59,8 @@ def _is_int(v: object) -> bool:
 
 
 def analyze_safetensors(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
-    """Validate a safetensors header and the byte layout it describes. A header that does not
-    parse is also handed to the pickle engine when the bytes could start a pickle: the
-    safetensors sniff (a length, then "{") can be matched by a crafted pickle."""
-    found = list(_analyze(blob, ctx))
-    yield from found
-    head = blob.head(2)
-    if (
-        any(f.rule == "PARSE-ERROR" for f in found)
-        and head[:1] == b"\x80"
-        and head[1:2] <= b"\x05"
-        and ctx.dispatch is not None
-    ):
-        yield from ctx.dispatch(blob, ctx.child("<as pickle>", Format.PICKLE))
+    """Validate a safetensors header and the byte layout it describes."""
+    yield from _analyze(blob, ctx)
 
 
 def _analyze(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
