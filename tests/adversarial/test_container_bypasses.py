@@ -415,3 +415,23 @@ def test_pickle_disguised_as_gguf(tmp_path: Path, fake_pickle: None) -> None:
     report = scan_bytes(tmp_path, disguised, "model.gguf")
     assert "PARSE-ERROR" in rules(report)
     assert _critical(report)
+
+
+def test_tar_pickle_polyglot(tmp_path: Path, fake_pickle: None) -> None:
+    # The first member's name field is a complete protocol-0 pickle: tarfile sees a normal tar,
+    # pickle.load runs the name.
+    import io
+    import tarfile
+
+    name = "cposix\nsystem\n(S'touch pwned'\ntR."
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        info = tarfile.TarInfo(name)
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"abc"))
+    data = buf.getvalue()
+    assert data.startswith(b"cposix")
+    report = scan_bytes(tmp_path, data, "model.bin")
+    assert report.files[0].format == "tar"
+    assert "POLYGLOT-PICKLE" in rules(report)
+    assert _critical(report)

@@ -11,13 +11,14 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from mlsec.formats import PREFIX_SIZE
+from mlsec.formats import PREFIX_SIZE, Format
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
     FindingCap,
     member_limit,
     needs_prefix,
+    plausible_pickle,
     sniff_member,
     unsafe_path,
     worth_dispatching,
@@ -32,6 +33,7 @@ def analyze_tar(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     seen: set[str] = set()
     count = 0
     cap = FindingCap(ctx)
+    yield from _polyglot(blob, ctx)
     with blob.open() as f:
         try:
             tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed just below
@@ -63,6 +65,21 @@ def analyze_tar(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 yield from cap(_checks(m, seen, ctx))
                 if m.isreg() and not m.issparse() and m.size > 0:
                     yield from _content(blob, m, ctx)
+
+
+def _polyglot(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
+    # A tar header starts with a 100-byte name that can hold a whole pickle: pickle.load (and
+    # joblib) would run it and stop at its STOP, while tar readers see an ordinary archive.
+    head = blob.head(PREFIX_SIZE)
+    if not plausible_pickle(head) or ctx.dispatch is None:
+        return
+    yield ctx.finding(
+        "POLYGLOT-PICKLE",
+        Severity.HIGH,
+        f"{ctx.member or ctx.file}: the archive's first bytes are also a pickle",
+        why="The same file is an archive to tar readers and code to pickle.load.",
+    )
+    yield from ctx.dispatch(blob, ctx.child("<as pickle>", Format.PICKLE))
 
 
 def _after_end(f: BinaryIO, offset: int, size: int, ctx: ScanContext) -> Iterator[Finding]:
