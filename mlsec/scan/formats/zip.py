@@ -1,10 +1,11 @@
 """Zip containers: generic zips, PyTorch checkpoints, NumPy ``.npz`` and the zip layer of Keras v3.
 
-The central directory is parsed here (not with :mod:`zipfile`): it is faster on checkpoints with
-tens of thousands of members, and it lets us see what ``zipfile`` hides or refuses — duplicate
-names (PyTorch reads the first, ``zipfile`` the last), local headers that disagree with the
-directory, bad CRCs (``zipfile`` refuses, PyTorch loads), data before the first local header (a
-file PyTorch loads as a legacy pickle while a zip-aware scanner looks only at the members).
+The central directory is parsed by our own reader (:mod:`._zipfmt`, not :mod:`zipfile`): it is
+faster on checkpoints with tens of thousands of members, and it sees what ``zipfile`` hides or
+refuses — duplicate names (PyTorch reads the first, ``zipfile`` the last), local headers that
+disagree with the directory, bad CRCs (``zipfile`` refuses, PyTorch loads), data before the first
+local header (a file PyTorch loads as a legacy pickle while a zip-aware scanner looks only at the
+members).
 
 Each member is judged by a small head of its bytes; only members whose content sniffs as a format
 with an analyzer are handed on. Stored members are handed on as windows of the file, never copied;
@@ -19,8 +20,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from mlsec.formats import PREFIX_SIZE, Format
@@ -38,21 +38,24 @@ from mlsec.scan.formats._members import (
     unsafe_path,
     worth_dispatching,
 )
+from mlsec.scan.formats._zipfmt import (
+    METHODS,
+    Located,
+    ZipEntry,
+    ZipIndex,
+    locate,
+    member_stream,
+    range_reader,
+    read_at,
+    read_index,
+    read_member,
+)
 from mlsec.scan.model import Finding, Severity
 
 __all__ = ["ZipEntry", "ZipIndex", "analyze_zip", "read_index", "read_member"]
 
-_EOCD = b"PK\x05\x06"
-_EOCD64 = b"PK\x06\x06"
-_LOC64 = b"PK\x06\x07"
-_CEN = b"PK\x01\x02"
-_LOC = b"PK\x03\x04"
-_CEN_FMT = struct.Struct("<4s6H3L5H2L")  # 46 bytes
-_LOC_FMT = struct.Struct("<4s5H3L2H")  # 30 bytes
-_MAX_DIRECTORY = 256 * 1024 * 1024
 _CRC_CHECK_MAX = 64 * 1024 * 1024
 
-_METHODS = {0: "stored", 8: "deflate", 12: "bzip2", 14: "zip-lzma"}
 # What reading one member can raise; caught per member so that the walk goes on.
 _MEMBER_ERRORS = (
     zipfile.BadZipFile,
@@ -68,202 +71,6 @@ _MEMBER_ERRORS = (
 _TENSOR_STORAGE = re.compile(r"^(?:[^/]+/)?data/\d+$")
 
 
-@dataclass(frozen=True, slots=True)
-class ZipEntry:
-    """One central-directory record."""
-
-    index: int
-    name: str
-    raw_name: bytes
-    flags: int
-    method: int
-    crc: int
-    csize: int
-    usize: int
-    local_offset: int  # absolute, prefix (concatenation offset) included
-    external_attr: int = 0
-
-    @property
-    def is_symlink(self) -> bool:
-        return (self.external_attr >> 16) & 0o170000 == 0o120000
-
-
-@dataclass(frozen=True, slots=True)
-class ZipIndex:
-    """A parsed central directory."""
-
-    entries: tuple[ZipEntry, ...]
-    declared_count: int
-    prefix: int  # bytes before the first local header (or before the directory, if empty)
-    concat: int  # offset every recorded offset is shifted by (data prepended to the zip)
-    trailing: int  # bytes after the end-of-central-directory record and its comment
-    truncated: bool = False  # the directory holds more records than were parsed
-
-
-def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
-    f.seek(offset)
-    return f.read(n)
-
-
-def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, ln = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            data = extra[pos + 4 : pos + 4 + ln]
-            vals = [struct.unpack_from("<Q", data, i)[0] for i in range(0, len(data) - 7, 8)]
-            if usize == 0xFFFFFFFF and vals:
-                usize = vals.pop(0)
-            if csize == 0xFFFFFFFF and vals:
-                csize = vals.pop(0)
-            if offset == 0xFFFFFFFF and vals:
-                offset = vals.pop(0)
-            break
-        pos += 4 + ln
-    return usize, csize, offset
-
-
-def read_index(f: BinaryIO, size: int, max_entries: int | None = None) -> ZipIndex:
-    """Parse the end record(s) and the central directory (at most ``max_entries`` records).
-    Raises BadZipFile when hopeless."""
-    tail_len = min(size, 22 + 65535 + 20)
-    tail = _read_at(f, size - tail_len, tail_len)
-    pos = tail.rfind(_EOCD)
-    if pos < 0 or pos + 22 > len(tail):
-        raise zipfile.BadZipFile("no end-of-central-directory record")
-    eocd_pos = size - tail_len + pos
-    (_sig, disk, cd_disk, _n_disk, n_total, cd_size, cd_offset, comment_len) = struct.unpack_from(
-        "<4s4H2LH", tail, pos
-    )
-    trailing = max(0, size - (eocd_pos + 22 + comment_len))
-    cd_end = eocd_pos
-    if pos >= 20 and tail[pos - 20 : pos - 16] == _LOC64:
-        rec_pos = eocd_pos - 20 - 56
-        rec = _read_at(f, rec_pos, 56) if rec_pos >= 0 else b""
-        if len(rec) != 56 or rec[:4] != _EOCD64:
-            raise zipfile.BadZipFile("zip64 end record missing")
-        _, _, _, _, disk, cd_disk, _, n_total, cd_size, cd_offset = struct.unpack("<4sQ2H2L4Q", rec)
-        cd_end = rec_pos
-    if disk != 0 or cd_disk != 0:
-        raise zipfile.BadZipFile("multi-disk zip archives are not supported")
-    concat = cd_end - cd_size - cd_offset
-    if concat < 0:
-        raise zipfile.BadZipFile("central directory offset points outside the file")
-    if cd_size > _MAX_DIRECTORY:
-        raise zipfile.BadZipFile(f"central directory of {cd_size} bytes is too large")
-    cd = _read_at(f, cd_offset + concat, cd_size)
-    if len(cd) != cd_size:
-        raise zipfile.BadZipFile("truncated central directory")
-    entries: list[ZipEntry] = []
-    p = 0
-    truncated = False
-    while p < cd_size:
-        if max_entries is not None and len(entries) >= max_entries:
-            truncated = True
-            break
-        if p + 46 > cd_size:
-            raise zipfile.BadZipFile("truncated central directory record")
-        (sig, _vm, _vn, flags, method, _t, _d, crc, csize, usize, nlen, elen, clen, *_rest) = (
-            _CEN_FMT.unpack_from(cd, p)
-        )
-        if sig != _CEN:
-            raise zipfile.BadZipFile("bad central directory record signature")
-        raw = cd[p + 46 : p + 46 + nlen]
-        extra = cd[p + 46 + nlen : p + 46 + nlen + elen]
-        external_attr, offset = _rest[-2], _rest[-1]
-        if 0xFFFFFFFF in (usize, csize, offset):
-            usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
-        name = raw.decode("utf-8", "replace") if flags & 0x800 else raw.decode("cp437")
-        entries.append(
-            ZipEntry(
-                len(entries),
-                name,
-                raw,
-                flags,
-                method,
-                crc,
-                csize,
-                usize,
-                offset + concat,
-                external_attr,
-            )
-        )
-        p += 46 + nlen + elen + clen
-    first = min((e.local_offset for e in entries), default=cd_offset + concat)
-    return ZipIndex(tuple(entries), n_total, first, concat, trailing, truncated)
-
-
-@dataclass(slots=True)
-class _Located:
-    entry: ZipEntry
-    data_offset: int
-    head: bytes
-
-
-def _locate(f: BinaryIO, size: int, e: ZipEntry) -> tuple[_Located | None, str | None]:
-    """Read a member's local header and the first bytes of its data. Returns the located member
-    (None when its data cannot be found) and what is wrong with the header, if anything."""
-    buf = _read_at(f, e.local_offset, 30 + len(e.raw_name) + 64 + HEAD_SIZE)
-    if len(buf) < 30 or buf[:4] != _LOC:
-        return None, "has no valid local header at its recorded offset"
-    _sig, _v, _fl, _m, _t, _d, _crc, _cs, _us, nlen, elen = _LOC_FMT.unpack_from(buf)
-    local_name = buf[30 : 30 + nlen]
-    data_offset = e.local_offset + 30 + nlen + elen
-    if data_offset + e.csize > size:
-        return None, "extends past the end of the file"
-    start = 30 + nlen + elen
-    head = buf[start : start + HEAD_SIZE]
-    if len(head) < min(HEAD_SIZE, e.csize):
-        head = _read_at(f, data_offset, min(HEAD_SIZE, e.csize))
-    problem = None
-    if local_name != e.raw_name:
-        # PyTorch (miniz) goes by the central directory and reads the data all the same.
-        problem = f"is named {local_name.decode('utf-8', 'replace')!r} in its local header"
-    return _Located(e, data_offset, head[: e.csize]), problem
-
-
-def _range_reader(f: BinaryIO, offset: int, length: int) -> Callable[[int], bytes]:
-    state = [offset, length]
-
-    def read(n: int) -> bytes:
-        n = min(n, state[1])
-        if n <= 0:
-            return b""
-        f.seek(state[0])
-        data = f.read(n)
-        state[0] += len(data)
-        state[1] -= len(data)
-        return data
-
-    return read
-
-
-def _factory(
-    f: BinaryIO, loc: _Located
-) -> tuple[Callable[[int], bytes], Callable[[], _inflate.Decompressor]]:
-    e = loc.entry
-    method = _METHODS[e.method]
-    if method == "zip-lzma":
-        props = _read_at(f, loc.data_offset, 9)
-        read = _range_reader(f, loc.data_offset + 4 + int.from_bytes(props[2:4], "little"), e.csize)
-        return read, lambda: _inflate.new_decompressor("zip-lzma", props)
-    return _range_reader(f, loc.data_offset, e.csize), lambda: _inflate.new_decompressor(method)
-
-
-def read_member(blob: Blob, index: ZipIndex, entry: ZipEntry, cap: int) -> bytes:
-    """The decompressed bytes of one member, at most ``cap`` (for small metadata members)."""
-    with blob.open() as f:
-        loc, problem = _locate(f, blob.size, entry)
-        if loc is None:
-            raise zipfile.BadZipFile(f"{entry.name} {problem}")
-        if entry.method == 0:
-            return _read_at(f, loc.data_offset, min(cap, entry.csize))
-        if entry.method not in _METHODS:
-            raise zipfile.BadZipFile(f"{entry.name}: cannot decompress (method {entry.method})")
-        read, factory = _factory(f, loc)
-        return _inflate.inflate(read, factory, cap=cap).data
-
-
 def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Check a zip's structure and hand every member whose content matters to its analyzer."""
     with blob.open() as f:
@@ -277,7 +84,7 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 yield from member_limit(ctx)
                 break
             yield from cap(_entry_checks(e, seen, ctx))
-            loc, problem = _locate(f, blob.size, e)
+            loc, problem = locate(f, blob.size, e)
             if problem:
                 yield from cap(
                     [
@@ -295,7 +102,7 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             if loc is None:
                 continue
             located.append((e.local_offset, loc.data_offset + e.csize))
-            if e.method not in _METHODS:
+            if e.method not in METHODS:
                 continue
             if e.is_symlink:
                 yield from cap(_symlink(blob, index, e, ctx))
@@ -394,7 +201,7 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
             why="Python's zipfile refuses such members (NotImplementedError) while PyTorch loads "
             "them: a scanner built on zipfile crashes (CVE-2025-1945).",
         )
-    if e.method not in _METHODS and e.method != 99:
+    if e.method not in METHODS and e.method != 99:
         yield ctx.finding(
             "ZIP-UNSUPPORTED-COMPRESSION",
             Severity.HIGH,
@@ -444,8 +251,8 @@ def _is_tensor_storage(name: str, ctx: ScanContext) -> bool:
     return ctx.format is Format.PYTORCH_ZIP and _TENSOR_STORAGE.match(name) is not None
 
 
-def _inflate_head(f: BinaryIO, loc: _Located, n: int) -> bytes:
-    read, factory = _factory(f, loc)
+def _inflate_head(f: BinaryIO, loc: Located, n: int) -> bytes:
+    read, factory = member_stream(f, loc)
     return _inflate.inflate(read, factory, cap=n).data
 
 
@@ -457,7 +264,7 @@ def _storage_worth_a_look(head: bytes) -> bool:
     return needs_prefix(head) and plausible_pickle(head)
 
 
-def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterator[Finding]:
+def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator[Finding]:
     e = loc.entry
     tensor = _is_tensor_storage(e.name, ctx)
     if tensor and e.method == 0 and not _storage_worth_a_look(loc.head):
@@ -465,7 +272,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
     if e.method == 0:
         prefix = loc.head
         if needs_prefix(prefix) or (tensor and prefix[:1] == b"\x80"):
-            prefix = _read_at(f, loc.data_offset, min(PREFIX_SIZE, e.csize))
+            prefix = read_at(f, loc.data_offset, min(PREFIX_SIZE, e.csize))
     else:
         if ctx.extract_budget() <= 0:
             yield from budget_exhausted(ctx)
@@ -497,7 +304,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
         yield from budget_exhausted(ctx)
         return
     cap = min(ctx.limits.max_member_size, budget)
-    read, factory = _factory(f, loc)
+    read, factory = member_stream(f, loc)
     try:
         out = _inflate.inflate(read, factory, cap=cap, max_ratio=ctx.limits.max_ratio)
     except _MEMBER_ERRORS as exc:
@@ -527,7 +334,7 @@ def _member(f: BinaryIO, blob: Blob, loc: _Located, ctx: ScanContext) -> Iterato
 
 def _crc_of(f: BinaryIO, offset: int, size: int) -> int:
     crc = 0
-    read = _range_reader(f, offset, size)
+    read = range_reader(f, offset, size)
     while chunk := read(1 << 20):
         crc = zlib.crc32(chunk, crc)
     return crc
