@@ -54,6 +54,7 @@ class ZipEntry:
     usize: int
     local_offset: int  # absolute, prefix (concatenation offset) included
     external_attr: int = 0
+    unicode_name: str | None = None  # Info-ZIP Unicode Path extra field (0x7075), if any
 
     @property
     def is_symlink(self) -> bool:
@@ -75,6 +76,16 @@ class ZipIndex:
 def read_at(f: BinaryIO, offset: int, n: int) -> bytes:
     f.seek(offset)
     return f.read(n)
+
+
+def _unicode_path(extra: bytes) -> str | None:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, ln = struct.unpack_from("<HH", extra, pos)
+        if tag == 0x7075 and ln >= 5:
+            return extra[pos + 9 : pos + 4 + ln].decode("utf-8", "replace")
+        pos += 4 + ln
+    return None
 
 
 def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
@@ -158,6 +169,7 @@ def read_index(f: BinaryIO, size: int, max_entries: int | None = None) -> ZipInd
                 usize,
                 offset + concat,
                 external_attr,
+                _unicode_path(extra) if b"up" in extra else None,
             )
         )
         p += 46 + nlen + elen + clen

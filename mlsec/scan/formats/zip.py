@@ -169,6 +169,14 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
         seen[e.raw_name] = -1  # reported once per name
     elif e.raw_name not in seen:
         seen[e.raw_name] = e.index
+    if e.unicode_name is not None and e.unicode_name != e.name:
+        yield ctx.finding(
+            "ZIP-NAME-CONFUSION",
+            Severity.MEDIUM if unsafe_path(e.unicode_name) is None else Severity.HIGH,
+            f"member {e.name!r} carries another name in its Unicode Path field: {e.unicode_name!r}",
+            why="Info-ZIP unzip and others use the Unicode Path name, Python and PyTorch the "
+            "header name: tools disagree on what the member is and where it goes.",
+        )
     reason = unsafe_path(e.name)
     if reason:
         yield ctx.finding(

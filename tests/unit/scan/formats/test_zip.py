@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -283,3 +284,15 @@ def test_repeated_findings_are_summarised(tmp_path: Path) -> None:
     traversal = [f for f in report.findings if f.rule == "ARCHIVE-PATH-TRAVERSAL"]
     assert len(traversal) == 51
     assert "70 more" in traversal[-1].message
+
+
+def test_unicode_path_extra_field_confusion(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("weights.bin")
+        alt = b"../../.bashrc"
+        info.extra = struct.pack("<HHB", 0x7075, 5 + len(alt), 1) + struct.pack("<I", 0) + alt
+        zf.writestr(info, b"x")
+    report = scan_bytes(tmp_path, buf.getvalue(), "x.zip")
+    [f] = report.findings
+    assert (f.rule, f.severity) == ("ZIP-NAME-CONFUSION", "high")
