@@ -71,6 +71,7 @@ class ZipIndex:
     concat: int  # offset every recorded offset is shifted by (data prepended to the zip)
     trailing: int  # bytes after the end-of-central-directory record and its comment
     truncated: bool = False  # the directory holds more records than were parsed
+    zip64_elsewhere: bool = False  # the zip64 locator points at another record than the one read
 
 
 def read_at(f: BinaryIO, offset: int, n: int) -> bytes:
@@ -120,13 +121,18 @@ def read_index(f: BinaryIO, size: int, max_entries: int | None = None) -> ZipInd
     )
     trailing = max(0, size - (eocd_pos + 22 + comment_len))
     cd_end = eocd_pos
+    zip64_elsewhere = False
     if pos >= 20 and tail[pos - 20 : pos - 16] == _LOC64:
         rec_pos = eocd_pos - 20 - 56
+        # Python reads the zip64 record just before the locator; miniz (PyTorch) seeks to the
+        # offset the locator records. Two records mean two central directories.
+        (located_at,) = struct.unpack_from("<Q", tail, pos - 12)
         rec = read_at(f, rec_pos, 56) if rec_pos >= 0 else b""
         if len(rec) != 56 or rec[:4] != _EOCD64:
             raise zipfile.BadZipFile("zip64 end record missing")
         _, _, _, _, disk, cd_disk, _, n_total, cd_size, cd_offset = struct.unpack("<4sQ2H2L4Q", rec)
         cd_end = rec_pos
+        zip64_elsewhere = located_at != rec_pos
     if disk != 0 or cd_disk != 0:
         raise zipfile.BadZipFile("multi-disk zip archives are not supported")
     concat = cd_end - cd_size - cd_offset
@@ -174,7 +180,7 @@ def read_index(f: BinaryIO, size: int, max_entries: int | None = None) -> ZipInd
         )
         p += 46 + nlen + elen + clen
     first = min((e.local_offset for e in entries), default=cd_offset + concat)
-    return ZipIndex(tuple(entries), n_total, first, concat, trailing, truncated)
+    return ZipIndex(tuple(entries), n_total, first, concat, trailing, truncated, zip64_elsewhere)
 
 
 @dataclass(slots=True)

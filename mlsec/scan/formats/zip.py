@@ -135,6 +135,14 @@ def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Findin
             why="Readers that trust the count (PyTorch's miniz) and readers that walk the "
             "directory (Python's zipfile) see different members.",
         )
+    if index.zip64_elsewhere:
+        yield ctx.finding(
+            "ZIP64-LOCATOR-MISMATCH",
+            Severity.HIGH,
+            "the zip64 locator points at a different end record than the one before it",
+            why="Python's zipfile and PyTorch's miniz then read different central directories: "
+            "one of them is what the loader uses and was not scanned.",
+        )
     if index.prefix > 0:
         yield ctx.finding(
             "ZIP-PREPENDED-DATA",

@@ -296,3 +296,24 @@ def test_unicode_path_extra_field_confusion(tmp_path: Path) -> None:
     report = scan_bytes(tmp_path, buf.getvalue(), "x.zip")
     [f] = report.findings
     assert (f.rule, f.severity) == ("ZIP-NAME-CONFUSION", "high")
+
+
+def _with_zip64_end(data: bytes, locator_offset: int | None = None) -> bytes:
+    """Rewrite a small zip's end record as zip64 (record + locator + saturated EOCD)."""
+    eocd = data.rindex(b"PK\x05\x06")
+    n, cd_size, cd_offset = struct.unpack_from("<HLL", data, eocd + 10)
+    body = data[:eocd]
+    rec = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, cd_size, cd_offset)
+    at = len(body) if locator_offset is None else locator_offset
+    loc = struct.pack("<4sLQL", b"PK\x06\x07", 0, at, 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return body + rec + loc + end
+
+
+def test_zip64_locator_pointing_elsewhere(tmp_path: Path, fake_pickle: None) -> None:
+    good = _with_zip64_end(build_zip([Member("archive/data.pkl", EVIL_PICKLE)]))
+    assert zipfile.ZipFile(io.BytesIO(good)).namelist() == ["archive/data.pkl"]
+    report = scan_bytes(tmp_path, good, "a.zip")
+    assert rules(report) == {"TEST-PICKLE"}
+    bad = _with_zip64_end(build_zip([Member("archive/data.pkl", EVIL_PICKLE)]), locator_offset=0)
+    assert "ZIP64-LOCATOR-MISMATCH" in rules(scan_bytes(tmp_path, bad, "b.zip"))
