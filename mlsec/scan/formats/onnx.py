@@ -31,8 +31,9 @@ STANDARD_DOMAINS = frozenset(
         "com.ms.internal.nhwc",
     }
 )
-# onnxruntime-training's PythonOp calls a Python autograd function by name.
-_PYTHON_OPS = frozenset({"PythonOp", "PythonOpGrad"})
+# onnxruntime-training's PythonOp calls a Python autograd function by name; onnxruntime-extensions'
+# PyOp (domain ai.onnx.contrib) calls a Python function registered by the loading process.
+_PYTHON_OPS = frozenset({"PythonOp", "PythonOpGrad", "PyOp"})
 _MAX_NESTING = 64
 
 
@@ -154,11 +155,11 @@ def _operators(model: _Model, ctx: ScanContext) -> Iterator[Finding]:
     for (domain, op), _count in sorted(model.nodes.items()):
         if (domain, op) in model.functions:
             continue  # a function defined in the model itself
-        if domain in ("", "ai.onnx", "com.microsoft") and op in _PYTHON_OPS:
+        if op in _PYTHON_OPS:
             yield ctx.finding(
                 "ONNX-PYTHON-OP",
                 Severity.HIGH,
-                f"operator {domain or 'ai.onnx'}.{op} runs a Python function named in the model",
+                f"operator {domain or 'ai.onnx'}.{op} runs a Python function",
                 why="onnxruntime-training's PythonOp imports and calls Python code when the "
                 "graph runs.",
                 symbol=f"{domain}.{op}",
