@@ -219,9 +219,10 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _protobuf_fields(head: bytes, limit: int = 8) -> list[int] | None:
-    """Field numbers of the first top-level protobuf fields, or None if the bytes are not one."""
-    fields: list[int] = []
+def _protobuf_fields(head: bytes, limit: int = 8) -> list[tuple[int, int]] | None:
+    """(field number, wire type) of the first top-level protobuf fields, or None if the bytes
+    are not one."""
+    fields: list[tuple[int, int]] = []
     pos = 0
     try:
         while pos < len(head) and len(fields) < limit:
@@ -240,15 +241,16 @@ def _protobuf_fields(head: bytes, limit: int = 8) -> list[int] | None:
                 if length > 1 << 34:
                     return None
                 pos += length
-            fields.append(field)
+            fields.append((field, wire))
     except ValueError:
         pass  # a prefix ends mid-field; what was parsed still counts
     return fields or None
 
 
-# ONNX ModelProto: ir_version=1, opset_import=8, producer_name=2, producer_version=3, domain=4,
-# model_version=5, doc_string=6, graph=7, metadata_props=14, training_info=20, functions=25.
-_ONNX_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
+# ONNX ModelProto fields and their wire types: ir_version=1 and model_version=5 are varints;
+# producer_name=2, producer_version=3, domain=4, doc_string=6, graph=7, opset_import=8,
+# metadata_props=14, training_info=20, functions=25 are length-delimited.
+_ONNX_FIELDS = frozenset({(1, 0), (5, 0)} | {(f, 2) for f in (2, 3, 4, 6, 7, 8, 14, 20, 25)})
 
 
 def _protobuf_kind(head: bytes, lname: str) -> Format | None:
@@ -259,7 +261,15 @@ def _protobuf_kind(head: bytes, lname: str) -> Format | None:
         return None
     if lname.endswith("saved_model.pb"):
         return Format.TF_SAVEDMODEL
-    if head[0] == 0x08 and set(fields) <= _ONNX_FIELDS and (7 in fields or 8 in fields):
+    # ONNX: starts with a plausible ir_version (1-15; 10 is current), only ModelProto fields
+    # with their own wire types, and a graph or opset. Random bytes rarely pass all three.
+    if (
+        head[0] == 0x08
+        and len(head) > 1
+        and 1 <= head[1] <= 15
+        and set(fields) <= _ONNX_FIELDS
+        and any(f in (7, 8) for f, _w in fields)
+    ):
         return Format.ONNX
     if lname.endswith((".pb", ".onnx", ".pbtxt")):
         return Format.PROTOBUF

@@ -146,7 +146,8 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
                 head = fh.read(HEAD_SIZE)
                 if needs_prefix(head):
                     head += fh.read(PREFIX_SIZE - len(head))
-                if not worth_dispatching(sniff_member(head, m.name), m.name):
+                whole = m.size <= len(head)
+                if not worth_dispatching(sniff_member(head, m.name), m.name, head, whole=whole):
                     continue
                 cap = ctx.limits.max_member_size
                 data = head + fh.read(max(0, cap - len(head)))

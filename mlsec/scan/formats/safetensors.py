@@ -175,7 +175,8 @@ def _unaccounted(
         offset=offset,
     )
     sub = blob.window(f"<unaccounted@{offset}>", offset, size)
-    if worth_dispatching(sniff_member(sub.head(PREFIX_SIZE), "")):
+    head = sub.head(PREFIX_SIZE)
+    if worth_dispatching(sniff_member(head, ""), prefix=head, whole=sub.size <= len(head)):
         yield from ctx.scan_nested(sub, f"<bytes@{offset}>")
 
 

@@ -480,5 +480,8 @@ def _members(
             name = entry.name if entry else f"<stream@{pos}>"
             part = data[pos : pos + size]
             pos += size
-            if part and worth_dispatching(sniff_member(part[:PREFIX_SIZE], name), name):
+            head = part[:PREFIX_SIZE]
+            if part and worth_dispatching(
+                sniff_member(head, name), name, head, whole=len(part) <= len(head)
+            ):
                 yield from ctx.scan_nested(Blob(name, data=part), name)

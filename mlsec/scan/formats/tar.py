@@ -166,5 +166,5 @@ def _content(blob: Blob, m: tarfile.TarInfo, ctx: ScanContext) -> Iterator[Findi
     head = sub.head(HEAD_SIZE)
     if needs_prefix(head):
         head = sub.head(PREFIX_SIZE)
-    if worth_dispatching(sniff_member(head, m.name), m.name):
+    if worth_dispatching(sniff_member(head, m.name), m.name, head, whole=m.size <= len(head)):
         yield from ctx.scan_nested(sub, m.name)

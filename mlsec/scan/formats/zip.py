@@ -154,7 +154,8 @@ def _structure(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Findin
         )
         prefix = blob.window("<prefix>", 0, min(index.prefix, ctx.limits.max_member_size))
         fmt = sniff_member(prefix.head(PREFIX_SIZE), "")
-        if worth_dispatching(fmt):
+        head = prefix.head(PREFIX_SIZE)
+        if worth_dispatching(fmt, prefix=head, whole=prefix.size <= len(head)):
             yield from ctx.scan_nested(prefix, "<prefix>")
     if index.trailing > 0:
         yield ctx.finding(
@@ -287,7 +288,7 @@ def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator
         return  # raw tensor bytes: only a pickle or a zip there would be worth a look
     if e.method == 0:
         prefix = loc.head
-        if needs_prefix(prefix) or (tensor and prefix[:1] == b"\x80"):
+        if needs_prefix(prefix) or prefix[:1] == b"\x80":
             prefix = read_at(f, loc.data_offset, min(PREFIX_SIZE, e.csize))
     else:
         if ctx.extract_budget() <= 0:
@@ -308,7 +309,7 @@ def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator
             return
         if fmt not in (Format.PICKLE, Format.ZIP):
             return
-    if not worth_dispatching(fmt, e.name):
+    if not worth_dispatching(fmt, e.name, prefix, whole=e.usize <= len(prefix)):
         return
     if e.method == 0:
         if e.csize <= _CRC_CHECK_MAX and _crc_of(f, loc.data_offset, e.csize) != e.crc:

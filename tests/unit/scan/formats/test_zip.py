@@ -141,7 +141,7 @@ def test_entry_count_mismatch(tmp_path: Path) -> None:
 
 
 def test_zip_bomb_is_bounded(tmp_path: Path, fake_pickle: None) -> None:
-    bomb = build_zip([Member("data.pkl", b"\x80\x02" + b"\x00" * (64 * 1024 * 1024), method=8)])
+    bomb = build_zip([Member("data.pkl", BENIGN_PICKLE + b"\x00" * (64 * 1024 * 1024), method=8)])
     p = tmp_path / "bomb.zip"
     p.write_bytes(bomb)
     limits = Limits(max_member_size=16 * 1024 * 1024)
@@ -150,7 +150,7 @@ def test_zip_bomb_is_bounded(tmp_path: Path, fake_pickle: None) -> None:
 
 
 def test_total_extraction_budget(tmp_path: Path, fake_pickle: None) -> None:
-    members = [Member(f"{i}.pkl", b"\x80\x02" + b"\x00" * 1_000_000, method=8) for i in range(5)]
+    members = [Member(f"{i}.pkl", BENIGN_PICKLE + b"\x00" * 1_000_000, method=8) for i in range(5)]
     p = tmp_path / "x.zip"
     p.write_bytes(build_zip(members))
     limits = Limits(max_total_extracted=2_500_000)
