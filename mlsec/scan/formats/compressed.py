@@ -19,6 +19,7 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
+    FindingCap,
     budget_exhausted,
     limit_rule,
     member_limit,
@@ -130,6 +131,7 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
     )
     charged = 0
     seen: set[str] = set()
+    capped = FindingCap(tctx)
     try:
         reader = io.BufferedReader(stream, 1 << 20)
         with tarfile.open(fileobj=reader, mode="r|") as tf:
@@ -137,7 +139,7 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
                 if not tctx.see_member():
                     yield from member_limit(tctx)
                     break
-                yield from _checks(m, seen, tctx)
+                yield from capped(_checks(m, seen, tctx))
                 if not m.isreg() or m.size <= 0 or m.issparse():
                     continue
                 fh = tf.extractfile(m)
@@ -188,6 +190,7 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
     finally:
         f.close()
         ctx.charge_extracted(stream.produced - charged)
+    yield from capped.summary()
     if stream.limited:
         yield from budget_exhausted(ctx)
 

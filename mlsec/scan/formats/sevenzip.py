@@ -19,6 +19,7 @@ from mlsec.formats import PREFIX_SIZE
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
+    FindingCap,
     budget_exhausted,
     limit_rule,
     member_limit,
@@ -406,15 +407,21 @@ def analyze_7z(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
 def _members(
     blob: Blob, streams: _Streams, files: list[_File], ctx: ScanContext
 ) -> Iterator[Finding]:
+    capped = FindingCap(ctx)
     for file in files:
         reason = unsafe_path(file.name.replace("\\", "/"))
         if reason:
-            yield ctx.finding(
-                "ARCHIVE-PATH-TRAVERSAL",
-                Severity.HIGH,
-                f"member {file.name!r} {reason}",
-                why="Extracting it writes outside the target directory.",
+            yield from capped(
+                [
+                    ctx.finding(
+                        "ARCHIVE-PATH-TRAVERSAL",
+                        Severity.HIGH,
+                        f"member {file.name!r} {reason}",
+                        why="Extracting it writes outside the target directory.",
+                    )
+                ]
             )
+    yield from capped.summary()
     if len(files) > ctx.limits.max_members:
         yield ctx.finding(
             "SEVENZIP-TOO-MANY-MEMBERS",
