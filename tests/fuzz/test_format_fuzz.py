@@ -17,9 +17,16 @@ from hypothesis import strategies as st
 from safetensors.numpy import save
 
 from mlsec.formats import Format
+from mlsec.scan import registry
 from mlsec.scan.base import Blob, Limits, ScanContext, ScanOptions
 from mlsec.scan.engine import _dispatch
-from tests.unit.scan.formats.helpers import EVIL_PICKLE, Member, build_zip, stored_7z
+from tests.unit.scan.formats.helpers import (
+    EVIL_PICKLE,
+    Member,
+    build_zip,
+    fake_pickle_analyzer,
+    stored_7z,
+)
 from tests.unit.scan.formats.test_gguf import _base_kvs, gguf
 from tests.unit.scan.formats.test_savedmodel import TF2_STANDARD, _saved_model
 
@@ -105,10 +112,19 @@ SEEDS[Format.XZ] = __import__("lzma").compress(EVIL_PICKLE)
 
 
 def _run(fmt: Format, data: bytes) -> None:
-    ctx = ScanContext(
-        file="fuzz", options=ScanOptions(limits=LIMITS), format=fmt, dispatch=_dispatch
-    )
-    findings = list(_dispatch(Blob("fuzz", data=data), ctx))
+    # Nested pickles go to the stand-in engine so that the dispatch paths are exercised too.
+    saved = registry._cache.get(Format.PICKLE)
+    registry._cache[Format.PICKLE] = fake_pickle_analyzer
+    try:
+        ctx = ScanContext(
+            file="fuzz", options=ScanOptions(limits=LIMITS), format=fmt, dispatch=_dispatch
+        )
+        findings = list(_dispatch(Blob("fuzz", data=data), ctx))
+    finally:
+        if saved is None:
+            registry._cache.pop(Format.PICKLE, None)
+        else:
+            registry._cache[Format.PICKLE] = saved
     assert all(f.rule for f in findings)
 
 
@@ -153,3 +169,33 @@ def test_seeds_are_what_they_claim() -> None:
     for fmt in (Format.GZIP, Format.SAFETENSORS, Format.ONNX, Format.GGUF, Format.TAR):
         assert sniff_bytes(SEEDS[fmt]) is fmt
     assert struct.unpack("<Q", SEEDS[Format.SAFETENSORS][:8])[0] > 0
+
+
+def test_bombs_stay_within_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # 256 MiB of zeros behind a pickle header, deflated, bzip2'd and gzipped: default limits,
+    # the ratio check stops each well before the output gets large.
+    import bz2
+    import tracemalloc
+
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    payload = EVIL_PICKLE + b"\x00" * (256 << 20)
+    files = {
+        "bomb.zip": build_zip([Member("data.pkl", payload, method=8)]),
+        "bomb.gz": gzip.compress(payload, 9),
+        "bomb.bz2": bz2.compress(payload, 9),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    del files, payload
+    registry._cache[Format.PICKLE] = fake_pickle_analyzer
+    tracemalloc.start()
+    try:
+        report = scan(open_artifact(tmp_path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        registry._cache.pop(Format.PICKLE, None)
+    assert peak < 200 << 20, peak
+    assert {f.rule for f in report.findings} >= {"ZIP-BOMB", "DECOMPRESSION-BOMB"}

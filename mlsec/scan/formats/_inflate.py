@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _CHUNK = 256 * 1024
+_STEP = 1024 * 1024
 # Ratios are only judged once the output is this big: a small, highly compressible member
 # (zeros, repeated config text) is normal and cheap.
 RATIO_MIN_OUTPUT = 8 * 1024 * 1024
@@ -172,7 +173,8 @@ def inflate(
             data, buf = buf, b""
         else:
             data = b""
-        out += dec.step(data, cap - len(out) + 1)
+        # Small steps, so that the ratio is judged before a bomb's output piles up.
+        out += dec.step(data, min(cap - len(out) + 1, _STEP))
         if len(out) > cap:
             return Inflated(bytes(out[:cap]), False, "size", consumed, streams, b"")
         if max_ratio and len(out) > RATIO_MIN_OUTPUT and len(out) > max_ratio * max(consumed, 1):
