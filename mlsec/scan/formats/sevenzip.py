@@ -281,9 +281,9 @@ def _filters(folder: _Folder) -> list[dict[str, int]] | str:
 
 
 def _decode(
-    blob: Blob, offset: int, packed: int, folder: _Folder, cap: int
+    blob: Blob, offset: int, packed: int, folder: _Folder, cap: int, max_ratio: int = 0
 ) -> tuple[bytes, str | None]:
-    """Decode one folder's packed stream; returns (data, limit hit)."""
+    """Decode one folder's packed stream; returns (data, the limit hit: "size", "ratio")."""
     chain = _filters(folder)
     size = folder.size
     with blob.open() as f:
@@ -300,14 +300,19 @@ def _decode(
             data = read(min(size, cap))
             out = _inflate.Inflated(data, True, None, len(data), 1, b"")
         elif isinstance(chain, str):
-            out = _inflate.inflate(read, lambda: _inflate.new_decompressor(chain), cap=cap)
+            out = _inflate.inflate(
+                read, lambda: _inflate.new_decompressor(chain), cap=cap, max_ratio=max_ratio
+            )
         else:
             filters = chain
             out = _inflate.inflate(
                 read,
                 lambda: _inflate._Std(lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=filters)),
                 cap=cap,
+                max_ratio=max_ratio,
             )
+    if out.limit == "ratio":
+        return out.data, "ratio"
     if size > cap:
         return out.data[:cap], "size"
     if len(out.data) < size:
@@ -445,7 +450,7 @@ def _members(
             return
         cap = min(ctx.limits.max_member_size, ctx.extract_budget())
         try:
-            data, limit = _decode(blob, offset, packed, folder, cap)
+            data, limit = _decode(blob, offset, packed, folder, cap, ctx.limits.max_ratio)
         except Unsupported as exc:
             yield ctx.finding(
                 "SEVENZIP-UNINSPECTED",
@@ -472,9 +477,9 @@ def _members(
         ctx.charge_extracted(len(data))
         if limit:
             yield ctx.finding(
-                limit_rule("DECOMPRESSION-BOMB", "size", folder.size, packed, cap, ctx),
+                limit_rule("DECOMPRESSION-BOMB", limit, folder.size, packed, cap, ctx),
                 Severity.HIGH,
-                f"a 7z folder decodes to {folder.size} bytes; only {cap} were inspected",
+                f"a 7z folder decodes to {folder.size} bytes; only {len(data)} were inspected",
                 why="Decompression bombs exhaust memory; the part not inspected may hide a "
                 "payload.",
             )

@@ -120,3 +120,18 @@ def test_7z_bomb_is_bounded(tmp_path: Path, fake_pickle: None) -> None:
     p.write_bytes(_py7zr([("data.pkl", b"\x80\x02" + b"\x00" * (20 << 20))]))
     report = scan(open_artifact(p), ScanOptions(limits=Limits(max_member_size=4 << 20)))
     assert "DECOMPRESSION-BOMB" in rules(report)
+
+
+def test_7z_bomb_stops_on_ratio_with_default_limits(tmp_path: Path, fake_pickle: None) -> None:
+    import tracemalloc
+
+    p = tmp_path / "bomb.7z"
+    p.write_bytes(_py7zr([("data.pkl", EVIL_PICKLE + b"\x00" * (300 << 20))]))
+    tracemalloc.start()
+    try:
+        report = scan(open_artifact(p))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "DECOMPRESSION-BOMB" in rules(report)
+    assert peak < 200 << 20, peak
