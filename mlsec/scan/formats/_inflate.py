@@ -211,6 +211,7 @@ class Stream(io.RawIOBase):
         magic: bytes = b"",
     ) -> None:
         super().__init__()
+        self.consumed = 0  # compressed bytes read so far
         self._read = read
         self._factory = factory
         self._dec = factory()
@@ -225,7 +226,7 @@ class Stream(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        want = min(len(b), self._cap - self.produced)
+        want = min(len(b), self._cap - self.produced, _STEP)
         if want <= 0:
             self.limited = self.limited or not self.ended
             return 0
@@ -242,6 +243,7 @@ class Stream(io.RawIOBase):
             if self._dec.needs_input:
                 if not self._buf:
                     self._buf = self._read(_CHUNK)
+                    self.consumed += len(self._buf)
                     if not self._buf:
                         raise EOFError("compressed stream ends before its end marker")
                 data, self._buf = self._buf, b""

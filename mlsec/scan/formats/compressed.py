@@ -13,6 +13,7 @@ import lzma
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
+from typing import IO
 
 from mlsec.formats import PREFIX_SIZE, Format
 from mlsec.scan.base import Blob, ScanContext
@@ -152,8 +153,18 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
                 if not worth_dispatching(sniff_member(head, m.name), m.name, head, whole=whole):
                     continue
                 cap = ctx.limits.max_member_size
-                data = head + fh.read(max(0, cap - len(head)))
-                if m.size > cap:
+                data, bomb = _read_member(fh, head, min(m.size, cap), stream, ctx)
+                if bomb:
+                    yield tctx.finding(
+                        "DECOMPRESSION-BOMB",
+                        Severity.HIGH,
+                        f"member {m.name!r}: the {kind} stream grew past "
+                        f"{ctx.limits.max_ratio}x its compressed size; only the first "
+                        f"{len(data)} bytes were inspected",
+                        why="Decompression bombs exhaust memory; the part not inspected may "
+                        "hide a payload.",
+                    )
+                elif m.size > cap:
                     yield tctx.finding(
                         "DECOMPRESSION-LIMIT",
                         Severity.HIGH,
@@ -193,6 +204,26 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
     yield from capped.summary()
     if stream.limited:
         yield from budget_exhausted(ctx)
+
+
+def _read_member(
+    fh: IO[bytes], head: bytes, size: int, stream: _inflate.Stream, ctx: ScanContext
+) -> tuple[bytes, bool]:
+    """Up to ``size`` bytes of a member, read in steps; stops (True) once the output outgrows
+    the compressed input by more than ``max_ratio`` — a bomb, not a member."""
+    chunks = [head]
+    got = len(head)
+    while got < size:
+        chunk = fh.read(min(1 << 20, size - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > _inflate.RATIO_MIN_OUTPUT and stream.produced > ctx.limits.max_ratio * max(
+            stream.consumed, 1
+        ):
+            return b"".join(chunks), True
+    return b"".join(chunks), False
 
 
 def analyze_uninspectable(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:

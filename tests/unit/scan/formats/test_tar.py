@@ -135,3 +135,19 @@ def test_corrupt_compressed_tar(tmp_path: Path) -> None:
     data[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
     # tarfile reports the broken stream as a corrupt archive; either way it fails closed
     assert rules(scan_bytes(tmp_path, bytes(data), "m.tgz")) & {"PARSE-ERROR", "TAR-CORRUPT"}
+
+
+def test_compressed_tar_bomb(tmp_path: Path, fake_pickle: None) -> None:
+    import tracemalloc
+
+    data = _tar([("data.pkl", EVIL_PICKLE + b"\x00" * (200 << 20))], mode="w:gz")
+    p = tmp_path / "bomb.tgz"
+    p.write_bytes(data)
+    tracemalloc.start()
+    try:
+        report = scan(open_artifact(p))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "DECOMPRESSION-BOMB" in rules(report)
+    assert peak < 200 << 20, peak
