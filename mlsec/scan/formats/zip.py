@@ -311,6 +311,8 @@ def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator
             return
     if not worth_dispatching(fmt, e.name, prefix, whole=e.usize <= len(prefix)):
         return
+    if fmt is Format.HDF5 and ctx.format is Format.KERAS_ZIP and e.name.endswith(".weights.h5"):
+        return  # Keras reads only datasets from its weights file: no config to look for there
     if e.method == 0:
         if e.csize <= _CRC_CHECK_MAX and _crc_of(f, loc.data_offset, e.csize) != e.crc:
             yield _bad_crc(e, ctx)
