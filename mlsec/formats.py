@@ -110,8 +110,16 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
     if not head:
         return Format.EMPTY
     lname = name.lower()
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or _is_zip_with_prefix(head):
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return Format.ZIP
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Format.TAR  # before the prefixed-zip test: a tar whose first member is a zip
+    if _is_zip_with_prefix(head):
+        return Format.ZIP
+    if _is_safetensors(head):
+        # Before the pickle test: a header length of 128-133 (+ k*256) starts with 0x80 0x0N.
+        # Byte 8 is "{", not a pickle opcode, so such a file cannot also be a working pickle.
+        return Format.SAFETENSORS
     if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
         return Format.PICKLE
     if head.startswith(b"\x93NUMPY"):
@@ -122,8 +130,8 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.GGUF
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
         return Format.SEVEN_ZIP
-    if head.startswith(b"\x1f\x8b"):
-        return Format.GZIP
+    if head.startswith(b"\x1f\x8b\x08") and (len(head) < 4 or not head[3] & 0xE0):
+        return Format.GZIP  # deflate method, reserved flag bits clear (not random bytes)
     if head.startswith(b"BZh") and len(head) > 3 and head[3:4].isdigit():
         return Format.BZIP2
     if head.startswith(b"\xfd7zXZ\x00"):
@@ -132,10 +140,8 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.ZSTD
     if head.startswith(b"\x04\x22\x4d\x18"):
         return Format.LZ4
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return Format.TAR
-    if _is_safetensors(head):
-        return Format.SAFETENSORS
+    if _is_lzma_alone(head):
+        return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):
         return Format.ZLIB
     if head[0] in _PICKLE_FIRST and _is_pickle_prefix(head):
@@ -150,6 +156,20 @@ def _is_zip_with_prefix(head: bytes) -> bool:
     # Data before the first local header (a zip appended to something else) still opens as a zip
     # in Python and in PyTorch; a scanner that only looks at offset 0 misses it.
     return head.find(b"PK\x03\x04", 1, 4096) != -1 and head.find(b"PK\x01\x02") != -1
+
+
+_LZMA_DICT_SIZES = frozenset(size for n in range(12, 32) for size in (1 << n, 3 << (n - 1)))
+
+
+def _is_lzma_alone(head: bytes) -> bool:
+    # props byte (lc/lp/pb, 0x5D by default), a dictionary size of 2^n or 2^n + 2^(n-1), and an
+    # uncompressed size that is unknown (all 0xFF) or plausible.
+    if len(head) < 13 or head[0] >= 9 * 5 * 5:
+        return False
+    (dict_size, usize) = struct.unpack_from("<IQ", head, 1)
+    if dict_size not in _LZMA_DICT_SIZES:
+        return False
+    return bool(usize == 0xFFFFFFFFFFFFFFFF or usize < 1 << 48)
 
 
 def _is_safetensors(head: bytes) -> bool:
@@ -199,9 +219,10 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _protobuf_fields(head: bytes, limit: int = 8) -> list[int] | None:
-    """Field numbers of the first top-level protobuf fields, or None if the bytes are not one."""
-    fields: list[int] = []
+def _protobuf_fields(head: bytes, limit: int = 8) -> list[tuple[int, int]] | None:
+    """(field number, wire type) of the first top-level protobuf fields, or None if the bytes
+    are not one."""
+    fields: list[tuple[int, int]] = []
     pos = 0
     try:
         while pos < len(head) and len(fields) < limit:
@@ -220,15 +241,16 @@ def _protobuf_fields(head: bytes, limit: int = 8) -> list[int] | None:
                 if length > 1 << 34:
                     return None
                 pos += length
-            fields.append(field)
+            fields.append((field, wire))
     except ValueError:
         pass  # a prefix ends mid-field; what was parsed still counts
     return fields or None
 
 
-# ONNX ModelProto: ir_version=1, opset_import=8, producer_name=2, producer_version=3, domain=4,
-# model_version=5, doc_string=6, graph=7, metadata_props=14, training_info=20, functions=25.
-_ONNX_FIELDS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25})
+# ONNX ModelProto fields and their wire types: ir_version=1 and model_version=5 are varints;
+# producer_name=2, producer_version=3, domain=4, doc_string=6, graph=7, opset_import=8,
+# metadata_props=14, training_info=20, functions=25 are length-delimited.
+_ONNX_FIELDS = frozenset({(1, 0), (5, 0)} | {(f, 2) for f in (2, 3, 4, 6, 7, 8, 14, 20, 25)})
 
 
 def _protobuf_kind(head: bytes, lname: str) -> Format | None:
@@ -239,7 +261,15 @@ def _protobuf_kind(head: bytes, lname: str) -> Format | None:
         return None
     if lname.endswith("saved_model.pb"):
         return Format.TF_SAVEDMODEL
-    if head[0] == 0x08 and set(fields) <= _ONNX_FIELDS and (7 in fields or 8 in fields):
+    # ONNX: starts with a plausible ir_version (1-15; 10 is current), only ModelProto fields
+    # with their own wire types, and a graph or opset. Random bytes rarely pass all three.
+    if (
+        head[0] == 0x08
+        and len(head) > 1
+        and 1 <= head[1] <= 15
+        and set(fields) <= _ONNX_FIELDS
+        and any(f in (7, 8) for f, _w in fields)
+    ):
         return Format.ONNX
     if lname.endswith((".pb", ".onnx", ".pbtxt")):
         return Format.PROTOBUF
@@ -279,7 +309,7 @@ def _zip_kind(f: io.BufferedReader) -> Format:
     try:
         with zipfile.ZipFile(f) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
         return Format.ZIP  # the scanner reports why it cannot be read
     if not names:
         return Format.ZIP

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import lzma
+import struct
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 
 from mlsec.artifact import Artifact, ArtifactFile
@@ -24,23 +27,61 @@ def refine_zip(blob: Blob) -> Format:
 
 
 def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
+    found = list(_run(blob, ctx))
+    if (
+        ctx.format not in (Format.PICKLE, Format.NUMPY)
+        and any(f.rule == "PARSE-ERROR" and f.member == ctx.member for f in found)
+        and _could_be_pickle(blob)
+    ):
+        # Weak magic (a safetensors length, a .lzma header, "GGUF" = BINFLOAT…) can be matched
+        # by a crafted pickle that then fails that format's parse: let the pickle engine judge
+        # the same bytes too, as pickle.load would.
+        found.extend(_run(blob, ctx.child("<as pickle>", Format.PICKLE)))
+    return found
+
+
+def _could_be_pickle(blob: Blob) -> bool:
+    from mlsec.scan.formats._members import plausible_pickle
+
+    head = blob.head(64 * 1024)
+    if head[:1] == b"\x80" and head[1:2] <= b"\x05":
+        return True
+    return plausible_pickle(head)
+
+
+def _run(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
     analyzer = analyzer_for(ctx.format)
     if analyzer is None:
         return []
+    found: list[Finding] = []
     try:
-        return list(analyzer(blob, ctx))
+        # Collected one by one: findings made before a late parse error are kept.
+        found.extend(analyzer(blob, ctx))
+        return found
     except (MemoryError, RecursionError) as exc:
         reason = type(exc).__name__
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, IndexError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        struct.error,
+        zlib.error,
+        lzma.LZMAError,
+    ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
     # Fail closed: what we cannot parse could hide a payload that runs before the loader errors.
     return [
+        *found,
         ctx.finding(
             "PARSE-ERROR",
             Severity.HIGH,
             f"{ctx.member or ctx.file}: cannot be parsed as {ctx.format.value} ({reason})",
             why="What the scanner cannot parse may hide a payload; loaders are often more lenient.",
-        )
+        ),
     ]
 
 
