@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -112,26 +111,37 @@ def _sparse_checkpoint(path: Path, tensor_bytes: int) -> None:
         f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 3, 3, len(central), cd, 0))
 
 
-def test_1_75_gib_checkpoint_scans_in_a_quarter_second(tmp_path: Path, fake_pickle: None) -> None:
+def _io_counters() -> tuple[int, int]:
+    """Bytes this process read through syscalls, and its minor page faults (mmap reads)."""
+    import resource
+
+    rchar = 0
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            rchar = int(line.split()[1])
+    return rchar, resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def test_1_75_gib_checkpoint_tensor_data_is_never_read(tmp_path: Path, fake_pickle: None) -> None:
+    # Speed is measured by benchmarks/bench_scan.py; here we check the reason it is fast: the
+    # scan reads the zip index and the pickle, not the 1.75 GiB of tensor storage (sparse file).
     path = tmp_path / "big.pt"
     _sparse_checkpoint(path, int(1.75 * 1024**3))
     artifact = open_artifact(path)
     assert artifact.files[0].format == "pytorch-zip"
-    start = time.perf_counter()
+    read0, faults0 = _io_counters()
     report = scan(artifact)
-    elapsed = time.perf_counter() - start
+    read1, faults1 = _io_counters()
     assert pickle_members(report) == ["archive/data.pkl"]
     assert [f.rule for f in report.findings] == ["TEST-PICKLE"]
-    assert elapsed < 0.25, elapsed
+    assert read1 - read0 < 8 * 1024 * 1024, read1 - read0
+    assert faults1 - faults0 < 8 * 1024 * 1024 // 4096, faults1 - faults0
 
 
 @pytest.mark.slow
-def test_20k_tensor_checkpoint_scans_in_a_second(tmp_path: Path) -> None:
+def test_20k_tensor_checkpoint_gives_no_false_alarm(tmp_path: Path) -> None:
     path = tmp_path / "many.pt"
     torch.save({f"w{i}": torch.randn(16) for i in range(20_000)}, path)
-    artifact = open_artifact(path)
-    start = time.perf_counter()
-    report = scan(artifact)
-    elapsed = time.perf_counter() - start
+    report = scan(open_artifact(path))
     assert report.findings == ()
-    assert elapsed < 1.0, elapsed
+    assert report.files[0].format == "pytorch-zip"
