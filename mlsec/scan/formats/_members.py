@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from mlsec.formats import PREFIX_SIZE, Format, sniff_bytes
 from mlsec.scan.base import ScanContext
+from mlsec.scan.formats._inflate import Inflated
 from mlsec.scan.model import Finding, Severity
 from mlsec.scan.registry import analyzer_for
 
@@ -167,6 +168,23 @@ def limit_rule(
     if cap < ctx.limits.max_member_size:
         return "EXTRACT-LIMIT"
     return "DECOMPRESSION-LIMIT"
+
+
+def limit_finding(bomb: str, subject: str, out: Inflated, cap: int, ctx: ScanContext) -> Finding:
+    """The finding for a decompression that a limit stopped (see :func:`limit_rule`)."""
+    assert out.limit is not None
+    what = (
+        f"more than {cap} bytes"
+        if out.limit == "size"
+        else f"more than {ctx.limits.max_ratio}x its compressed size"
+    )
+    return ctx.finding(
+        limit_rule(bomb, out.limit, len(out.data), out.consumed, cap, ctx),
+        Severity.HIGH,
+        f"{subject} decompresses to {what}; only the first {len(out.data)} bytes were inspected",
+        why="Decompression bombs exhaust memory and disk; the part not inspected may hide "
+        "a payload.",
+    )
 
 
 class FindingCap:

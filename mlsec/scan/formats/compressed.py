@@ -22,7 +22,7 @@ from mlsec.scan.formats._members import (
     HEAD_SIZE,
     FindingCap,
     budget_exhausted,
-    limit_rule,
+    limit_finding,
     member_limit,
     needs_prefix,
     sniff_member,
@@ -77,18 +77,7 @@ def analyze_compressed(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         close()
     ctx.charge_extracted(len(out.data))
     if out.limit is not None:
-        what = (
-            f"more than {cap} bytes"
-            if out.limit == "size"
-            else f"more than {ctx.limits.max_ratio}x its compressed size"
-        )
-        yield ctx.finding(
-            limit_rule("DECOMPRESSION-BOMB", out.limit, len(out.data), out.consumed, cap, ctx),
-            Severity.HIGH,
-            f"{kind} stream decompresses to {what}; only the first {len(out.data)} bytes were "
-            "inspected",
-            why="Decompression bombs exhaust memory; the part not inspected may hide a payload.",
-        )
+        yield limit_finding("DECOMPRESSION-BOMB", f"{kind} stream", out, cap, ctx)
     elif not out.complete:
         yield ctx.finding(
             "COMPRESSED-TRUNCATED",

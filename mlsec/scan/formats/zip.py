@@ -30,7 +30,7 @@ from mlsec.scan.formats._members import (
     HEAD_SIZE,
     FindingCap,
     budget_exhausted,
-    limit_rule,
+    limit_finding,
     member_limit,
     needs_prefix,
     plausible_pickle,
@@ -331,19 +331,7 @@ def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator
         return
     ctx.charge_extracted(len(out.data))
     if out.limit is not None:
-        what = (
-            f"more than {cap} bytes"
-            if out.limit == "size"
-            else f"more than {ctx.limits.max_ratio}x its compressed size"
-        )
-        yield ctx.finding(
-            limit_rule("ZIP-BOMB", out.limit, len(out.data), out.consumed, cap, ctx),
-            Severity.HIGH,
-            f"member {e.name!r} decompresses to {what}; only the first "
-            f"{len(out.data)} bytes were inspected",
-            why="Decompression bombs exhaust memory and disk; the part not inspected may hide "
-            "a payload.",
-        )
+        yield limit_finding("ZIP-BOMB", f"member {e.name!r}", out, cap, ctx)
     elif not out.complete:
         yield _corrupt(e, EOFError("compressed data ends early"), ctx)
     elif zlib.crc32(out.data) != e.crc:
