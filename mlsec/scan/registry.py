@@ -15,6 +15,8 @@ __all__ = ["ANALYZERS", "analyzer_for"]
 
 ANALYZERS: dict[Format, str] = {
     # Filled in by the format modules under mlsec/scan/formats/, one line each.
+    Format.PICKLE: "mlsec.scan.formats.pickle:analyze",
+    Format.NUMPY: "mlsec.scan.formats.numpy:analyze",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

@@ -1,0 +1,95 @@
+"""Every pickle stream of a buffer, one after the other, as findings of a scan context.
+
+Data after a stream's STOP is another stream, not padding (a loader may call ``pickle.load`` again),
+with two exceptions recognised by their content: legacy PyTorch files (``torch.save(...,
+_use_new_zipfile_serialization=False)``: a magic-number pickle, four more pickles, then raw storage
+bytes) and joblib's uncompressed format (raw array bytes after each ``NumpyArrayWrapper``, handled
+inside the VM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mlsec.formats import Format
+from mlsec.scan.base import Blob, ScanContext
+from mlsec.scan.model import Finding, Severity
+from mlsec.scan.pickle.vm import run_stream
+
+__all__ = ["LEGACY_TORCH_MAGIC", "analyze_pickle"]
+
+LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_STREAMS = 5  # magic, protocol version, sys info, the object, the storage keys
+_NESTED_AS_PICKLE = frozenset({Format.PICKLE, Format.UNKNOWN, Format.TEXT, Format.EMPTY})
+
+
+def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[Finding]:
+    """Analyse every pickle stream in ``data`` (bytes, mmap or memoryview) from ``start``."""
+    limits = ctx.limits
+    size = len(data)
+    pos = start
+    streams = 0
+    legacy = False
+    while pos < size:
+        if streams >= limits.max_pickle_streams:
+            yield ctx.finding(
+                "PICKLE-LIMIT",
+                Severity.HIGH,
+                f"more than {limits.max_pickle_streams} pickle streams; the rest was not analysed",
+                why="Bounded work on hostile input: unanalysed streams could hide a payload.",
+                offset=pos,
+            )
+            return
+        res = run_stream(
+            data,
+            pos,
+            size,
+            allow_globals=ctx.options.allow_globals,
+            max_ops=limits.max_pickle_ops,
+        )
+        ctx.globals_seen.update(res.globals)
+        for f in res.findings:
+            yield ctx.finding(
+                f.rule, f.severity, f.message, why=f.why, symbol=f.symbol, offset=f.offset
+            )
+        for offset, payload in res.nested:
+            yield from _nested(payload, offset, ctx)
+        if not res.complete:
+            where = "trailing data after the last complete stream" if streams else "pickle stream"
+            yield ctx.finding(
+                "PICKLE-MALFORMED",
+                Severity.HIGH,
+                f"{where} cannot be parsed ({res.error}); findings above cover what came before",
+                why="A loader runs every opcode before the break; a scanner that gives up on a "
+                "broken stream misses them.",
+                offset=pos,
+            )
+            return
+        streams += 1
+        if streams == 1 and type(res.result) is int and res.result == LEGACY_TORCH_MAGIC:
+            legacy = True
+        if legacy and streams == _LEGACY_STREAMS:
+            return  # raw storage bytes follow
+        pos = res.end
+
+
+def _nested(payload: bytes, offset: int, ctx: ScanContext) -> Iterator[Finding]:
+    """Bytes handed to a loads-like callable: scan them as what they are (pickle by default)."""
+    from mlsec.formats import sniff_bytes
+
+    member = f"pickle@{offset}"
+    fmt = sniff_bytes(payload[:65536], name=member)
+    if fmt not in _NESTED_AS_PICKLE:
+        yield from ctx.scan_nested(Blob(member, data=payload), member)
+        return
+    if ctx.depth + 1 > ctx.limits.max_depth:
+        yield ctx.finding(
+            "CONTAINER-DEPTH",
+            Severity.HIGH,
+            f"{member}: pickles nested deeper than {ctx.limits.max_depth} levels",
+            why="Deep nesting is a classic way to exhaust scanners and hide a payload.",
+        )
+        return
+    ctx.members_scanned += 1
+    yield from analyze_pickle(payload, ctx.child(member, Format.PICKLE))
