@@ -293,15 +293,15 @@ def _dtype_info(dtype: object) -> tuple[bool, int] | None:
     st = dtype.state
     elsize = st[5] if isinstance(st, tuple) and len(st) >= 6 and type(st[5]) is int else -1
     fields = st[4] if isinstance(st, tuple) and len(st) >= 5 else None
-    if code == "O" or (isinstance(fields, PDict) and elsize < 0):
+    letter = code.lstrip("<>|=")[:1]
+    digits = code.lstrip("<>|=")[1:]
+    if letter == "O" or (isinstance(fields, PDict) and elsize < 0):
         return True, 8
     if fields is not None and not isinstance(fields, type(None)):
         # Structured dtype: objects may hide in its fields; treat as having objects unless sized.
         return (elsize <= 0, max(elsize, 0))
     if elsize > 0:
         return False, elsize
-    letter = code.lstrip("<>|=")[:1]
-    digits = code.lstrip("<>|=")[1:]
     if letter == "b" and not digits:
         return False, 1
     if not digits.isdigit():
