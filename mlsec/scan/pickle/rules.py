@@ -668,11 +668,60 @@ def judge_global(module: str, name: str, extra: frozenset[str] = frozenset()) ->
     return _judge(module, name, extra)
 
 
+# Attribute names that are dangerous callables on whatever module they are reached from.
+_DANGEROUS_ATTRS = frozenset(
+    {
+        "system",
+        "popen",
+        "Popen",
+        "spawn",
+        "spawnv",
+        "spawnve",
+        "spawnl",
+        "execv",
+        "execve",
+        "execl",
+        "execvp",
+        "fork",
+        "run",
+        "call",
+        "check_call",
+        "check_output",
+        "getoutput",
+        "getstatusoutput",
+        "eval",
+        "exec",
+        "compile",
+        "open",
+        "load",
+        "loads",
+        "import_module",
+        "resolve_name",
+        "remove",
+        "unlink",
+        "rmtree",
+        "rename",
+        "write",
+        "write_text",
+        "write_bytes",
+        "urlopen",
+        "get_data",
+        "runcode",
+        "runsource",
+        "runctx",
+        "setattr",
+        "getattr",
+    }
+)
+
+
 def judge_attribute(attr: str) -> Severity | None:
     """Severity of reaching attribute ``attr`` on any object (getattr/attrgetter arguments)."""
     first = attr.split(".")
     if any(is_dunder(p) or p in REFLECTIVE_ATTRS for p in first):
         return Severity.CRITICAL
-    if any(_deny_match(p) is not None or f"builtins.{p}" in _DENY_NAMES for p in first):
+    if any(p in _DANGEROUS_ATTRS or f"builtins.{p}" in _DENY_NAMES for p in first):
+        return Severity.CRITICAL
+    if any(_deny_match(p) is not None for p in first):
         return Severity.CRITICAL
     return None
