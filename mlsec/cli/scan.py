@@ -152,7 +152,7 @@ def _table(report: ScanReport, output: Path | None) -> None:
     summary = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
     table = Table(title=f"mlsec scan: {len(report.files)} files, {summary}")
     for col in ("file", "member", "severity", "rule", "symbol", "message"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("severity", "rule"))
     for f in sorted(report.findings, key=lambda f: (-f.severity.rank, f.file, f.member or "")):
         sev = f.severity.value
         table.add_row(
