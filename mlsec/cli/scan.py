@@ -172,4 +172,7 @@ def _table(report: ScanReport, output: Path | None) -> None:
         Console(file=buf, width=200).print(table)
         emit_text(buf.getvalue(), output)
     else:
-        stdout_console().print(table)
+        console = stdout_console()
+        if not console.is_terminal:
+            console.width = 160  # logs and pipes: keep rule ids and symbols on one line
+        console.print(table)
