@@ -363,7 +363,9 @@ def run_stream(
         _loop(data, start, end, rep, res, max_ops, joblib, depth)
     except _Malformed as exc:
         res.error = str(exc)
-    except (IndexError, struct.error, ValueError, UnicodeDecodeError, OverflowError) as exc:
+    except IndexError as exc:
+        res.error = f"data ends before STOP, or an opcode needs more stack ({exc})"
+    except (struct.error, ValueError, UnicodeDecodeError, OverflowError) as exc:
         res.error = f"{type(exc).__name__}: {exc}"
     except (MemoryError, RecursionError) as exc:
         res.error = type(exc).__name__
@@ -431,10 +433,13 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         del stack[i:]
         return items
 
+    is_inst = isinstance
+    CallT = Call
+    GlobalT = Global
+    watched = _WATCHED
+    missing = _MISSING
     while True:
-        if pos >= end:
-            raise _Malformed(f"offset {pos}: data ends before STOP")
-        op = data[pos]
+        op = data[pos]  # IndexError past the end: "data ends before STOP"
         at = pos
         pos += 1
         ops += 1
@@ -449,21 +454,54 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                 "Bounded work on hostile input: the rest of the stream was not analysed.",
             )
             raise _Malformed(f"offset {at}: opcode limit reached")
-        # ---- the frequent opcodes first ------------------------------------------------------
-        if op == 0x71:  # BINPUT
-            if not stack:
-                raise _Malformed(f"offset {at}: PUT on an empty stack")
-            memo[data[pos]] = stack[-1]
-            pos += 1
+        # ---- the frequent opcodes first (by count in real checkpoints) -------------------------
+        if op == 0x72:  # LONG_BINPUT
+            memo[u32(data, pos)[0]] = stack[-1]
+            pos += 4
         elif op == 0x68:  # BINGET
-            v = memo.get(data[pos], _MISSING)
-            if v is _MISSING:
+            v = memo.get(data[pos], missing)
+            if v is missing:
                 raise _Malformed(f"offset {at}: memo key {data[pos]} not defined")
             append(v)
             pos += 1
+        elif op == 0x4B:  # BININT1
+            append(data[pos])
+            pos += 1
+        elif op == 0x28:  # MARK
+            marks.append(len(stack))
+        elif op == 0x58:  # BINUNICODE
+            n = u32(data, pos)[0]
+            pos += 4
+            e = pos + n
+            if e > end:
+                raise _Malformed(f"offset {at}: string runs past the end")
+            append(str(data[pos:e], "utf-8", "surrogatepass"))
+            pos = e
+        elif op == 0x74:  # TUPLE
+            if not marks:
+                raise _Malformed(f"offset {at}: no MARK on the stack")
+            i = marks.pop()
+            t = tuple(stack[i:])
+            del stack[i:]
+            append(t)
+        elif op == 0x85:  # TUPLE1
+            stack[-1] = (stack[-1],)
+        elif op == 0x52:  # REDUCE
+            args = pop()
+            func = stack[-1]
+            stack[-1] = CallT(func, args, at)
+            if not is_inst(func, GlobalT) or func.qual in watched:
+                _on_call(rep, func, args, at, res)
+        elif op == 0x71:  # BINPUT
+            memo[data[pos]] = stack[-1]
+            pos += 1
+        elif op == 0x51:  # BINPERSID
+            stack[-1] = PersId(stack[-1])
+        elif op == 0x89:  # NEWFALSE
+            append(False)
+        elif op == 0x29:  # EMPTY_TUPLE
+            append(())
         elif op == 0x94:  # MEMOIZE
-            if not stack:
-                raise _Malformed(f"offset {at}: MEMOIZE on an empty stack")
             memo[len(memo)] = stack[-1]
         elif op == 0x8C:  # SHORT_BINUNICODE
             n = data[pos]
@@ -472,15 +510,6 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                 raise _Malformed(f"offset {at}: string runs past the end")
             append(str(data[pos : pos + n], "utf-8", "surrogatepass"))
             pos += n
-        elif op == 0x4B:  # BININT1
-            append(data[pos])
-            pos += 1
-        elif op == 0x28:  # MARK
-            marks.append(len(stack))
-        elif op == 0x74:  # TUPLE
-            append(tuple(pop_mark()))
-        elif op == 0x85:  # TUPLE1
-            stack[-1] = (stack[-1],)
         elif op == 0x86:  # TUPLE2
             b = pop()
             stack[-1] = (stack[-1], b)
@@ -488,27 +517,10 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             c = pop()
             b = pop()
             stack[-1] = (stack[-1], b, c)
-        elif op == 0x29:  # EMPTY_TUPLE
-            append(())
-        elif op == 0x52:  # REDUCE
-            args = pop()
-            func = stack[-1]
-            stack[-1] = Call(func, args, at)
-            if not (isinstance(func, Global) and func.qual not in _WATCHED):
-                _on_call(rep, func, args, at, res)
-        elif op == 0x51:  # BINPERSID
-            stack[-1] = PersId(stack[-1])
-        elif op == 0x89:  # NEWFALSE
-            append(False)
         elif op == 0x88:  # NEWTRUE
             append(True)
         elif op == 0x4E:  # NONE
             append(None)
-        elif op == 0x72:  # LONG_BINPUT
-            if not stack:
-                raise _Malformed(f"offset {at}: PUT on an empty stack")
-            memo[u32(data, pos)[0]] = stack[-1]
-            pos += 4
         elif op == 0x6A:  # LONG_BINGET
             k = u32(data, pos)[0]
             v = memo.get(k, _MISSING)
@@ -608,11 +620,6 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             stack[-1] = Call(cls, args, at)
             if not isinstance(cls, Global):
                 _on_call(rep, cls, args, at, res)
-        elif op == 0x58:  # BINUNICODE
-            n = u32(data, pos)[0]
-            pos += 4
-            append(_take(data, pos, n, end).decode("utf-8", "surrogatepass"))
-            pos += n
         elif op == 0x43:  # SHORT_BINBYTES
             n = data[pos]
             pos += 1
