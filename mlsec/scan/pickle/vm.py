@@ -490,7 +490,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             args = pop()
             func = stack[-1]
             stack[-1] = CallT(func, args, at)
-            if not is_inst(func, GlobalT) or func.qual in watched:
+            if not is_inst(func, GlobalT) or func.qual in watched:  # type: ignore[attr-defined]
                 _on_call(rep, func, args, at, res)
         elif op == 0x71:  # BINPUT
             memo[data[pos]] = stack[-1]
