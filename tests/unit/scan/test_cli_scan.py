@@ -134,3 +134,16 @@ def test_scan_does_not_import_heavy_modules(files: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                        cwd=Path(__file__).resolve().parents[3])  # fmt: skip
     assert "HEAVY=" in r.stderr and r.stderr.rsplit("HEAVY=", 1)[1].strip() == ""
+
+
+def test_demo_scan_step(tmp_path: Path) -> None:
+    from mlsec.cli.demo import DemoContext, _step_scan
+    from mlsec.demo import build_example_model
+
+    model = build_example_model(tmp_path / "m")
+    assert _step_scan(DemoContext(workdir=tmp_path, model=model))
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    report = scan(open_artifact(tmp_path / "malicious" / "training_state.pkl"))
+    assert {f.rule for f in report.findings} == {"PICKLE-DANGEROUS-GLOBAL"}
