@@ -53,7 +53,7 @@ def _step_scan(ctx: DemoContext) -> bool:
     evil = ctx.workdir / "malicious" / "training_state.pkl"
     evil.parent.mkdir(parents=True, exist_ok=True)
     evil.write_bytes(
-        b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x00h\x01\x93\x8c\x14echo pwned > /tmp/x\x85R."
+        b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x00h\x01\x93\x8c\x13echo pwned > /tmp/x\x85R."
     )
     bad = scan(open_artifact(evil))
     table = Table(title="2. scan: the example model, then a malicious pickle")
