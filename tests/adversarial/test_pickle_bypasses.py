@@ -301,3 +301,34 @@ def test_payloads_are_real(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False, timeout=60)
     assert marker.exists()
     assert _critical(scan(open_artifact(sample)))
+
+
+def test_joblib_loader_confusion_array_bytes_are_opcodes(check, tmp_path: Path) -> None:
+    """joblib skips the padding and raw array bytes after a wrapper; pickle.load decodes them.
+    Here the padding-length byte is 'c' (99): joblib skips 99 bytes, pickle.load runs GLOBAL."""
+    import joblib
+    import numpy as np
+
+    arr = np.arange(64, dtype=np.uint8)
+    p = tmp_path / "a.joblib"
+    joblib.dump({"a": arr}, p)
+    data = p.read_bytes()
+    build = data.index(b"ub", data.index(b"numpy_array_alignment_bytes")) + 2
+    old_pad = data[build]
+    rest = data[build + 1 + old_pad + arr.nbytes :]
+    payload = b"cos\nsystem\n" + s("id") + b"\x85R."  # starts with 'c' = padding length 99
+    forged = data[:build] + payload + b"\xff" * (100 - len(payload)) + arr.tobytes() + rest
+    report = check(forged)
+    assert _critical(report)
+    assert "PICKLE-LOADER-CONFUSION" in {f.rule for f in report.findings}
+    # And the honest file is clean.
+    assert check(data).findings == ()
+
+
+def test_computed_callable_passed_to_rebuild_from_type_v2(check) -> None:
+    # _rebuild_from_type_v2(func, type, args, state) calls func(*args): func must be an import.
+    body = stack_glob("torch._tensor", "_rebuild_from_type_v2")
+    body += stack_glob("pkgutil", "resolve_name") + s("os:system") + b"\x85R"
+    body += stack_glob("torch", "Tensor") + s("id") + b"\x85}\x94(tR"
+    report = check(proto(4, body))
+    assert "PICKLE-INDIRECT-CALL" in {f.rule for f in report.findings}

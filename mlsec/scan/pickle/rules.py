@@ -23,6 +23,7 @@ from functools import lru_cache
 from mlsec.scan.model import Severity
 
 __all__ = [
+    "CALLS_ARGUMENTS",
     "LOADS_LIKE",
     "REFLECTIVE_ATTRS",
     "Verdict",
@@ -283,7 +284,13 @@ _DENY_NAMES = frozenset(
         "operator.getitem",
         "operator.setitem",
         "operator.delitem",
+        "operator.call",
         "functools.reduce",
+        "typing.get_type_hints",
+        "typing._eval_type",
+        "typing.ForwardRef",
+        "dataclasses._create_fn",
+        "string.Formatter",
         "functools.partialmethod",
         "functools.singledispatch",
         "codecs.open",
@@ -384,6 +391,17 @@ LOADS_LIKE = frozenset(
     }
 )
 
+# Allowed callables that call (or instantiate) some of their arguments: those arguments must be
+# imported globals (judged on their own), not objects computed while loading.
+CALLS_ARGUMENTS: dict[str, tuple[int, ...]] = {
+    "torch._tensor._rebuild_from_type": (0,),
+    "torch._tensor._rebuild_from_type_v2": (0,),
+    "copyreg._reconstructor": (0, 1),
+    "copyreg.__newobj__": (0,),
+    "copyreg.__newobj_ex__": (0,),
+    "functools.partial": (0,),
+}
+
 # Exact pairs known safe: what PyTorch's weights_only unpickler accepts, NumPy reconstruction,
 # plain containers, and the helpers scikit-learn / XGBoost / LightGBM / joblib pickles reference.
 _ALLOW_EXACT = frozenset(
@@ -407,7 +425,6 @@ _ALLOW_EXACT = frozenset(
         "builtins.NoneType",
         "builtins.Ellipsis",
         "builtins.NotImplemented",
-        "builtins.type",
         "copyreg._reconstructor",
         "copyreg.__newobj__",
         "copyreg.__newobj_ex__",

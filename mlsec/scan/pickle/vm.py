@@ -200,6 +200,17 @@ def _on_call(rep: _Reporter, func: object, args: object, offset: int, res: Strea
     if isinstance(func, Global):
         q = func.qual
         argv = args if isinstance(args, tuple) else ()
+        for i in rules.CALLS_ARGUMENTS.get(q, ()):
+            if i < len(argv) and isinstance(argv[i], Call | PersId | Ext):
+                what = _describe(argv[i])
+                rep.add(
+                    "PICKLE-INDIRECT-CALL",
+                    Severity.HIGH,
+                    f"{q} is given a computed object ({what}) that it will call",
+                    f"{q}({what})",
+                    offset,
+                    "An allowed helper that calls its argument runs whatever that argument is.",
+                )
         if q in rules.LOADS_LIKE:
             for a in argv:
                 if isinstance(a, bytes | bytearray) and len(res.nested) < 16:
@@ -263,7 +274,7 @@ def _on_build(rep: _Reporter, inst: object, state: object, offset: int) -> None:
     for d in dicts:
         if isinstance(d, PDict):
             for k, _v in d.items:
-                if _is_str(k) and (rules.is_dunder(k) or k in rules.REFLECTIVE_ATTRS):  # type: ignore[arg-type]
+                if _is_str(k) and rules.is_dunder(k):  # type: ignore[arg-type]
                     rep.add(
                         "PICKLE-DUNDER-STATE",
                         Severity.HIGH,
@@ -334,6 +345,23 @@ def _joblib_skip(wrapper: Call, data: Any, pos: int, end: int) -> tuple[int, boo
         pos += 1 + data[pos]
     pos += count * itemsize
     return (pos, False) if pos <= end else None
+
+
+def _loader_confusion(rep: _Reporter, data: Any, pos: int, end: int, at: int) -> None:
+    """joblib skips the raw array bytes after a wrapper, but plain ``pickle.load`` decodes them as
+    opcodes: a file can look like joblib to a scanner and run code under pickle.load."""
+    alt = run_stream(data, pos, end, allow_globals=rep.extra, max_ops=10_000, joblib=False)
+    crit = [f for f in alt.findings if f.severity is Severity.CRITICAL]
+    if crit:
+        rep.add(
+            "PICKLE-LOADER-CONFUSION",
+            Severity.CRITICAL,
+            f"the raw array bytes after a joblib array wrapper decode as pickle opcodes that "
+            f"reach {crit[0].symbol} when the file is loaded with pickle.load instead of joblib",
+            crit[0].symbol,
+            pos,
+            "Scanner/loader differentials are a classic bypass: each loader must see a safe file.",
+        )
 
 
 # --- the decoder -------------------------------------------------------------------------------
@@ -602,6 +630,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                         at,
                     )
                     raise _Malformed(f"offset {at}: joblib array of unknown size")
+                if not skip[1]:
+                    _loader_confusion(rep, data, pos, end, at)
                 pos, nested = skip
                 if nested:
                     if depth >= 8:
@@ -810,4 +840,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
 
 
 # Globals whose REDUCE needs a look at the arguments (everything else is judged at import time).
-_WATCHED = rules.LOADS_LIKE | {"builtins.getattr", "operator.attrgetter", "operator.methodcaller"}
+_WATCHED = (
+    rules.LOADS_LIKE
+    | rules.CALLS_ARGUMENTS.keys()
+    | {"builtins.getattr", "operator.attrgetter", "operator.methodcaller"}
+)

@@ -179,8 +179,8 @@ def test_joblib_uncompressed_raw_arrays_are_skipped_not_parsed(
 ) -> None:
     import joblib
 
-    # Array bytes that happen to look like opcodes (0x63 'c' = GLOBAL) must not be decoded.
-    arr = np.frombuffer(b"cos\nsystem\n" * 100, dtype=np.uint8).copy()
+    # Array bytes that happen to look like opcodes (0x63 'c' = GLOBAL) are not decoded as joblib.
+    arr = np.frombuffer(b"ccollections\nOrderedDict\n" * 100, dtype=np.uint8).copy()
     p = tmp_path / "a.joblib"
     joblib.dump({"a": arr, "b": arr.astype(np.float32), "c": np.zeros((3, 0))}, p)
     assert scan_bytes(p.read_bytes(), "a.joblib").findings == ()
