@@ -75,6 +75,25 @@ class Ext:
         self.code = code
 
 
+class BytesRef:
+    """A large bytes constant, kept as a reference into the data (array payloads are not copied)."""
+
+    __slots__ = ("n", "start")
+
+    def __init__(self, start: int, n: int) -> None:
+        self.start = start
+        self.n = n
+
+
+class LongStr:
+    """A string constant too long to be a module or attribute name: only its length is kept."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
 class PDict:
     """A dict under construction: its (key, value) pairs, in order (keys may be unhashable)."""
 
@@ -155,10 +174,11 @@ _WHY_GLOBAL = "Unpickling imports this object and can call it: code runs at load
 class _Reporter:
     """Collects findings, one per (rule, symbol) per stream (the first offset wins)."""
 
-    __slots__ = ("extra", "findings", "globals", "judged", "seen")
+    __slots__ = ("data", "extra", "findings", "globals", "judged", "seen")
 
-    def __init__(self, extra: frozenset[str]) -> None:
+    def __init__(self, extra: frozenset[str], data: Any = b"") -> None:
         self.extra = extra
+        self.data = data
         self.findings: list[RawFinding] = []
         self.seen: set[tuple[str, str | None]] = set()
         self.globals: set[str] = set()
@@ -213,8 +233,12 @@ def _on_call(rep: _Reporter, func: object, args: object, offset: int, res: Strea
                 )
         if q in rules.LOADS_LIKE:
             for a in argv:
-                if isinstance(a, bytes | bytearray) and len(res.nested) < 16:
+                if len(res.nested) >= 16:
+                    break
+                if isinstance(a, bytes | bytearray):
                     res.nested.append((offset, bytes(a)))
+                elif isinstance(a, BytesRef) and a.n <= _MAX_NESTED:
+                    res.nested.append((offset, bytes(rep.data[a.start : a.start + a.n])))
         if q in ("builtins.getattr", "operator.attrgetter", "operator.methodcaller"):
             names = argv[1:2] if q == "builtins.getattr" else argv[:1]
             target = argv[0] if q == "builtins.getattr" and argv else None
@@ -387,7 +411,7 @@ def run_stream(
     if end is None:
         end = len(data)
     res = StreamResult(start=start)
-    rep = _Reporter(allow_globals)
+    rep = _Reporter(allow_globals, data)
     # The VM allocates one small object per opcode and no cycles: the cyclic GC would only rescan
     # a growing heap again and again (a third of the run time on a 20k-tensor checkpoint).
     gc_was_enabled = gc.isenabled()
@@ -415,6 +439,25 @@ def _readline(data: Any, pos: int, end: int) -> tuple[bytes, int]:
     if nl < 0:
         raise _Malformed(f"offset {pos}: unterminated line argument")
     return bytes(data[pos:nl]), nl + 1
+
+
+_MAX_BYTES_COPY = 4096  # bytes constants larger than this stay references (BytesRef)
+_MAX_STR = 1024 * 1024  # longer strings become LongStr placeholders
+_MAX_NESTED = 256 * 1024 * 1024  # nested payloads materialised for a loads-like call
+
+
+def _bytes_const(data: Any, pos: int, n: int, end: int) -> bytes | BytesRef:
+    if n < 0 or pos + n > end:
+        raise _Malformed(f"offset {pos}: argument of {n} bytes runs past the end of the data")
+    return bytes(data[pos : pos + n]) if n <= _MAX_BYTES_COPY else BytesRef(pos, n)
+
+
+def _str_const(data: Any, pos: int, n: int, end: int, encoding: str) -> str | LongStr:
+    if n < 0 or pos + n > end:
+        raise _Malformed(f"offset {pos}: string of {n} bytes runs past the end of the data")
+    if n > _MAX_STR:
+        return LongStr(n)
+    return str(data[pos : pos + n], encoding, "surrogatepass")
 
 
 def _take(data: Any, pos: int, n: int, end: int) -> bytes:
@@ -511,7 +554,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             e = pos + n
             if e > end:
                 raise _Malformed(f"offset {at}: string runs past the end")
-            append(str(data[pos:e], "utf-8", "surrogatepass"))
+            append(str(data[pos:e], "utf-8", "surrogatepass") if n <= _MAX_STR else LongStr(n))
             pos = e
         elif op == 0x74:  # TUPLE
             if not marks:
@@ -666,7 +709,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x42:  # BINBYTES
             n = u32(data, pos)[0]
             pos += 4
-            append(_take(data, pos, n, end))
+            append(_bytes_const(data, pos, n, end))
             pos += n
         elif op == 0x47:  # BINFLOAT
             append(_F64.unpack_from(data, pos)[0])
@@ -761,16 +804,13 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x8D:  # BINUNICODE8
             n = u64(data, pos)[0]
             pos += 8
-            append(_take(data, pos, n, end).decode("utf-8", "surrogatepass"))
+            append(_str_const(data, pos, n, end, "utf-8"))
             pos += n
         elif op == 0x8E or op == 0x96:  # BINBYTES8, BYTEARRAY8
             n = u64(data, pos)[0]
             pos += 8
-            if n > end - pos:
-                raise _Malformed(f"offset {at}: bytes run past the end of the data")
-            # Large constants (array data) are not copied: only their size matters, unless a
-            # loads-like callable receives them, and those are small in practice.
-            append(_take(data, pos, n, end) if n <= 64 * 1024 * 1024 else b"")
+            # Large constants (array data) are not copied: memory does not grow with the file.
+            append(_bytes_const(data, pos, n, end))
             pos += n
         elif op == 0x97:  # NEXT_BUFFER (out-of-band data, protocol 5)
             append(b"")
@@ -804,7 +844,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x54:  # BINSTRING
             n = i32(data, pos)[0]
             pos += 4
-            append(_take(data, pos, n, end).decode("latin-1"))
+            append(_str_const(data, pos, n, end, "latin-1"))
             pos += n
         elif op == 0x53:  # STRING
             line, pos = _readline(data, pos, end)

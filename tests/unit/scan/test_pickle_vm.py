@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mlsec.scan import Severity
 from mlsec.scan.pickle.vm import Call, Global, PDict, PersId, PList, run_stream
 
-from .samples import call1, glob, proto, s, stack_glob
+from .samples import Reduce, call1, glob, proto, s, stack_glob
 
 
 class Plain:
@@ -231,3 +231,29 @@ def test_real_os_system_pickle_from_dumps() -> None:
     for p in range(6):
         res = run_stream(dumps_reduce(os.system, "touch /tmp/x", protocol=p))
         assert any(f.severity is Severity.CRITICAL for f in res.findings), p
+
+
+def test_memory_does_not_grow_with_constant_size(tmp_path) -> None:
+    import mmap
+    import tracemalloc
+
+    big = 64 * 1024 * 1024
+    p = tmp_path / "big.pkl"
+    with open(p, "wb") as f:
+        f.write(b"\x80\x04(\x8e" + struct.pack("<Q", big))
+        f.truncate(f.tell() + big)
+        f.seek(0, 2)
+        f.write(b"\x8d" + struct.pack("<Q", 3 * 1024 * 1024) + b"a" * (3 * 1024 * 1024) + b"t.")
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        tracemalloc.start()
+        res = run_stream(mm)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del res
+    assert peak < 1024 * 1024
+
+
+def test_large_nested_payload_is_still_scanned() -> None:
+    inner = pickle.dumps([b"x" * 10_000, os.system], protocol=4)
+    res = run_stream(pickle.dumps(Reduce(pickle.loads, inner), protocol=4))
+    assert res.nested and res.nested[0][1] == inner
