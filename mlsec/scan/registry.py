@@ -17,6 +17,9 @@ ANALYZERS: dict[Format, str] = {
     # Filled in by the format modules under mlsec/scan/formats/, one line each.
     Format.PICKLE: "mlsec.scan.formats.pickle:analyze",
     Format.NUMPY: "mlsec.scan.formats.numpy:analyze",
+    # Bytes that do not look like a pickle may still load as one (no header needed).
+    Format.UNKNOWN: "mlsec.scan.formats.pickle:analyze_probe",
+    Format.TEXT: "mlsec.scan.formats.pickle:analyze_probe",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

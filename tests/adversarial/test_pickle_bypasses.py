@@ -332,3 +332,20 @@ def test_computed_callable_passed_to_rebuild_from_type_v2(check) -> None:
     body += stack_glob("torch", "Tensor") + s("id") + b"\x85}\x94(tR"
     report = check(proto(4, body))
     assert "PICKLE-INDIRECT-CALL" in {f.rule for f in report.findings}
+
+
+def test_headerless_binary_pickle_is_not_unknown(check) -> None:
+    """pickle.loads needs no PROTO: a stream starting with SHORT_BINUNICODE sniffs as unknown."""
+    data = s("os") + s("system") + b"\x93" + s("true") + b"\x85R."
+    report = check(data, "weights.bin")
+    assert report.files[0].format == "unknown"
+    assert _critical(report)
+    assert "PICKLE-DISGUISED" in {f.rule for f in report.findings}
+
+
+def test_truncated_protocol0_payload_looks_like_text(check) -> None:
+    """The loader runs os.system before it fails on the junk after it; the sniffer sees text."""
+    data = b"cos\nsystem\n(S'true'\ntR" + b"this is not a pickle any more\n" * 50
+    report = check(data, "notes.txt")
+    assert report.files[0].format == "text"
+    assert _critical(report)

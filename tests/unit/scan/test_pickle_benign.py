@@ -227,3 +227,17 @@ def test_demo_training_state_is_clean(example_model: Path) -> None:
     from mlsec.scan import scan
 
     assert scan(open_artifact(example_model)).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"# README\n\nSome text. cos\nsystem\n", "README.md"),
+        (b"Some words, then a dot.\n", "notes.txt"),
+        (bytes(range(256)) * 64, "weights.bin"),
+        (b"\x00" * 4096, "zeros.bin"),
+        (b"\xff\xfe" + "é".encode() * 100, "utf16.txt"),
+    ],
+)
+def test_text_and_unknown_files_are_clean(scan_bytes: ScanBytes, data: bytes, name: str) -> None:
+    assert scan_bytes(data, name).findings == ()
