@@ -257,3 +257,28 @@ def test_large_nested_payload_is_still_scanned() -> None:
     inner = pickle.dumps([b"x" * 10_000, os.system], protocol=4)
     res = run_stream(pickle.dumps(Reduce(pickle.loads, inner), protocol=4))
     assert res.nested and res.nested[0][1] == inner
+
+
+def _ctx():  # a scan context as the engine builds it
+    from mlsec.formats import Format
+    from mlsec.scan.base import ScanContext, ScanOptions
+    from mlsec.scan.engine import _dispatch
+
+    return ScanContext(file="f", options=ScanOptions(), format=Format.PICKLE, dispatch=_dispatch)
+
+
+@settings(max_examples=300, deadline=2000)
+@given(st.binary(max_size=2048), st.sampled_from(["pickle", "npy", "unknown", "text"]))
+def test_fuzz_analyzers_only_produce_findings(data: bytes, kind: str) -> None:
+    """End to end through the analyzers: no exception ever escapes (it would be a PARSE-ERROR)."""
+    from mlsec.formats import Format
+    from mlsec.scan.base import Blob
+    from mlsec.scan.registry import analyzer_for
+
+    ctx = _ctx()
+    ctx.format = Format(kind)
+    prefix = {"npy": b"\x93NUMPY\x01\x00", "pickle": b"\x80\x04"}.get(kind, b"")
+    analyzer = analyzer_for(ctx.format)
+    assert analyzer is not None
+    findings = list(analyzer(Blob("f", data=prefix + data), ctx))
+    assert all(f.rule and f.severity for f in findings)
