@@ -349,3 +349,14 @@ def test_truncated_protocol0_payload_looks_like_text(check) -> None:
     report = check(data, "notes.txt")
     assert report.files[0].format == "text"
     assert _critical(report)
+
+
+def test_setitem_on_a_module_level_object(check) -> None:
+    # SETITEMS into a module-level dict (a registry, sys.modules-like) is a global mutation.
+    body = (
+        stack_glob("somepkg.registry", "HANDLERS") + b"(" + s("pickle") + stack_glob("os", "system")
+    )
+    body += b"u" + b"0" + stack_glob("collections", "OrderedDict") + b")R"
+    report = check(proto(4, body))
+    assert "PICKLE-GLOBAL-MUTATION" in {f.rule for f in report.findings}
+    assert "PICKLE-MALFORMED" not in {f.rule for f in report.findings}

@@ -281,6 +281,22 @@ def _on_call(rep: _Reporter, func: object, args: object, offset: int, res: Strea
     )
 
 
+def _mutate(rep: _Reporter, target: object, offset: int, opname: str) -> None:
+    """SETITEM(S)/APPEND(S)/ADDITEMS on something that is not a list/dict/set being built."""
+    if isinstance(target, Global):
+        rep.add(
+            "PICKLE-GLOBAL-MUTATION",
+            Severity.CRITICAL,
+            f"{opname} modifies the global object {target!r} itself (e.g. a module-level registry)",
+            repr(target),
+            offset,
+            "Changing module-level state redirects code that runs later.",
+        )
+    elif not isinstance(target, Call | PersId | Ext):
+        # The real unpickler fails here (str, int, tuple… have no __setitem__/append).
+        raise _Malformed(f"offset {offset}: {opname} on a {type(target).__name__}")
+
+
 def _on_build(rep: _Reporter, inst: object, state: object, offset: int) -> None:
     if isinstance(inst, Global):
         rep.add(
@@ -616,15 +632,15 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             d = stack[-1] if stack else None
             if isinstance(d, PDict):
                 d.items.extend(zip(items[::2], items[1::2], strict=False))
-            elif not isinstance(d, Call):
-                raise _Malformed(f"offset {at}: SETITEMS on a {type(d).__name__}")
+            else:
+                _mutate(rep, d, at, "SETITEMS")
         elif op == 0x65:  # APPENDS
             items = pop_mark()
             lst = stack[-1] if stack else None
             if isinstance(lst, PList):
                 lst.extend(items)
-            elif not isinstance(lst, Call):
-                raise _Malformed(f"offset {at}: APPENDS on a {type(lst).__name__}")
+            else:
+                _mutate(rep, lst, at, "APPENDS")
         elif op == 0x4A:  # BININT
             append(i32(data, pos)[0])
             pos += 4
@@ -752,16 +768,16 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             lst = stack[-1]
             if isinstance(lst, PList):
                 lst.append(v)
-            elif not isinstance(lst, Call):
-                raise _Malformed(f"offset {at}: APPEND on a {type(lst).__name__}")
+            else:
+                _mutate(rep, lst, at, "APPEND")
         elif op == 0x73:  # SETITEM
             v = pop()
             k = pop()
             d = stack[-1]
             if isinstance(d, PDict):
                 d.items.append((k, v))
-            elif not isinstance(d, Call):
-                raise _Malformed(f"offset {at}: SETITEM on a {type(d).__name__}")
+            else:
+                _mutate(rep, d, at, "SETITEM")
         elif op == 0x8F:  # EMPTY_SET
             append(PList())
         elif op == 0x90:  # ADDITEMS
@@ -769,8 +785,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             s = stack[-1] if stack else None
             if isinstance(s, PList):
                 s.extend(items)
-            elif not isinstance(s, Call):
-                raise _Malformed(f"offset {at}: ADDITEMS on a {type(s).__name__}")
+            else:
+                _mutate(rep, s, at, "ADDITEMS")
         elif op == 0x91 or op == 0x6C:  # FROZENSET, LIST
             append(PList(pop_mark()))
         elif op == 0x64:  # DICT
