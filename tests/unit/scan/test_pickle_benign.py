@@ -241,3 +241,23 @@ def test_demo_training_state_is_clean(example_model: Path) -> None:
 )
 def test_text_and_unknown_files_are_clean(scan_bytes: ScanBytes, data: bytes, name: str) -> None:
     assert scan_bytes(data, name).findings == ()
+
+
+def test_torch_legacy_storage_bytes_are_not_parsed(scan_bytes: ScanBytes) -> None:
+    # Raw storage bytes after the 5 legacy streams are data, even when they look like a pickle.
+    t = torch.frombuffer(
+        bytearray(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."), dtype=torch.uint8
+    )
+    buf = io.BytesIO()
+    torch.save({"t": t.clone()}, buf, _use_new_zipfile_serialization=False)
+    assert b"cos\nsystem" in buf.getvalue()
+    assert scan_bytes(buf.getvalue(), "legacy.pt").findings == ()
+
+
+def test_two_streams_both_scanned(scan_bytes: ScanBytes) -> None:
+    from .samples import call1, glob, proto, s
+
+    first = pickle.dumps({"a": 1}, protocol=2)
+    report = scan_bytes(first + proto(2, call1(glob("os", "system"), s("id"))))
+    (f,) = report.findings
+    assert f.symbol == "os.system" and f.offset is not None and f.offset > len(first)
