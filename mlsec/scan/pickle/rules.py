@@ -526,9 +526,10 @@ _NUMPY_SCALARS = re.compile(
 )
 
 # Libraries whose pickles reference their own *classes* (estimators, transformers, trees, kernels,
-# losses): a CamelCase class name in a public module under these packages is allowed. Functions
-# (lower-case names) and dunders never match; private test helpers are excluded.
-_CLASS_PACKAGES = ("sklearn.", "xgboost.", "lightgbm.")
+# losses, torch.nn layers in a whole-module save): a CamelCase class name in a public module under
+# these packages is allowed. Functions (lower-case names) and dunders never match; private test
+# helpers are excluded.
+_CLASS_PACKAGES = ("sklearn.", "xgboost.", "lightgbm.", "torch.nn.modules.")
 _CLASS_NAME = re.compile(r"_?[A-Z][A-Za-z0-9]*")
 _CLASS_EXCLUDED_PARTS = frozenset({"_testing", "tests", "conftest", "externals", "_build_utils"})
 

@@ -78,7 +78,7 @@ def test_torch_legacy_format_payload_in_main_stream_is_caught(scan_bytes: ScanBy
 class TinyNet(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.fc = torch.nn.Linear(2, 2)
+        self.fc = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.LSTM(2, 2))
 
 
 def test_whole_module_is_medium_for_its_own_class(scan_bytes: ScanBytes) -> None:
@@ -89,6 +89,7 @@ def test_whole_module_is_medium_for_its_own_class(scan_bytes: ScanBytes) -> None
         report = scan_bytes(pkl, "data.pkl")
         sevs |= {f.severity for f in report.findings}
         assert any(__name__.rsplit(".", 1)[-1] in (f.symbol or "") for f in report.findings)
+        assert not any("torch.nn" in (f.symbol or "") for f in report.findings)  # torch's layers
     assert sevs == {Severity.MEDIUM}
 
 
