@@ -17,9 +17,9 @@ ANALYZERS: dict[Format, str] = {
     # Filled in by the format modules under mlsec/scan/formats/, one line each.
     Format.PICKLE: "mlsec.scan.formats.pickle:analyze",
     Format.NUMPY: "mlsec.scan.formats.numpy:analyze",
-    # Bytes that do not look like a pickle may still load as one (no header needed).
+    # Bytes that do not look like a pickle may still load as one (no header needed). The TEXT
+    # analyzer should also call analyze_probe (a truncated protocol-0 payload sniffs as text).
     Format.UNKNOWN: "mlsec.scan.formats.pickle:analyze_probe",
-    Format.TEXT: "mlsec.scan.formats.pickle:analyze_probe",
 }
 
 _cache: dict[Format, Analyzer | None] = {}

