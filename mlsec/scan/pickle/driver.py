@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlsec.formats import Format
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.model import Finding, Severity
 from mlsec.scan.pickle.vm import run_stream
@@ -21,7 +20,6 @@ __all__ = ["LEGACY_TORCH_MAGIC", "analyze_pickle"]
 
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_STREAMS = 5  # magic, protocol version, sys info, the object, the storage keys
-_NESTED_AS_PICKLE = frozenset({Format.PICKLE, Format.UNKNOWN, Format.TEXT, Format.EMPTY})
 
 
 def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[Finding]:
@@ -75,21 +73,7 @@ def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[F
 
 
 def _nested(payload: bytes, offset: int, ctx: ScanContext) -> Iterator[Finding]:
-    """Bytes handed to a loads-like callable: scan them as what they are (pickle by default)."""
-    from mlsec.formats import sniff_bytes
-
+    """Bytes handed to a loads-like callable: scanned as what they are. A pickle without a header
+    sniffs as unknown, whose analyzer probes it as a pickle."""
     member = f"pickle@{offset}"
-    fmt = sniff_bytes(payload[:65536], name=member)
-    if fmt not in _NESTED_AS_PICKLE:
-        yield from ctx.scan_nested(Blob(member, data=payload), member)
-        return
-    if ctx.depth + 1 > ctx.limits.max_depth:
-        yield ctx.finding(
-            "CONTAINER-DEPTH",
-            Severity.HIGH,
-            f"{member}: pickles nested deeper than {ctx.limits.max_depth} levels",
-            why="Deep nesting is a classic way to exhaust scanners and hide a payload.",
-        )
-        return
-    ctx.members_scanned += 1
-    yield from analyze_pickle(payload, ctx.child(member, Format.PICKLE))
+    yield from ctx.scan_nested(Blob(member, data=payload), member)
