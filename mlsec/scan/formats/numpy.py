@@ -78,6 +78,12 @@ def _parse_header(data: Any) -> tuple[dict[str, Any], int]:
 
 def analyze(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Check a .npy header; scan an object array's pickle."""
+    view = getattr(blob, "view", None)  # zero-copy windows of archive members, when available
+    if view is not None:
+        with view() as mv:
+            found = list(_analyze(mv, ctx))
+        yield from found
+        return
     if blob.path is None:
         yield from _analyze(blob.read(), ctx)
         return

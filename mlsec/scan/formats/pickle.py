@@ -17,6 +17,12 @@ __all__ = ["analyze", "analyze_probe"]
 
 def analyze(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Analyse a pickle blob statically (never unpickles)."""
+    view = getattr(blob, "view", None)  # zero-copy windows of archive members, when available
+    if view is not None:
+        with view() as mv:
+            found = list(analyze_pickle(mv, ctx))
+        yield from found
+        return
     if blob.path is None or blob.size == 0:
         yield from analyze_pickle(blob.read(), ctx)
         return
@@ -34,6 +40,12 @@ def analyze_probe(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     a stream that reaches STOP is a pickle and analysed as such; one that breaks is reported only
     when what ran before the break is critical. Random and text data fail within a few opcodes.
     """
+    view = getattr(blob, "view", None)
+    if view is not None:
+        with view() as mv:
+            found = list(_probe(mv, ctx))
+        yield from found
+        return
     if blob.path is None or blob.size == 0:
         yield from _probe(blob.read(), ctx)
         return
@@ -42,7 +54,7 @@ def analyze_probe(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     yield from found
 
 
-def _probe(data: bytes | mmap.mmap, ctx: ScanContext) -> Iterator[Finding]:
+def _probe(data: bytes | mmap.mmap | memoryview, ctx: ScanContext) -> Iterator[Finding]:
     res = run_stream(data, 0, len(data), allow_globals=ctx.options.allow_globals, max_ops=100_000)
     if res.complete and res.ops >= 2:
         yield ctx.finding(

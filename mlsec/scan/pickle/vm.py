@@ -450,8 +450,21 @@ def run_stream(
     return res
 
 
+def _find_newline(data: Any, pos: int, end: int) -> int:
+    if hasattr(data, "find"):  # bytes, mmap
+        return int(data.find(b"\n", pos, end))
+    at = pos  # a memoryview: search it in chunks
+    while at < end:
+        chunk = bytes(data[at : min(end, at + 4096)])
+        i = chunk.find(b"\n")
+        if i >= 0:
+            return at + i
+        at += len(chunk)
+    return -1
+
+
 def _readline(data: Any, pos: int, end: int) -> tuple[bytes, int]:
-    nl = data.find(b"\n", pos, end)
+    nl = _find_newline(data, pos, end)
     if nl < 0:
         raise _Malformed(f"offset {pos}: unterminated line argument")
     return bytes(data[pos:nl]), nl + 1

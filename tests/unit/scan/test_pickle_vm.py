@@ -117,6 +117,24 @@ def test_every_opcode_of_protocols_0_to_5_is_decoded() -> None:
     assert seen == {op.name for op in pickletools.opcodes}
 
 
+def test_bytes_memoryview_and_mmap_inputs_agree(tmp_path) -> None:
+    import mmap
+
+    for data in _samples():
+        p = tmp_path / "s.pkl"
+        p.write_bytes(data)
+        with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            got = {
+                kind: (r.end, r.error, [(x.rule, x.symbol) for x in r.findings])
+                for kind, r in (
+                    ("bytes", run_stream(data)),
+                    ("memoryview", run_stream(memoryview(data))),
+                    ("mmap", run_stream(mm)),
+                )
+            }
+        assert got["bytes"] == got["memoryview"] == got["mmap"], data[:60]
+
+
 def test_result_matches_real_structure() -> None:
     res = run_stream(pickle.dumps({"a": [1, (2, "x")], "b": b"y"}, protocol=2))
     assert isinstance(res.result, PDict)
