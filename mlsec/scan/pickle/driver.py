@@ -54,11 +54,22 @@ def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[F
         for offset, payload in res.nested:
             yield from _nested(payload, offset, ctx)
         if not res.complete:
-            where = "trailing data after the last complete stream" if streams else "pickle stream"
+            if streams and not res.findings:
+                # Bytes after the last stream that run nothing before they fail to parse: a second
+                # pickle.load would raise without executing anything. Noted, not a failure.
+                yield ctx.finding(
+                    "PICKLE-TRAILING-DATA",
+                    Severity.INFO,
+                    f"{size - pos} bytes after the last pickle stream do not parse as a pickle "
+                    f"({res.error}); nothing in them would run",
+                    offset=pos,
+                )
+                return
             yield ctx.finding(
                 "PICKLE-MALFORMED",
                 Severity.HIGH,
-                f"{where} cannot be parsed ({res.error}); findings above cover what came before",
+                f"pickle stream cannot be parsed ({res.error}); findings above cover what came "
+                "before the break",
                 why="A loader runs every opcode before the break; a scanner that gives up on a "
                 "broken stream misses them.",
                 offset=pos,

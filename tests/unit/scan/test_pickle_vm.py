@@ -300,3 +300,14 @@ def test_fuzz_analyzers_only_produce_findings(data: bytes, kind: str) -> None:
     assert analyzer is not None
     findings = list(analyzer(Blob("f", data=prefix + data), ctx))
     assert all(f.rule and f.severity for f in findings)
+
+
+def test_trailing_garbage_is_info_but_a_broken_second_stream_with_payload_is_not() -> None:
+    from mlsec.scan.pickle.driver import analyze_pickle
+
+    first = pickle.dumps([1, 2], protocol=2)
+    found = list(analyze_pickle(first + b"\xff\xfe garbage", _ctx()))
+    assert [(f.rule, f.severity) for f in found] == [("PICKLE-TRAILING-DATA", Severity.INFO)]
+    second = proto(2, call1(glob("os", "system"), s("id")))[:-2] + b"\xff"
+    rules_ = {f.rule for f in analyze_pickle(first + second, _ctx())}
+    assert rules_ == {"PICKLE-DANGEROUS-GLOBAL", "PICKLE-MALFORMED"}
