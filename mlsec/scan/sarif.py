@@ -69,6 +69,18 @@ RULES: dict[str, tuple[str, str]] = {
         "The loader runs every opcode before the point where it fails; a malformed stream may "
         "be crafted to stop scanners early. Findings before the break are reported.",
     ),
+    "PICKLE-TRAILING-DATA": (
+        "Bytes after the last pickle stream are not a pickle",
+        "Nothing in them would run under pickle.load; noted because files rarely carry them.",
+    ),
+    "PICKLE-LOADER-CONFUSION": (
+        "File decodes differently under joblib and pickle.load",
+        "The raw array bytes joblib skips decode as dangerous opcodes under plain pickle.load.",
+    ),
+    "PICKLE-DISGUISED": (
+        "File loads as a pickle although it does not look like one",
+        "pickle.load needs no header; scanners that pick formats by header or name skip it.",
+    ),
     "PICKLE-LIMIT": (
         "Pickle exceeds the analysis limits",
         "The rest of the data was not analysed (opcode or stream limit).",
