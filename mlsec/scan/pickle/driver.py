@@ -16,10 +16,23 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.model import Finding, Severity
 from mlsec.scan.pickle.vm import run_stream
 
-__all__ = ["LEGACY_TORCH_MAGIC", "analyze_pickle"]
+__all__ = ["LEGACY_TORCH_MAGIC", "analyze_pickle", "looks_like_pickle"]
 
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_STREAMS = 5  # magic, protocol version, sys info, the object, the storage keys
+
+
+def looks_like_pickle(data: Any, max_ops: int = 10_000) -> bool:
+    """True when ``pickle.load`` on ``data`` would import something (a global) before it ends or
+    breaks. For bytes a loader never unpickles (tensor storage): random data that merely parses as
+    a few constants, or hits an EXT opcode byte, is not worth reporting (about 1.5% of random
+    storages starting with 0x80 0x02 do).
+
+    >>> looks_like_pickle(b"cos\\nsystem\\n.")
+    True
+    """
+    res = run_stream(data, 0, len(data), max_ops=max_ops, joblib=False)
+    return bool(res.globals) or any(f.severity is Severity.CRITICAL for f in res.findings)
 
 
 def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[Finding]:

@@ -311,3 +311,17 @@ def test_trailing_garbage_is_info_but_a_broken_second_stream_with_payload_is_not
     second = proto(2, call1(glob("os", "system"), s("id")))[:-2] + b"\xff"
     rules_ = {f.rule for f in analyze_pickle(first + second, _ctx())}
     assert rules_ == {"PICKLE-DANGEROUS-GLOBAL", "PICKLE-MALFORMED"}
+
+
+def test_looks_like_pickle_for_raw_tensor_bytes() -> None:
+    import random
+
+    from mlsec.scan.pickle import looks_like_pickle
+
+    assert looks_like_pickle(pickle.dumps(collections.OrderedDict(a=1), protocol=2))
+    assert not looks_like_pickle(pickle.dumps({"a": 1}, protocol=2))  # constants only
+    assert looks_like_pickle(b"cos\nsystem\n\xff")  # imports before it breaks
+    assert not looks_like_pickle(b"\x80\x02t.")  # TUPLE without MARK: pickle.load raises
+    rng = random.Random(0)
+    noise = [b"\x80\x02" + rng.randbytes(62) for _ in range(2000)]
+    assert sum(looks_like_pickle(n) for n in noise) == 0
