@@ -9,6 +9,7 @@ tool N times per case as a subprocess (start-up included, as a user sees it) and
   many-pkl  the data.pkl of "many", alone: the pickle VM without the zip analyzer
 
     python benchmarks/bench_scan.py [--runs 5] [--big-gib 1.75] [--workdir DIR] [--cases big,many]
+                                    [--tools mlsec,picklescan]
 
 Not a timed test: numbers depend on the machine. Targets: big <= 0.25 s, many <= 1 s, dir <= 0.3 s.
 """
@@ -132,6 +133,7 @@ def main() -> int:
     ap.add_argument("--big-gib", type=float, default=1.75)
     ap.add_argument("--workdir", type=Path, default=None, help="build inputs here and keep them")
     ap.add_argument("--cases", default="big,many,dir,many-pkl")
+    ap.add_argument("--tools", default="", help="comma-separated subset of the installed tools")
     args = ap.parse_args()
     cases = args.cases.split(",")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mlsec-bench-"))
@@ -150,6 +152,8 @@ def main() -> int:
         if "dir" in cases:
             inputs["dir"] = build_dir(work)
         available = tools()
+        if args.tools:
+            available = {k: v for k, v in available.items() if k in args.tools.split(",")}
         header = ["case", "size", "mlsec (API)", *available]
         rows = []
         for case, path in inputs.items():
