@@ -251,6 +251,13 @@ _DENY_MODULES = frozenset(
         "yaml",
         "ruamel",
         "logging.config",
+        "sqlite3",
+        "asyncore",
+        "asynchat",
+        "winreg",
+        "_winreg",
+        "msvcrt",
+        "mailbox",
     }
 )
 
@@ -294,6 +301,12 @@ _DENY_NAMES = frozenset(
         "functools.partialmethod",
         "functools.singledispatch",
         "codecs.open",
+        "gzip.open",
+        "gzip.GzipFile",
+        "bz2.open",
+        "bz2.BZ2File",
+        "lzma.open",
+        "lzma.LZMAFile",
         "codecs.EncodedFile",
         "io.open",
         "io.open_code",
