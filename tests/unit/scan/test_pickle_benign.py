@@ -262,3 +262,19 @@ def test_two_streams_both_scanned(scan_bytes: ScanBytes) -> None:
     report = scan_bytes(first + proto(2, call1(glob("os", "system"), s("id"))))
     (f,) = report.findings
     assert f.symbol == "os.system" and f.offset is not None and f.offset > len(first)
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_gradient_boosting_libraries_are_clean(scan_bytes: ScanBytes, lib: str) -> None:
+    from sklearn.datasets import make_classification
+
+    mod = pytest.importorskip(lib)
+    x, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    if lib == "xgboost":
+        objs = [mod.XGBClassifier(n_estimators=2).fit(x, y), mod.train({}, mod.DMatrix(x, y), 2)]
+    else:
+        objs = [mod.LGBMClassifier(n_estimators=2, verbose=-1).fit(x, y)]
+        objs.append(mod.train({"verbose": -1}, mod.Dataset(x, y), 2))
+    for p in (2, 5):
+        report = scan_bytes(pickle.dumps(objs, protocol=p))
+        assert report.findings == (), [f.symbol for f in report.findings]
