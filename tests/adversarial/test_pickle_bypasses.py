@@ -372,3 +372,15 @@ def test_setitem_on_a_module_level_object(check) -> None:
     report = check(proto(4, body))
     assert "PICKLE-GLOBAL-MUTATION" in {f.rule for f in report.findings}
     assert "PICKLE-MALFORMED" not in {f.rule for f in report.findings}
+
+
+def test_numpy_ufunc_reconstruct_is_a_name_resolver(check) -> None:
+    # numpy._core._ufunc_reconstruct(module, name) is __import__ + getattr by strings.
+    body = stack_glob("numpy._core", "_ufunc_reconstruct") + s("os") + s("system") + b"\x86R"
+    body += s("id") + b"\x85R"
+    report = check(proto(4, body))
+    assert _critical(report)
+    assert "os.system" in {f.symbol for f in report.findings}
+    assert "PICKLE-INDIRECT-CALL" not in {f.rule for f in report.findings}  # resolved statically
+    benign = stack_glob("numpy._core", "_ufunc_reconstruct") + s("numpy") + s("log1p") + b"\x86R"
+    assert check(proto(4, benign)).findings == ()

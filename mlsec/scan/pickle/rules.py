@@ -26,6 +26,7 @@ __all__ = [
     "CALLS_ARGUMENTS",
     "LOADS_LIKE",
     "REFLECTIVE_ATTRS",
+    "RESOLVERS",
     "Verdict",
     "is_dunder",
     "judge_attribute",
@@ -404,6 +405,10 @@ LOADS_LIKE = frozenset(
     }
 )
 
+# Allowed callables that import by name: resolver(module, name) returns module.name. A call with
+# constant strings is judged as that global; with computed strings it cannot be checked.
+RESOLVERS = frozenset({"numpy._core._ufunc_reconstruct", "numpy.core._ufunc_reconstruct"})
+
 # Allowed callables that call (or instantiate) some of their arguments: those arguments must be
 # imported globals (judged on their own), not objects computed while loading.
 CALLS_ARGUMENTS: dict[str, tuple[int, ...]] = {
@@ -516,6 +521,60 @@ _ALLOW_EXACT = frozenset(
         "numpy.var",
         "numpy.nanmean",
         "numpy.nanmedian",
+        # ufuncs (FunctionTransformer(func=numpy.log1p), losses), pickled by name
+        *(
+            f"numpy.{u}"
+            for u in [
+                "log",
+                "exp",
+                "log1p",
+                "expm1",
+                "log2",
+                "log10",
+                "exp2",
+                "sqrt",
+                "square",
+                "abs",
+                "absolute",
+                "negative",
+                "sign",
+                "reciprocal",
+                "add",
+                "subtract",
+                "multiply",
+                "divide",
+                "true_divide",
+                "floor_divide",
+                "power",
+                "maximum",
+                "minimum",
+                "fmax",
+                "fmin",
+                "sin",
+                "cos",
+                "tan",
+                "tanh",
+                "sinh",
+                "cosh",
+                "arctan",
+                "arcsin",
+                "arccos",
+                "arctanh",
+                "clip",
+                "round",
+                "floor",
+                "ceil",
+                "rint",
+                "trunc",
+                "isnan",
+                "isfinite",
+                "isinf",
+                "logical_and",
+                "logical_or",
+                "logical_not",
+            ]
+        ),
+        "numpy._core._ufunc_reconstruct",  # a resolver: its calls are judged by what they name
         # XGBoost / LightGBM scikit-learn wrappers and boosters
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
@@ -633,6 +692,8 @@ def _allowed(module: str, name: str, qual: str, extra: frozenset[str]) -> bool:
     if "." in name:
         return False
     if module == "numpy" and _NUMPY_SCALARS.fullmatch(qual):
+        return True
+    if module == "numpy.dtypes" and name.endswith("DType") and name[:1].isupper():
         return True
     if module == "torch" and (_TORCH_STORAGE.fullmatch(qual) or _TORCH_DTYPE.fullmatch(qual)):
         return True

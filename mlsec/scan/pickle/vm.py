@@ -215,11 +215,26 @@ def _is_str(v: object) -> bool:
     return type(v) is str
 
 
-def _on_call(rep: _Reporter, func: object, args: object, offset: int, res: StreamResult) -> None:
-    """Judge a call by what its callable is and what it receives."""
+def _on_call(
+    rep: _Reporter, func: object, args: object, offset: int, res: StreamResult
+) -> Global | None:
+    """Judge a call by what its callable is and what it receives. Returns the value the call
+    stands for when it is known statically (a resolver naming a global), else None."""
     if isinstance(func, Global):
         q = func.qual
         argv = args if isinstance(args, tuple) else ()
+        if q in rules.RESOLVERS:
+            if len(argv) == 2 and _is_str(argv[0]) and _is_str(argv[1]):
+                return rep.global_(argv[0], argv[1], offset)
+            rep.add(
+                "PICKLE-DYNAMIC-GLOBAL",
+                Severity.HIGH,
+                f"{q} imports a module/name that is not a constant string",
+                q,
+                offset,
+                "An import whose name is computed while loading cannot be checked statically.",
+            )
+            return None
         for i in rules.CALLS_ARGUMENTS.get(q, ()):
             if i < len(argv) and isinstance(argv[i], Call | PersId | Ext):
                 what = _describe(argv[i])
@@ -267,9 +282,9 @@ def _on_call(rep: _Reporter, func: object, args: object, offset: int, res: Strea
                     )
                 if isinstance(target, Global):
                     rep.global_(target.module, f"{target.name}.{a}", offset)
-        return
+        return None
     if isinstance(func, Ext):
-        return  # already reported at the EXT opcode
+        return None  # already reported at the EXT opcode
     what = _describe(func)
     rep.add(
         "PICKLE-INDIRECT-CALL",
@@ -279,6 +294,7 @@ def _on_call(rep: _Reporter, func: object, args: object, offset: int, res: Strea
         offset,
         "A callable obtained from another call (getattr, attrgetter, a factory) hides what runs.",
     )
+    return None
 
 
 def _mutate(rep: _Reporter, target: object, offset: int, opname: str) -> None:
@@ -597,9 +613,10 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x52:  # REDUCE
             args = pop()
             func = stack[-1]
-            stack[-1] = CallT(func, args, at)
             if not is_inst(func, GlobalT) or func.qual in watched:  # type: ignore[attr-defined]
-                _on_call(rep, func, args, at, res)
+                stack[-1] = _on_call(rep, func, args, at, res) or CallT(func, args, at)
+            else:
+                stack[-1] = CallT(func, args, at)
         elif op == 0x71:  # BINPUT
             memo[data[pos]] = stack[-1]
             pos += 1
@@ -911,6 +928,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
 # Globals whose REDUCE needs a look at the arguments (everything else is judged at import time).
 _WATCHED = (
     rules.LOADS_LIKE
+    | rules.RESOLVERS
     | rules.CALLS_ARGUMENTS.keys()
     | {"builtins.getattr", "operator.attrgetter", "operator.methodcaller"}
 )
