@@ -384,3 +384,19 @@ def test_numpy_ufunc_reconstruct_is_a_name_resolver(check) -> None:
     assert "PICKLE-INDIRECT-CALL" not in {f.rule for f in report.findings}  # resolved statically
     benign = stack_glob("numpy._core", "_ufunc_reconstruct") + s("numpy") + s("log1p") + b"\x86R"
     assert check(proto(4, benign)).findings == ()
+
+
+def test_nested_pickle_spelled_as_protocol2_codecs_encode(check) -> None:
+    # Protocol 2 writes bytes as _codecs.encode(str, "latin1"): the nested payload is still seen.
+    inner = proto(2, call1(glob("os", "system"), s("id")))
+    report = check(dumps_reduce(pickle.loads, inner, protocol=2))
+    assert any(
+        f.member and "pickle@" in f.member and f.symbol == "os.system" for f in report.findings
+    )
+
+
+def test_torch_rebuild_state_sets_dunder(check) -> None:
+    body = stack_glob("torch._utils", "_rebuild_parameter_with_state") + b"(N\x89}"
+    body += b"}" + s("__class__") + stack_glob("collections", "OrderedDict") + b"stR"
+    report = check(proto(4, body))
+    assert "PICKLE-DUNDER-STATE" in {f.rule for f in report.findings}

@@ -80,14 +80,32 @@ def is_str(v: object) -> bool:
     return type(v) is str
 
 
+# torch helpers that restore an object's attributes from a dict argument, like BUILD does.
+_STATE_ARGS = {
+    "torch._tensor._rebuild_from_type_v2": 3,
+    "torch._utils._rebuild_parameter_with_state": 3,
+}
+_LATIN1 = frozenset({"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"})
+
+
 def on_call(
     rep: Reporter, func: object, args: object, offset: int, res: StreamResult
-) -> Global | None:
+) -> Global | bytes | None:
     """Judge a call by what its callable is and what it receives. Returns the value the call
-    stands for when it is known statically (a resolver naming a global), else None."""
+    stands for when it is known statically (a resolver naming a global, the bytes protocol 2
+    spells as ``_codecs.encode(str, "latin1")``), else None."""
     if isinstance(func, Global):
         q = func.qual
         argv = args if isinstance(args, tuple) else ()
+        if q == "codecs.encode":
+            if len(argv) == 2 and is_str(argv[0]) and is_str(argv[1]) and argv[1] in _LATIN1:
+                try:
+                    return bytes(argv[0].encode("latin-1"))
+                except UnicodeEncodeError:
+                    return None
+            return None
+        if q in _STATE_ARGS and len(argv) > _STATE_ARGS[q]:
+            on_build(rep, Call(func, args, offset), argv[_STATE_ARGS[q]], offset)
         if q in rules.RESOLVERS:
             if len(argv) == 2 and is_str(argv[0]) and is_str(argv[1]):
                 return rep.global_(argv[0], argv[1], offset)
@@ -273,5 +291,6 @@ WATCHED = (
     rules.LOADS_LIKE
     | rules.RESOLVERS
     | rules.CALLS_ARGUMENTS.keys()
-    | {"builtins.getattr", "operator.attrgetter", "operator.methodcaller"}
+    | _STATE_ARGS.keys()
+    | {"codecs.encode", "builtins.getattr", "operator.attrgetter", "operator.methodcaller"}
 )
