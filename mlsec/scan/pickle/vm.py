@@ -137,7 +137,7 @@ def _readline(data: Any, pos: int, end: int) -> tuple[bytes, int]:
 
 
 _MAX_BYTES_COPY = 4096  # bytes constants larger than this stay references (BytesRef)
-_MAX_STR = 1024 * 1024  # longer strings become LongStr placeholders
+_MAX_STR = 64 * 1024  # longer strings become LongStr placeholders (names are short)
 MAX_NESTED = 256 * 1024 * 1024  # nested payloads materialised for a loads-like call
 
 
