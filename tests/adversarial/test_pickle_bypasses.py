@@ -400,3 +400,49 @@ def test_torch_rebuild_state_sets_dunder(check) -> None:
     body += b"}" + s("__class__") + stack_glob("collections", "OrderedDict") + b"stR"
     report = check(proto(4, body))
     assert "PICKLE-DUNDER-STATE" in {f.rule for f in report.findings}
+
+
+# --- fickling advisories (own byte sequences, same ideas) --------------------------------------
+
+
+def test_fickling_GHSA_r7v6_mfhq_g3m2_pty_spawn_then_build(check) -> None:
+    body = stack_glob("pty", "spawn") + b"\x94" + s("id") + b"\x85R" + s("x") + b"b"
+    assert _critical(check(proto(4, body)))
+    assert _critical(check(b"(cpty\nspawn\nS'id'\no."))  # fickling PR 108: OBJ form
+
+
+def test_fickling_GHSA_565g_hwwr_4pp3_marshal_code_to_function(check) -> None:
+    code = b"\xe3" + b"\x00" * 40  # stands in for marshal.dumps(code); never loaded
+    body = stack_glob("marshal", "loads") + b"C" + bytes([len(code)]) + code + b"\x85R\x94"
+    body += stack_glob("types", "FunctionType") + b"h\x00}\x86R)R"
+    report = check(proto(4, body))
+    assert {"marshal.loads", "types.FunctionType"} <= {f.symbol for f in report.findings}
+
+
+def test_fickling_GHSA_wfq2_52f7_7qvj_runpy_run_path(check) -> None:
+    assert _critical(check(proto(5, stack_glob("runpy", "run_path") + s("/tmp/x.py") + b"\x85R")))
+
+
+def test_fickling_GHSA_p523_jq9w_64x9_cprofile_run(check) -> None:
+    assert _critical(check(proto(5, stack_glob("cProfile", "run") + s("print(1)") + b"\x85R")))
+
+
+def test_fickling_GHSA_5hvc_6wx8_mvv4_pydoc_locate_resolver(check) -> None:
+    data = b"cpydoc\nlocate\n(S'ctypes.CDLL'\ntRp0\n0g0\n(S'libc.so.6'\ntR."
+    report = check(data)
+    assert _critical(report)
+    assert "PICKLE-INDIRECT-CALL" in {f.rule for f in report.findings}
+
+
+def test_fickling_GHSA_q5qq_mvfm_j35x_getattr_on_computed_objects(check) -> None:
+    # getattr(importlib.import_module("os"), "system")("id"); getattr(code.II(), "runsource")
+    body = stack_glob("builtins", "getattr") + b"\x94" + stack_glob("importlib", "import_module")
+    body += s("os") + b"\x85R" + s("system") + b"\x86R" + s("id") + b"\x85R" + b"0"
+    body += b"h\x00" + stack_glob("code", "InteractiveInterpreter") + b")R" + s("runsource")
+    body += b"\x86R" + s("1") + b"\x85R"
+    report = check(proto(5, body))
+    symbols = {f.symbol for f in report.findings}
+    assert {"builtins.getattr", "importlib.import_module", "code.InteractiveInterpreter"} <= symbols
+    assert any(
+        f.rule == "PICKLE-DUNDER-ACCESS" and "system" in (f.symbol or "") for f in report.findings
+    )
