@@ -325,3 +325,29 @@ def test_looks_like_pickle_for_raw_tensor_bytes() -> None:
     rng = random.Random(0)
     noise = [b"\x80\x02" + rng.randbytes(62) for _ in range(2000)]
     assert sum(looks_like_pickle(n) for n in noise) == 0
+
+
+_plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=5)
+        | st.frozensets(st.integers(), max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=2000)
+@given(_plain, st.integers(0, 5))
+def test_plain_data_of_every_protocol_decodes_cleanly(obj: object, protocol: int) -> None:
+    data = pickle.dumps(obj, protocol=protocol)
+    res = run_stream(data)
+    assert res.complete and res.end == len(data), res.error
+    assert res.findings == []
