@@ -18,12 +18,16 @@ if TYPE_CHECKING:
 
 
 class ScanFormat(StrEnum):
+    """--format values."""
+
     TABLE = "table"
     JSON = "json"
     SARIF = "sarif"
 
 
 class FailOn(StrEnum):
+    """--fail-on values (the severities that can fail a scan)."""
+
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
@@ -31,12 +35,15 @@ class FailOn(StrEnum):
 
 
 class Engine(StrEnum):
+    """--engine values."""
+
     MLSEC = "mlsec"
     MODELSCAN = "modelscan"
     ALL = "all"
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``mlsec scan`` to the app."""
     app.command("scan")(scan_cmd)
 
 

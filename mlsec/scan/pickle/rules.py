@@ -67,6 +67,7 @@ def normalise_module(module: str) -> str:
 
 
 def is_dunder(name: str) -> bool:
+    """``__x__``: a special attribute (reaching one is how sandbox escapes start)."""
     return name.startswith("__") and name.endswith("__") and len(name) > 4
 
 

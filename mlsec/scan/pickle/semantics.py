@@ -58,6 +58,7 @@ class Reporter:
         offset: int,
         why: str = "",
     ) -> None:
+        """Record a finding unless this (rule, symbol) was already reported in the stream."""
         key = (rule, symbol)
         if key in self.seen:
             return
@@ -65,6 +66,7 @@ class Reporter:
         self.findings.append(RawFinding(rule, severity, message, symbol, offset, why))
 
     def global_(self, module: str, name: str, offset: int) -> Global:
+        """The value of an import of ``module.name``, judged once per stream."""
         g = Global(module, name, offset)
         key = (module, name)
         if key not in self.judged:
@@ -77,6 +79,7 @@ class Reporter:
 
 
 def is_str(v: object) -> bool:
+    """Exactly a str (what STACK_GLOBAL and getattr accept as names)."""
     return type(v) is str
 
 
@@ -197,6 +200,7 @@ def mutate(rep: Reporter, target: object, offset: int, opname: str) -> None:
 
 
 def on_build(rep: Reporter, inst: object, state: object, offset: int) -> None:
+    """BUILD (``__setstate__`` or ``__dict__`` update) on ``inst``: judged by what it reaches."""
     if isinstance(inst, Global):
         rep.add(
             "PICKLE-GLOBAL-MUTATION",

@@ -100,6 +100,7 @@ class PDict:
         self.items: list[tuple[object, object]] = []
 
     def get(self, key: str) -> object:
+        """The value of the first string key ``key``, or None."""
         for k, v in self.items:
             if k == key:
                 return v
@@ -117,6 +118,8 @@ MISSING = object()
 
 @dataclass(frozen=True, slots=True)
 class RawFinding:
+    """A finding of the VM, before a scan context gives it a file and member."""
+
     rule: str
     severity: Severity
     message: str
@@ -141,10 +144,12 @@ class StreamResult:
 
     @property
     def complete(self) -> bool:
+        """The stream reached its STOP."""
         return self.end >= 0
 
 
 def describe(v: object, depth: int = 0) -> str:
+    """A short human-readable name for a symbolic value (findings and messages)."""
     if isinstance(v, Global):
         return repr(v)
     if isinstance(v, Call) and depth < 3:

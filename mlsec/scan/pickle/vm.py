@@ -200,6 +200,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     end = limit
 
     def pop_mark() -> list[object]:
+        """The items above the last MARK, removed from the stack (like the unpickler)."""
         if not marks:
             raise Malformed(f"offset {pos}: no MARK on the stack")
         i = marks.pop()
