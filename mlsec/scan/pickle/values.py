@@ -17,6 +17,7 @@ __all__ = [
     "Malformed",
     "PDict",
     "PList",
+    "PSet",
     "PersId",
     "RawFinding",
     "StreamResult",
@@ -108,7 +109,14 @@ class PDict:
 
 
 class PList(list[object]):
-    """A list (or set) under construction."""
+    """A list under construction."""
+
+    __slots__ = ()
+
+
+class PSet(list[object]):
+    """A set or frozenset under construction (its items, in order). Not a PList: APPEND on a
+    set fails in the real unpickler, ADDITEMS on a list too."""
 
     __slots__ = ()
 

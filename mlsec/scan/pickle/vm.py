@@ -41,6 +41,7 @@ from mlsec.scan.pickle.values import (
     PDict,
     PersId,
     PList,
+    PSet,
     StreamResult,
     describe,
 )
@@ -186,8 +187,10 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     joblib: bool,
     depth: int,
 ) -> None:
+    # Like CPython's unpickler: MARK starts a new stack; the ones below (the metastack) are out
+    # of reach until the matching pop-mark, so a pop past a MARK fails here as it does there.
     stack: list[object] = []
-    marks: list[int] = []
+    metastack: list[list[object]] = []
     memo: dict[int, object] = {}
     append = stack.append
     pop = stack.pop
@@ -198,15 +201,6 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     ops = 0
     limit = min(end, len(data))
     end = limit
-
-    def pop_mark() -> list[object]:
-        """The items above the last MARK, removed from the stack (like the unpickler)."""
-        if not marks:
-            raise Malformed(f"offset {pos}: no MARK on the stack")
-        i = marks.pop()
-        items = stack[i:]
-        del stack[i:]
-        return items
 
     is_inst = isinstance
     CallT = Call
@@ -243,7 +237,10 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             append(data[pos])
             pos += 1
         elif op == 0x28:  # MARK
-            marks.append(len(stack))
+            metastack.append(stack)
+            stack = []
+            append = stack.append
+            pop = stack.pop
         elif op == 0x58:  # BINUNICODE
             n = u32(data, pos)[0]
             pos += 4
@@ -253,11 +250,12 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             append(str(data[pos:e], "utf-8", "surrogatepass") if n <= _MAX_STR else LongStr(n))
             pos = e
         elif op == 0x74:  # TUPLE
-            if not marks:
-                raise Malformed(f"offset {at}: no MARK on the stack")
-            i = marks.pop()
-            t = tuple(stack[i:])
-            del stack[i:]
+            if not metastack:
+                raise Malformed(f"offset {at}: TUPLE without a MARK")
+            t = tuple(stack)
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
             append(t)
         elif op == 0x85:  # TUPLE1
             stack[-1] = (stack[-1],)
@@ -309,16 +307,36 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x5D:  # EMPTY_LIST
             append(PList())
         elif op == 0x75:  # SETITEMS
-            items = pop_mark()
-            d = stack[-1] if stack else None
-            if isinstance(d, PDict):
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
+            if not stack:
+                raise Malformed(f"offset {at}: SETITEMS without a target")
+            d = stack[-1]
+            if len(items) % 2:
+                raise Malformed(f"offset {at}: odd number of items for SETITEMS")
+            if not items:
+                pass  # CPython returns before looking at the target
+            elif isinstance(d, PDict):
                 d.items.extend(zip(items[::2], items[1::2], strict=False))
             else:
                 mutate(rep, d, at, "SETITEMS")
         elif op == 0x65:  # APPENDS
-            items = pop_mark()
-            lst = stack[-1] if stack else None
-            if isinstance(lst, PList):
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
+            if not stack:
+                raise Malformed(f"offset {at}: APPENDS without a target")
+            lst = stack[-1]
+            if not items:
+                pass  # CPython returns before looking at the target
+            elif isinstance(lst, PList):
                 lst.extend(items)
             else:
                 mutate(rep, lst, at, "APPENDS")
@@ -424,7 +442,9 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             append(int.from_bytes(_take(data, pos, n, end), "little", signed=True))
             pos += n
         elif op == 0x2E:  # STOP
-            res.result = pop() if stack else MISSING
+            if not stack:
+                raise Malformed(f"offset {at}: STOP with nothing on the stack")
+            res.result = pop()
             res.end = pos
             res.ops = ops
             return
@@ -434,14 +454,21 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                 raise Malformed(f"offset {at}: unsupported pickle protocol {res.protocol}")
             pos += 1
         elif op == 0x30:  # POP
-            if stack and (not marks or len(stack) > marks[-1]):
+            if stack:
                 pop()
-            elif marks:
-                marks.pop()
+            elif metastack:  # POP on an empty stack discards the MARK, as in CPython
+                stack = metastack.pop()
+                append = stack.append
+                pop = stack.pop
             else:
                 raise Malformed(f"offset {at}: POP on an empty stack")
         elif op == 0x31:  # POP_MARK
-            pop_mark()
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
         elif op == 0x32:  # DUP
             append(stack[-1])
         elif op == 0x61:  # APPEND
@@ -460,18 +487,40 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             else:
                 mutate(rep, d, at, "SETITEM")
         elif op == 0x8F:  # EMPTY_SET
-            append(PList())
+            append(PSet())
         elif op == 0x90:  # ADDITEMS
-            items = pop_mark()
-            s = stack[-1] if stack else None
-            if isinstance(s, PList):
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
+            if not stack:
+                raise Malformed(f"offset {at}: ADDITEMS without a target")
+            s = stack[-1]
+            if not items:
+                pass  # CPython returns before looking at the target
+            elif isinstance(s, PSet):
                 s.extend(items)
             else:
                 mutate(rep, s, at, "ADDITEMS")
         elif op == 0x91 or op == 0x6C:  # FROZENSET, LIST
-            append(PList(pop_mark()))
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
+            append(PSet(items) if op == 0x91 else PList(items))
         elif op == 0x64:  # DICT
-            items = pop_mark()
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
+            if len(items) % 2:
+                raise Malformed(f"offset {at}: odd number of items for DICT")
             d = PDict()
             d.items.extend(zip(items[::2], items[1::2], strict=False))
             append(d)
@@ -485,7 +534,12 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             elif isinstance(kwargs, PDict) and kwargs.items:
                 pass  # keyword arguments to a class constructor: the class is judged already
         elif op == 0x6F:  # OBJ
-            items = pop_mark()
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
             if not items:
                 raise Malformed(f"offset {at}: OBJ without a class")
             c = Call(items[0], tuple(items[1:]), at)
@@ -495,7 +549,13 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             mod, pos = _readline(data, pos, end)
             name, pos = _readline(data, pos, end)
             g = rep.global_(mod.decode("utf-8"), name.decode("utf-8"), at)
-            args_t = tuple(pop_mark())
+            if not metastack:
+                raise Malformed(f"offset {at}: no MARK on the stack")
+            items = stack
+            stack = metastack.pop()
+            append = stack.append
+            pop = stack.pop
+            args_t = tuple(items)
             on_call(rep, g, args_t, at, res)
             append(Call(g, args_t, at))
         elif op == 0x8D:  # BINUNICODE8
