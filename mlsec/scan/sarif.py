@@ -81,6 +81,11 @@ RULES: dict[str, tuple[str, str]] = {
         "File loads as a pickle although it does not look like one",
         "pickle.load needs no header; scanners that pick formats by header or name skip it.",
     ),
+    "PICKLE-FRAME-MISMATCH": (
+        "Pickle frames that loaders decode differently",
+        "A line-based opcode after a FRAME, or a FRAME inside a frame: CPython's C and Python "
+        "unpicklers, and file and bytes loaders, can read different opcodes from such a stream.",
+    ),
     "PICKLE-LIMIT": (
         "Pickle exceeds the analysis limits",
         "The rest of the data was not analysed (opcode or stream limit).",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import zipfile
@@ -446,3 +447,23 @@ def test_fickling_GHSA_q5qq_mvfm_j35x_getattr_on_computed_objects(check) -> None
     assert any(
         f.rule == "PICKLE-DUNDER-ACCESS" and "system" in (f.symbol or "") for f in report.findings
     )
+
+
+def test_frame_desync_tricks_are_flagged(check) -> None:
+    frame = b"\x95" + struct.pack("<Q", 3)
+    # A line-based opcode after a FRAME: CPython's file loader reads the line from the file.
+    report = check(b"\x80\x04" + frame + b"N0N" + b"cos\nsystem\n" + s("id") + b"\x85R.")
+    assert "PICKLE-FRAME-MISMATCH" in {f.rule for f in report.findings}
+    assert _critical(report)
+    # A FRAME inside the previous frame: the pure-Python unpickler refuses, the C one reads on.
+    nested = b"\x80\x04\x95" + struct.pack("<Q", 11) + b"\x95" + struct.pack("<Q", 2) + b"N."
+    assert "PICKLE-FRAME-MISMATCH" in {f.rule for f in check(nested).findings}
+
+
+def test_global_on_an_unterminated_last_line_is_judged() -> None:
+    # pickle.load(file) takes the rest of the file as the line (dropping its last byte) and
+    # imports it before failing.
+    from mlsec.scan.pickle.vm import run_stream
+
+    res = run_stream(b"cos\nsystemX")
+    assert "os.system" in {f.symbol for f in res.findings}
