@@ -11,6 +11,7 @@ import ast
 import mmap
 import re
 import struct
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,7 +66,9 @@ def _parse_header(data: Any) -> tuple[dict[str, Any], int]:
     if hlen > _MAX_HEADER or start + hlen > len(data):
         raise ValueError(f"header length {hlen} is out of bounds")
     text = bytes(data[start : start + hlen]).decode("utf-8" if major == 3 else "latin-1")
-    header = ast.literal_eval(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # hostile headers make the parser warn on stderr
+        header = ast.literal_eval(text)
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
         raise ValueError("header is not a dict with exactly descr, fortran_order and shape")
     shape = header["shape"]
