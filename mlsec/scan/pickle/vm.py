@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import gc
 import struct
+import warnings
 from typing import Any
 
 from mlsec.scan.model import Severity
@@ -169,7 +170,9 @@ def _take(data: Any, pos: int, n: int, end: int) -> bytes:
 def _decode_string_line(line: bytes) -> str:
     # STRING's argument is a Python repr: quoted, with escapes.
     if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
-        return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes warn, as in the unpickler
+            return codecs.escape_decode(line[1:-1])[0].decode("latin-1")
     raise Malformed("STRING argument is not quoted")
 
 
