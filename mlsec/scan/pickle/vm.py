@@ -88,9 +88,10 @@ def run_stream(
 ) -> StreamResult:
     """Run one pickle stream from ``start`` to its STOP, symbolically.
 
-    ``data`` is anything indexable as bytes (bytes, mmap, memoryview). Never raises on bad input:
-    a stream that breaks is returned with ``end == -1``, ``error`` set, and every finding seen
-    before the break.
+    ``data`` is anything indexable as bytes (bytes, mmap, memoryview); ``end`` bounds argument
+    lengths and should be ``len(data)`` (opcodes are read up to the end of ``data``, as a loader
+    reading the file would). Never raises on bad input: a stream that breaks is returned with
+    ``complete`` False, ``error`` set, and every finding seen before the break.
     """
     if end is None:
         end = len(data)
