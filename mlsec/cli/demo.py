@@ -41,6 +41,32 @@ def _step_inspect(ctx: DemoContext) -> bool:
     return len(art.files) > 0
 
 
+def _step_scan(ctx: DemoContext) -> bool:
+    from rich.table import Table
+
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    clean = scan(open_artifact(ctx.model))
+    # A malicious pickle assembled from opcodes (never loaded): os.system via memoised strings,
+    # the kind of indirection that naive scanners miss.
+    evil = ctx.workdir / "malicious" / "training_state.pkl"
+    evil.parent.mkdir(parents=True, exist_ok=True)
+    evil.write_bytes(
+        b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x00h\x01\x93\x8c\x13echo pwned > /tmp/x\x85R."
+    )
+    bad = scan(open_artifact(evil))
+    table = Table(title="2. scan: the example model, then a malicious pickle")
+    for col in ("file", "severity", "rule", "symbol"):
+        table.add_column(col)
+    table.add_row(f"{ctx.model.name}/ ({len(clean.files)} files)", "clean", "", "")
+    for f in bad.findings:
+        table.add_row(f"malicious/{f.file}", f.severity.value, f.rule, f.symbol or "")
+    stdout_console().print(table)
+    sev = bad.max_severity
+    return not clean.findings and sev is not None and sev.value == "critical"
+
+
 def _step_sign_verify(ctx: DemoContext) -> bool:
     from mlsec.errors import VerificationError
     from mlsec.signing import (
@@ -82,7 +108,11 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
     return result.ok and caught
 
 
-STEPS: list[tuple[str, Step]] = [("inspect", _step_inspect), ("sign", _step_sign_verify)]
+STEPS: list[tuple[str, Step]] = [
+    ("inspect", _step_inspect),
+    ("scan", _step_scan),
+    ("sign", _step_sign_verify),
+]
 
 
 def register(app: typer.Typer) -> None:

@@ -59,14 +59,21 @@ def worth_dispatching(
 ) -> bool:
     """Whether some analyzer looks at ``fmt`` (a format without one carries nothing to inspect).
 
-    Plain text only matters as a Jinja chat template (``*.jinja``) or a text-format graph. A
+    Plain text only matters as a Jinja chat template (``*.jinja``) or a text-format graph, and
+    unknown bytes and other text only when they would load as a pickle. A
     "pickle" recognised only by its two PROTO bytes must also parse for a few opcodes (given
     ``prefix``): random binary members start with 0x80 0x0N once in 11,000, and a stream that
     breaks within four opcodes cannot call anything. ``whole`` says ``prefix`` is the entire
     member (then running off its end is a failure, not a cut).
     """
-    if fmt is Format.TEXT and not name.lower().endswith((".jinja", ".pbtxt")):
-        return False
+    if fmt in (Format.UNKNOWN, Format.TEXT) and not (
+        fmt is Format.TEXT and name.lower().endswith((".jinja", ".pbtxt"))
+    ):
+        # Unknown bytes and plain text only matter if they would load as a pickle (one needs no
+        # header); decompressing every such member to find out would read all the tensor data.
+        from mlsec.scan.pickle.driver import looks_like_pickle
+
+        return prefix is not None and looks_like_pickle(prefix)
     if (
         fmt is Format.PICKLE
         and prefix is not None

@@ -51,6 +51,7 @@ from mlsec.scan.formats._zipfmt import (
     read_member,
 )
 from mlsec.scan.model import Finding, Severity
+from mlsec.scan.pickle.driver import looks_like_pickle
 
 __all__ = ["ZipEntry", "ZipIndex", "analyze_zip", "read_index", "read_member"]
 
@@ -305,7 +306,7 @@ def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator
     fmt = sniff_member(prefix, e.name)
     if tensor:
         # Raw storage is never unpickled by PyTorch: only a real pickle or zip there is odd.
-        if fmt is Format.PICKLE and not plausible_pickle(prefix):
+        if fmt is Format.PICKLE and not looks_like_pickle(prefix):
             return
         if fmt not in (Format.PICKLE, Format.ZIP):
             return

@@ -8,17 +8,18 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# The golden bundles written by model_signing 1.1.1 (shared, read-only). Tests that need them skip
-# where they are absent; the interop tests make fresh ones with the real model_signing instead.
-EXAMPLE = Path(os.environ.get("MLSEC_SIGNING_EXAMPLE", "/work/shared/specs/model-signing-example"))
-needs_example = pytest.mark.skipif(
-    not (EXAMPLE / "model.sig").exists(), reason=f"golden example not found at {EXAMPLE}"
+# The golden bundles written by model_signing 1.1.1, in the read-only shared/ folder that lies
+# beside the checkout (for developers and in CI). Absent, the tests that need them fail.
+_REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = Path(
+    os.environ.get(
+        "MLSEC_SIGNING_EXAMPLE", _REPO.parent / "shared" / "specs" / "model-signing-example"
+    )
 )
 
 
@@ -117,9 +118,8 @@ def make_pki(d: Path, **leaf_kw: object) -> Pki:
 
 
 def copy_example(tmp: Path) -> Path:
-    """A writable copy of the golden example (model, bundles, keys, certs); skips if absent."""
-    if not (EXAMPLE / "model.sig").exists():
-        pytest.skip(f"golden example not found at {EXAMPLE}")
+    """A writable copy of the golden example (model, bundles, keys, certs)."""
+    assert (EXAMPLE / "model.sig").exists(), f"golden example not found at {EXAMPLE}"
     dest = tmp / "example"
     shutil.copytree(EXAMPLE, dest)
     return dest

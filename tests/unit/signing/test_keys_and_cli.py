@@ -13,7 +13,7 @@ from mlsec.errors import KeyFileError
 from mlsec.signing import Passphrase, load_private_key, load_public_key
 from mlsec.signing.keys import key_hint
 from tests.conftest import run_mlsec
-from tests.unit.signing.pki import EXAMPLE, keypair, needs_example
+from tests.unit.signing.pki import EXAMPLE, keypair
 
 
 def test_keygen_encrypted_pkcs8_mode_0600(tmp_path, cli, monkeypatch):
@@ -63,7 +63,6 @@ def test_passphrase_never_in_repr():
     assert "hunter2" not in repr(Passphrase(b"hunter2"))
 
 
-@needs_example
 @pytest.mark.parametrize("name", ["priv.pem", "priv.pkcs8.pem"])
 def test_load_sec1_and_pkcs8(name):
     k = load_private_key(EXAMPLE / "keys" / name)

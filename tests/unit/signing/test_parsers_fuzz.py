@@ -15,7 +15,7 @@ from mlsec.errors import BundleError
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.manifest import Manifest
 from tests.conftest import REPO
-from tests.unit.signing.pki import EXAMPLE, needs_example
+from tests.unit.signing.pki import EXAMPLE
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -44,7 +44,6 @@ _HAVE = (EXAMPLE / "model.sig").exists()
 _GOLDEN = json.loads((EXAMPLE / "model.sig").read_text()) if _HAVE else {}
 
 
-@needs_example
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["mediaType", "verificationMaterial", "dsseEnvelope"]), json_values)
 def test_bundle_with_one_field_replaced(field, value):
@@ -57,7 +56,6 @@ def test_bundle_with_one_field_replaced(field, value):
 _STATEMENT = json.loads((EXAMPLE / "model.sig.payload.json").read_text()) if _HAVE else {}
 
 
-@needs_example
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["_type", "subject", "predicateType", "predicate"]), json_values)
 def test_statement_with_one_field_replaced(field, value):
@@ -67,7 +65,6 @@ def test_statement_with_one_field_replaced(field, value):
         Manifest.from_statement(json.dumps(doc).encode())
 
 
-@needs_example
 @settings(max_examples=200, deadline=None)
 @given(json_values)
 def test_statement_with_random_predicate_parts(value):
@@ -81,7 +78,6 @@ def test_statement_with_random_predicate_parts(value):
         Manifest.from_statement(json.dumps(doc).encode())
 
 
-@needs_example
 def test_golden_payload_round_trip():
     b = Bundle.from_json((EXAMPLE / "model.sig").read_bytes())
     assert b.payload == (EXAMPLE / "model.sig.payload.json").read_bytes()

@@ -58,7 +58,7 @@ def test_broken_7z_is_parse_error(tmp_path: Path, data: bytes) -> None:
 
 
 # Real archives from py7zr (a test-only peer; mlsec itself decodes with the standard library).
-py7zr = pytest.importorskip("py7zr")
+import py7zr  # noqa: E402
 
 
 def _py7zr(files: list[tuple[str, bytes]], **kw) -> bytes:  # type: ignore[no-untyped-def]

@@ -1,0 +1,185 @@
+"""``mlsec scan``: static analysis of model files for code that runs at load time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from mlsec.cli.common import emit_json, emit_text, stdout_console
+from mlsec.errors import UsageError
+
+if TYPE_CHECKING:
+    from mlsec.artifact import Artifact
+    from mlsec.scan.model import Finding, ScanReport
+
+
+class ScanFormat(StrEnum):
+    """--format values."""
+
+    TABLE = "table"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+class FailOn(StrEnum):
+    """--fail-on values (the severities that can fail a scan)."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Engine(StrEnum):
+    """--engine values."""
+
+    MLSEC = "mlsec"
+    MODELSCAN = "modelscan"
+    ALL = "all"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``mlsec scan`` to the app."""
+    app.command("scan")(scan_cmd)
+
+
+def scan_cmd(
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH...", help="Model files or directories.")
+    ],
+    fmt: Annotated[
+        ScanFormat,
+        typer.Option("--format", "-f", metavar="table|json|sarif", help="Output format."),
+    ] = ScanFormat.TABLE,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            metavar="critical|high|medium|low",
+            help="Exit 1 when a finding is at or above this severity.",
+        ),
+    ] = FailOn.MEDIUM,
+    allow_global: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-global",
+            metavar="MODULE.NAME",
+            help="Also trust this pickle global (exact module.name); repeatable.",
+        ),
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            metavar="mlsec|modelscan|all",
+            help="Scan engine; modelscan needs the optional modelscan package.",
+        ),
+    ] = Engine.MLSEC,
+) -> int:
+    """Scan model files statically for code that runs when they are loaded.
+
+    Exit 0 when no finding reaches --fail-on, 1 when one does, 2 when the scan could not run.
+    """
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import ScanOptions, Severity, scan
+    from mlsec.scan.model import ScanReport
+
+    allowed = frozenset(allow_global or ())
+    for name in allowed:
+        if "." not in name.strip(".") or any(c.isspace() for c in name):
+            raise UsageError(f"--allow-global {name!r}: expected an exact module.name")
+    arts = [open_artifact(p) for p in paths]
+    options = ScanOptions(allow_globals=allowed)
+    if engine is Engine.MODELSCAN:
+        report = ScanReport(targets=tuple(str(a.root) for a in arts), files=(), engines=())
+    else:
+        report = scan(arts, options)
+    if engine is not Engine.MLSEC:
+        from mlsec.scan.modelscan_engine import run_modelscan
+
+        report = _merge(report, run_modelscan([a.root for a in arts]))
+    if fmt is ScanFormat.JSON:
+        emit_json(report.to_dict(), output)
+    elif fmt is ScanFormat.SARIF:
+        import json
+
+        from mlsec.scan.sarif import to_sarif
+
+        doc = to_sarif(report, uris=_uris(arts))
+        emit_text(json.dumps(doc, indent=2) + "\n", output)
+    else:
+        _table(report, output)
+    return 1 if report.failed(Severity(fail_on.value)) else 0
+
+
+def _merge(report: ScanReport, extra: list[Finding]) -> ScanReport:
+    from mlsec.scan.model import FileReport
+
+    files = list(report.files)
+    index = {fr.path: i for i, fr in enumerate(files)}
+    for f in extra:
+        i = index.get(f.file)
+        if i is None:
+            index[f.file] = len(files)
+            files.append(FileReport(path=f.file, format="unknown", size=0, findings=(f,)))
+        else:
+            files[i] = replace(files[i], findings=(*files[i].findings, f))
+    return replace(report, files=tuple(files), engines=(*report.engines, "modelscan"))
+
+
+def _uris(arts: list[Artifact]) -> list[str]:
+    """Each scanned file's path relative to the current directory (the scan root), POSIX style."""
+    cwd = Path.cwd().resolve()
+    out = []
+    for art in arts:
+        base = art.root if art.is_dir else art.root.parent
+        for f in art.files:
+            full = (base / f.path).resolve()
+            try:
+                out.append(full.relative_to(cwd).as_posix())
+            except ValueError:
+                out.append(full.as_posix())
+    return out
+
+
+_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
+
+
+def _table(report: ScanReport, output: Path | None) -> None:
+    from rich.table import Table
+
+    counts = report.counts()
+    summary = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
+    table = Table(title=f"mlsec scan: {len(report.files)} files, {summary}")
+    for col in ("file", "member", "severity", "rule", "symbol", "message"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("severity", "rule"))
+    for f in sorted(report.findings, key=lambda f: (-f.severity.rank, f.file, f.member or "")):
+        sev = f.severity.value
+        table.add_row(
+            f.file,
+            f.member or "",
+            f"[{_STYLE[sev]}]{sev}[/]",
+            f.rule,
+            f.symbol or "",
+            f.message,
+        )
+    if output is not None:
+        from io import StringIO
+
+        from rich.console import Console
+
+        buf = StringIO()
+        Console(file=buf, width=200).print(table)
+        emit_text(buf.getvalue(), output)
+    else:
+        console = stdout_console()
+        if not console.is_terminal:
+            console.width = 160  # logs and pipes: keep rule ids and symbols on one line
+        console.print(table)
