@@ -23,6 +23,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -313,9 +314,16 @@ def _make_file(
     return ArtifactFile(path=rel, source=source, size=size, format=fmt, via_symlink=via_symlink)
 
 
+_buffers = threading.local()
+
+
 def _hash_one(path: Path, progress: Progress) -> str:
     h = hashlib.sha256()
-    buf = bytearray(_CHUNK)
+    # One read buffer per thread, reused: allocating (and zeroing) 4 MiB per file would cost more
+    # than hashing a directory of small files.
+    buf: bytearray | None = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = bytearray(_CHUNK)
     view = memoryview(buf)
     try:
         with open(path, "rb", buffering=0) as f:
