@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsec.cli.common import emit_json, emit_text, stdout_console
+from mlsec.cli.common import emit_json, emit_text, render_text, stdout_console
 from mlsec.errors import UsageError
 
 if TYPE_CHECKING:
@@ -171,13 +171,7 @@ def _table(report: ScanReport, output: Path | None) -> None:
             f.message,
         )
     if output is not None:
-        from io import StringIO
-
-        from rich.console import Console
-
-        buf = StringIO()
-        Console(file=buf, width=200).print(table)
-        emit_text(buf.getvalue(), output)
+        emit_text(render_text(table), output)
     else:
         console = stdout_console()
         if not console.is_terminal:
