@@ -28,10 +28,10 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlsec.errors import ArtifactError
-from mlsec.formats import Format, sniff
+from mlsec.formats import PREFIX_SIZE, Format, sniff, sniff_file
 from mlsec.progress import NULL_PROGRESS, Progress
 
 __all__ = [
@@ -193,24 +193,41 @@ def open_artifact(
     if ignore_git:
         patterns = tuple(dict.fromkeys((*DEFAULT_IGNORES, *patterns)))
 
+    ignored: list[Ignored] = []
     if stat.S_ISREG(st.st_mode):
-        f = _make_file(root.name, real, via_symlink=False)
-        art = Artifact(root=root, is_dir=False, files=(f,), allow_symlinks=allow_symlinks)
+        entries = [_Entry(root.name, real, st.st_size, False)]
     elif stat.S_ISDIR(st.st_mode):
-        files, ignored = _walk(real, patterns, allow_symlinks)
-        files.sort(key=lambda f: sort_key(f.path))
+        entries, ignored = _walk(real, patterns, allow_symlinks)
+        entries.sort(key=lambda e: sort_key(e.rel))
         ignored.sort(key=lambda i: sort_key(i.path))
-        art = Artifact(
-            root=root,
-            is_dir=True,
-            files=tuple(files),
-            ignored=tuple(ignored),
-            ignore_paths=patterns,
-            allow_symlinks=allow_symlinks,
-        )
     else:
         raise ArtifactError(f"{given}: not a regular file or directory")
-    return art.with_digests(progress=progress) if digests else art
+    if digests:
+        # One read of each file: its format is sniffed from the first chunk the hashing reads.
+        done = _hash_paths([e.source for e in entries], progress, sniff=True)
+        files = tuple(
+            ArtifactFile(e.rel, e.source, e.size, fmt or Format.UNKNOWN, sha, e.via_symlink)
+            for e, (sha, fmt) in zip(entries, done, strict=True)
+        )
+    else:
+        files = tuple(_make_file(e) for e in entries)
+    return Artifact(
+        root=root,
+        is_dir=stat.S_ISDIR(st.st_mode),
+        files=files,
+        ignored=tuple(ignored),
+        ignore_paths=patterns if stat.S_ISDIR(st.st_mode) else (),
+        allow_symlinks=allow_symlinks,
+    )
+
+
+class _Entry(NamedTuple):
+    """A file found by the walk, before its bytes are looked at."""
+
+    rel: str
+    source: Path
+    size: int
+    via_symlink: bool
 
 
 def _normalise_ignores(root: Path, ignore: Iterable[str]) -> tuple[str, ...]:
@@ -246,8 +263,8 @@ def _is_ignored(rel: str, patterns: Sequence[str]) -> str | None:
 
 def _walk(
     root: Path, patterns: Sequence[str], allow_symlinks: bool
-) -> tuple[list[ArtifactFile], list[Ignored]]:
-    files: list[ArtifactFile] = []
+) -> tuple[list[_Entry], list[Ignored]]:
+    files: list[_Entry] = []
     ignored: list[Ignored] = []
     root_st = root.stat()
     # Stack of (directory to read, its root-relative prefix, the (dev, inode)s of its ancestors).
@@ -295,29 +312,26 @@ def _walk(
                     raise ArtifactError(f"{rel}: directory loop (leads back to an ancestor)")
                 stack.append((source, rel + "/", ancestors | {key}))
             elif stat.S_ISREG(est.st_mode):
-                files.append(_make_file(rel, source, via_symlink=via_symlink, st=est))
+                files.append(_Entry(rel, source, est.st_size, via_symlink))
             else:
                 raise ArtifactError(f"{rel}: not a regular file or directory")
     return files, ignored
 
 
-def _make_file(
-    rel: str, source: Path, *, via_symlink: bool, st: os.stat_result | None = None
-) -> ArtifactFile:
+def _make_file(e: _Entry) -> ArtifactFile:
     try:
-        size = (st or source.stat()).st_size
-        fmt = sniff(source)
+        fmt = sniff(e.source)
     except PermissionError:
-        raise ArtifactError(f"{rel}: cannot read: permission denied") from None
+        raise ArtifactError(f"{e.rel}: cannot read: permission denied") from None
     except OSError as exc:
-        raise ArtifactError(f"{rel}: cannot read: {exc.strerror or exc}") from None
-    return ArtifactFile(path=rel, source=source, size=size, format=fmt, via_symlink=via_symlink)
+        raise ArtifactError(f"{e.rel}: cannot read: {exc.strerror or exc}") from None
+    return ArtifactFile(e.rel, e.source, e.size, fmt, via_symlink=e.via_symlink)
 
 
 _buffers = threading.local()
 
 
-def _hash_one(path: Path, progress: Progress) -> str:
+def _hash_one(path: Path, progress: Progress, sniff_it: bool) -> tuple[str, Format | None]:
     h = hashlib.sha256()
     # One read buffer per thread, reused: allocating (and zeroing) 4 MiB per file would cost more
     # than hashing a directory of small files.
@@ -325,16 +339,22 @@ def _hash_one(path: Path, progress: Progress) -> str:
     if buf is None:
         buf = _buffers.buf = bytearray(_CHUNK)
     view = memoryview(buf)
+    fmt: Format | None = None
     try:
         with open(path, "rb", buffering=0) as f:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            while n := f.readinto(buf):
+            n = f.readinto(buf)
+            if sniff_it:
+                fmt = sniff_file(f, bytes(view[: min(n, PREFIX_SIZE)]), name=path.name)
+                f.seek(n)
+            while n:
                 h.update(view[:n])
                 progress.advance(n)
+                n = f.readinto(buf)
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return h.hexdigest()
+    return h.hexdigest(), fmt
 
 
 def hash_files(
@@ -344,6 +364,16 @@ def hash_files(
 
     Large files are started first so that one big file does not finish last on a single core.
     """
+    return [sha for sha, _ in _hash_paths(paths, progress, sniff=False, workers=workers)]
+
+
+def _hash_paths(
+    paths: Sequence[Path],
+    progress: Progress | None,
+    *,
+    sniff: bool,
+    workers: int | None = None,
+) -> list[tuple[str, Format | None]]:
     progress = progress or NULL_PROGRESS
     if not paths:
         return []
@@ -351,14 +381,14 @@ def hash_files(
     progress.start("hashing", sum(sizes))
     order = sorted(range(len(paths)), key=lambda i: -sizes[i])
     workers = workers or min(32, os.cpu_count() or 1)
-    result: list[str] = [""] * len(paths)
+    result: list[tuple[str, Format | None]] = [("", None)] * len(paths)
     try:
         if workers == 1 or len(paths) == 1:
             for i in order:
-                result[i] = _hash_one(paths[i], progress)
+                result[i] = _hash_one(paths[i], progress, sniff)
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {i: pool.submit(_hash_one, paths[i], progress) for i in order}
+                futures = {i: pool.submit(_hash_one, paths[i], progress, sniff) for i in order}
                 for i, fut in futures.items():
                     result[i] = fut.result()
     finally:

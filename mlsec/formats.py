@@ -15,8 +15,9 @@ import struct
 import zipfile
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["PREFIX_SIZE", "Format", "sniff", "sniff_bytes"]
+__all__ = ["PREFIX_SIZE", "Format", "sniff", "sniff_bytes", "sniff_file"]
 
 # How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
 PREFIX_SIZE = 64 * 1024
@@ -85,19 +86,32 @@ def sniff(path: Path) -> Format:
     <Format.SAFETENSORS: 'safetensors'>
     """
     with open(path, "rb") as f:
-        head = f.read(PREFIX_SIZE)
-        fmt = sniff_bytes(head, name=path.name)
-        if fmt is Format.ZIP:
-            return _zip_kind(f)
-        if fmt is Format.HDF5 or fmt is not Format.UNKNOWN:
-            return fmt
-        # HDF5 allows the superblock at 512, 1024, 2048, … (user block before it).
-        offset = 512
-        while offset <= 8192:
+        return sniff_file(f, f.read(PREFIX_SIZE), name=path.name)
+
+
+def sniff_file(f: BinaryIO, head: bytes, *, name: str = "") -> Format:
+    """Detect the format of the open file ``f`` whose first bytes are ``head``.
+
+    ``head`` may be longer than :data:`PREFIX_SIZE` (a hashing read); only the prefix decides,
+    except where the format needs more: a zip's central directory, an HDF5 superblock after a
+    user block. ``f``'s position is left wherever these reads end; callers seek if they care.
+    """
+    fmt = sniff_bytes(head[:PREFIX_SIZE], name=name)
+    if fmt is Format.ZIP:
+        return _zip_kind(f)
+    if fmt is not Format.UNKNOWN:
+        return fmt
+    # HDF5 allows the superblock at 512, 1024, 2048, … (user block before it).
+    offset = 512
+    while offset <= 8192:
+        if len(head) >= offset + 8:
+            magic = head[offset : offset + 8]
+        else:
             f.seek(offset)
-            if f.read(8) == _HDF5_MAGIC:
-                return Format.HDF5
-            offset *= 2
+            magic = f.read(8)
+        if magic == _HDF5_MAGIC:
+            return Format.HDF5
+        offset *= 2
     return fmt
 
 
@@ -303,7 +317,7 @@ def _text_kind(head: bytes, lname: str) -> Format:
 _KERAS_MEMBERS = frozenset({"metadata.json", "config.json"})
 
 
-def _zip_kind(f: io.BufferedReader) -> Format:
+def _zip_kind(f: BinaryIO) -> Format:
     """Tell PyTorch, Keras v3, npz and generic zips apart by their member names."""
     f.seek(0)
     try:

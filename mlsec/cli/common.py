@@ -125,6 +125,28 @@ def progress_for(total_bytes: int) -> Progress | None:
     return RichProgressAdapter() if wants_progress(total_bytes) else None
 
 
+class LazyProgress:
+    """A progress bar that decides whether to show itself once the total is known, so the
+    library can walk and hash in one go (no separate pass to size the work first)."""
+
+    def __init__(self) -> None:
+        self._inner: RichProgressAdapter | None = None
+
+    def start(self, description: str, total: int) -> None:
+        if wants_progress(total):
+            self._inner = RichProgressAdapter()
+            self._inner.start(description, total)
+
+    def advance(self, amount: int) -> None:
+        if self._inner is not None:
+            self._inner.advance(amount)
+
+    def finish(self) -> None:
+        if self._inner is not None:
+            self._inner.finish()
+            self._inner = None
+
+
 def format_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):

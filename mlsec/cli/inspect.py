@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from mlsec.cli.common import (
+    LazyProgress,
     OutputFormat,
     emit_json,
     emit_text,
     format_size,
-    progress_for,
     render_text,
     stdout_console,
 )
@@ -53,9 +53,13 @@ def inspect_cmd(
     from mlsec.artifact import open_artifact
 
     art = open_artifact(
-        path, ignore=ignore or (), ignore_git=not no_ignore_git, allow_symlinks=allow_symlinks
+        path,
+        ignore=ignore or (),
+        ignore_git=not no_ignore_git,
+        allow_symlinks=allow_symlinks,
+        digests=True,
+        progress=LazyProgress(),
     )
-    art = art.with_digests(progress=progress_for(art.total_size))
     if fmt is OutputFormat.JSON:
         emit_json({"schema": SCHEMA, "artifact": art.to_dict()}, output)
         return 0

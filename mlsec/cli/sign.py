@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlsec.cli.common import (
+    LazyProgress,
     OutputFormat,
-    RichProgressAdapter,
     State,
     emit_json,
     info,
-    progress_for,
-    wants_progress,
 )
 from mlsec.errors import KeyFileError, MlsecError, UsageError, VerificationError
 
@@ -43,27 +41,6 @@ class Method(StrEnum):
 class CurveOpt(StrEnum):
     P256 = "p256"
     P384 = "p384"
-
-
-class _LazyProgress:
-    """A progress bar that decides whether to show itself once the total is known (no pre-walk)."""
-
-    def __init__(self) -> None:
-        self._inner: RichProgressAdapter | None = None
-
-    def start(self, description: str, total: int) -> None:
-        if wants_progress(total):
-            self._inner = RichProgressAdapter()
-            self._inner.start(description, total)
-
-    def advance(self, amount: int) -> None:
-        if self._inner is not None:
-            self._inner.advance(amount)
-
-    def finish(self) -> None:
-        if self._inner is not None:
-            self._inner.finish()
-            self._inner = None
 
 
 def register(app: typer.Typer) -> None:
@@ -261,7 +238,7 @@ def sign_cmd(
 
         out = output or sbom.with_name(sbom.name + ".sig")
         bundle = sign_sbom(
-            sbom, path, signer, ignore=ignore or (), signature_path=out, progress=_LazyProgress()
+            sbom, path, signer, ignore=ignore or (), signature_path=out, progress=LazyProgress()
         )
         _write(out, bundle.to_json())
         if fmt is OutputFormat.JSON:
@@ -286,9 +263,13 @@ def sign_cmd(
         extra.append(rel)
         ignores.append(os.path.abspath(out))
     art = open_artifact(
-        path, ignore=ignores, ignore_git=not no_ignore_git, allow_symlinks=allow_symlinks
+        path,
+        ignore=ignores,
+        ignore_git=not no_ignore_git,
+        allow_symlinks=allow_symlinks,
+        digests=True,
+        progress=LazyProgress(),
     )
-    art = art.with_digests(progress=progress_for(art.total_size))
     signed = sign_artifact(art, signer, extra_ignores=extra)
     _write(out, signed.bundle.to_json())
     if fmt is OutputFormat.JSON:
@@ -459,7 +440,7 @@ def verify_cmd(
                 verifier,
                 ignore=ignore or (),
                 signature_path=sig,
-                progress=_LazyProgress(),
+                progress=LazyProgress(),
             )
         else:
             result = verify_model(
@@ -469,7 +450,7 @@ def verify_cmd(
                 ignore=ignore or (),
                 ignore_unsigned=ignore_unsigned_files,
                 signature_path=sig,
-                progress=_LazyProgress(),
+                progress=LazyProgress(),
             )
     except VerificationError as exc:
         from mlsec.signing import Verification

@@ -23,7 +23,7 @@ def refine_zip(blob: Blob) -> Format:
     from mlsec.formats import _zip_kind
 
     with blob.open() as f:
-        return _zip_kind(f)  # type: ignore[arg-type]
+        return _zip_kind(f)
 
 
 def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:

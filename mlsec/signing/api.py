@@ -88,6 +88,12 @@ def sign_model(
         if rel is not None:
             extra.append(rel)
             ignores.append(os.path.abspath(signature_path))
-    art = open_artifact(path, ignore=ignores, ignore_git=ignore_git, allow_symlinks=allow_symlinks)
-    art = art.with_digests(progress=progress)
+    art = open_artifact(
+        path,
+        ignore=ignores,
+        ignore_git=ignore_git,
+        allow_symlinks=allow_symlinks,
+        digests=True,
+        progress=progress,
+    )
     return sign_artifact(art, signer, extra_ignores=extra)

@@ -186,6 +186,7 @@ def _walk(
     manifest: Manifest,
     caller: tuple[str, ...],
     signature_path: str | os.PathLike[str] | None,
+    progress: Progress | None = None,
 ) -> Artifact:
     """The model walked with the signed policy (recorded ignores, symlinks) plus the caller's."""
     root = Path(os.path.abspath(path))
@@ -203,6 +204,10 @@ def _walk(
         ignore=(*excluded, *caller),
         # Bundles that record their ignore list carry the git defaults in it (or chose not to).
         ignore_git=recorded is None,
+        # The common case (files, sha256) hashes during the walk: each file is read once.
+        digests=manifest.serialization.method == "files"
+        and manifest.serialization.hash_type == "sha256",
+        progress=progress,
         allow_symlinks=manifest.serialization.allow_symlinks,
     )
 
@@ -300,7 +305,7 @@ def verify_model(
         raise VerificationError(f"payload type is {bundle.payload_type!r}, not in-toto")
     manifest = Manifest.from_statement(payload)
     caller = tuple(ignore)
-    art = _walk(path, manifest, caller, signature_path)
+    art = _walk(path, manifest, caller, signature_path, progress)
     art, local = _local_resources(art, manifest, progress)
     symlinked = {i.path for i in art.ignored if i.reason.startswith("symlink")}
     cmp = _Comparison(art, manifest, local)

@@ -228,3 +228,33 @@ def test_relative_ignore_means_root_relative_even_if_cwd_has_it(tmp_path, monkey
     assert [f.path for f in art.files] == ["keep"]
     # An absolute path outside the artifact ignores nothing.
     assert len(open_artifact(root, ignore=[str(tmp_path / "logs")]).files) == 2
+
+
+def test_formats_sniffed_during_hashing_match_the_sniff_pass(tmp_path, example_model):
+    """open_artifact(digests=True) reads each file once and sniffs from that read: same result."""
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    with h5py.File(example_model / "user.h5", "w", userblock_size=1024) as f:
+        f["x"] = np.arange(3)
+    np.savez(example_model / "arrays.npz", a=np.arange(4))
+    with zipfile.ZipFile(example_model / "bundle.bin", "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    (example_model / "big.bin").write_bytes(os.urandom(5 * 1024 * 1024))
+    (example_model / "empty").write_bytes(b"")
+    sniffed = open_artifact(example_model)
+    hashed = open_artifact(example_model, digests=True)
+    assert [(f.path, f.format) for f in hashed.files] == [(f.path, f.format) for f in sniffed.files]
+    formats = {f.path: f.format for f in hashed.files}
+    assert formats["user.h5"] is Format.HDF5
+    assert formats["arrays.npz"] is Format.NPZ
+    assert formats["bundle.bin"] is Format.ZIP
+    assert formats["empty"] is Format.EMPTY
+    assert (
+        hashed.file("big.bin").sha256
+        == hashlib.sha256((example_model / "big.bin").read_bytes()).hexdigest()
+    )
+    single = open_artifact(example_model / "arrays.npz", digests=True)
+    assert single.files[0].format is Format.NPZ
