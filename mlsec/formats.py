@@ -9,10 +9,7 @@ this module so that the scanner, the SBOM and ``inspect`` agree on what a file i
 from __future__ import annotations
 
 import io
-import json
-import pickletools
 import struct
-import zipfile
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
@@ -208,6 +205,8 @@ def _is_zlib(head: bytes) -> bool:
 
 def _is_pickle_prefix(head: bytes) -> bool:
     """A protocol 0/1 pickle: its opcodes parse from offset 0 to a STOP (or to the prefix end)."""
+    import pickletools  # stdlib modules load when needed: `mlsec --help` stays fast
+
     count = 0
     try:
         for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
@@ -291,6 +290,8 @@ def _protobuf_kind(head: bytes, lname: str) -> Format | None:
 
 
 def _text_kind(head: bytes, lname: str) -> Format:
+    import json
+
     if b"\x00" in head:
         return Format.UNKNOWN
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
@@ -319,6 +320,8 @@ _KERAS_MEMBERS = frozenset({"metadata.json", "config.json"})
 
 def _zip_kind(f: BinaryIO) -> Format:
     """Tell PyTorch, Keras v3, npz and generic zips apart by their member names."""
+    import zipfile
+
     f.seek(0)
     try:
         with zipfile.ZipFile(f) as zf:

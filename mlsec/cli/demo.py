@@ -6,7 +6,6 @@ the result is what the demo expects.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +128,8 @@ def demo_cmd(
     from mlsec.demo import build_example_model
 
     console = stdout_console()
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="mlsec-demo-") as tmp:
         workdir = keep if keep is not None else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
