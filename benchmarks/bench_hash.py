@@ -79,6 +79,15 @@ def time_cmd(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def time_api(root: Path) -> float:
+    """The same work in-process: what is left of the CLI time is interpreter start-up."""
+    from mlsec.artifact import open_artifact
+
+    start = time.perf_counter()
+    open_artifact(root, digests=True)
+    return time.perf_counter() - start
+
+
 def peak_rss_mib(cmd: list[str]) -> float:
     """Peak RSS of one run of ``cmd`` (in its own process so other runs don't count)."""
     code = (
@@ -120,6 +129,7 @@ def main() -> None:
         mlsec = [sys.executable, "-m", "mlsec"]
         floor = median(lambda: time_parallel(floor_cmds(files, cores)), args.runs)
         inspect = median(lambda: time_cmd([*mlsec, "inspect", str(root), "-f", "json"]), args.runs)
+        api = median(lambda: time_api(root), args.runs)
         rss_big = peak_rss_mib([*mlsec, "inspect", str(root), "-f", "json"])
 
         tiny = Path(tempfile.mkdtemp(prefix="mlsec-tiny-"))
@@ -136,6 +146,7 @@ def main() -> None:
         rows = [
             (f"floor: openssl dgst -sha256 x{cores} procs", floor),
             ("mlsec inspect (walk+sniff+hash, json)", inspect),
+            ("  library: open_artifact(digests=True)", api),
         ]
         for name, t in rows:
             print(f"{name:<42}{t:>9.3f}{gib / t:>8.2f}{t / floor:>9.2f}")
