@@ -8,7 +8,6 @@ NumPy itself is never imported (it is heavy, and it is what would unpickle).
 from __future__ import annotations
 
 import ast
-import mmap
 import re
 import struct
 import warnings
@@ -81,17 +80,8 @@ def _parse_header(data: Any) -> tuple[dict[str, Any], int]:
 
 def analyze(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Check a .npy header; scan an object array's pickle."""
-    view = getattr(blob, "view", None)  # zero-copy windows of archive members, when available
-    if view is not None:
-        with view() as mv:
-            found = list(_analyze(mv, ctx))
-        yield from found
-        return
-    if blob.path is None:
-        yield from _analyze(blob.read(), ctx)
-        return
-    with open(blob.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        found = list(_analyze(mm, ctx))
+    with blob.view() as mv:
+        found = list(_analyze(mv, ctx))
     yield from found
 
 

@@ -17,18 +17,9 @@ __all__ = ["analyze", "analyze_probe"]
 
 def analyze(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Analyse a pickle blob statically (never unpickles)."""
-    view = getattr(blob, "view", None)  # zero-copy windows of archive members, when available
-    if view is not None:
-        with view() as mv:
-            found = list(analyze_pickle(mv, ctx))
-        yield from found
-        return
-    if blob.path is None or blob.size == 0:
-        yield from analyze_pickle(blob.read(), ctx)
-        return
-    with open(blob.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        # Materialise findings before the map closes (values referencing it are dropped here).
-        found = list(analyze_pickle(mm, ctx))
+    # Zero-copy (memory-mapped) bytes; findings are materialised before the map closes.
+    with blob.view() as mv:
+        found = list(analyze_pickle(mv, ctx))
     yield from found
 
 
@@ -40,17 +31,8 @@ def analyze_probe(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     a stream that reaches STOP is a pickle and analysed as such; one that breaks is reported only
     when what ran before the break is critical. Random and text data fail within a few opcodes.
     """
-    view = getattr(blob, "view", None)
-    if view is not None:
-        with view() as mv:
-            found = list(_probe(mv, ctx))
-        yield from found
-        return
-    if blob.path is None or blob.size == 0:
-        yield from _probe(blob.read(), ctx)
-        return
-    with open(blob.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        found = list(_probe(mm, ctx))
+    with blob.view() as mv:
+        found = list(_probe(mv, ctx))
     yield from found
 
 
