@@ -168,3 +168,43 @@ def test_sniff_bytes_never_raises_on_garbage():
     for n in (1, 2, 7, 100, 5000):
         for _ in range(50):
             assert isinstance(sniff_bytes(rng.randbytes(n)), Format)
+
+
+def test_zip_kind_reads_the_central_directory_itself_and_agrees_with_zipfile(tmp_path):
+    """PyTorch writes zip64 end records; a comment or a prefix falls back to zipfile."""
+    import torch
+
+    from mlsec.formats import _zip_names, _zipfile_names
+
+    torch.save({f"w{i}": torch.zeros(1) for i in range(300)}, tmp_path / "m.pt")
+    np.savez(tmp_path / "a.npz", x=np.arange(3))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ünïcode.txt", "x")
+        zf.comment = b"a comment after the end record"
+    (tmp_path / "c.zip").write_bytes(buf.getvalue())
+    (tmp_path / "p.zip").write_bytes(b"prefix" * 10 + buf.getvalue())
+    for name in ("m.pt", "a.npz", "c.zip", "p.zip"):
+        with open(tmp_path / name, "rb") as f:
+            assert _zip_names(f) == _zipfile_names(f), name
+    assert sniff(tmp_path / "m.pt") is Format.PYTORCH_ZIP
+
+
+def test_zip_names_never_raise_on_a_mangled_central_directory(tmp_path):
+    import random
+
+    from mlsec.formats import _zip_names
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(20):
+            zf.writestr(f"archive/data/{i}", b"x" * 10)
+    good = buf.getvalue()
+    rng = random.Random(7)
+    for _ in range(300):
+        bad = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            bad[rng.randrange(len(bad) - 200, len(bad))] = rng.randrange(256)
+        (tmp_path / "z").write_bytes(bytes(bad))
+        with open(tmp_path / "z", "rb") as f:
+            assert isinstance(_zip_names(f), list)
