@@ -107,7 +107,9 @@ def run_stream(
         res.error = str(exc)
     except IndexError as exc:
         res.error = f"data ends before STOP, or an opcode needs more stack ({exc})"
-    except (struct.error, ValueError, UnicodeDecodeError, OverflowError) as exc:
+    except struct.error:
+        res.error = "truncated: an opcode's argument runs past the end of the data"
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         res.error = f"{type(exc).__name__}: {exc}"
     except (MemoryError, RecursionError) as exc:
         res.error = type(exc).__name__
