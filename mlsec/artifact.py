@@ -204,7 +204,9 @@ def open_artifact(
         raise ArtifactError(f"{given}: not a regular file or directory")
     if digests:
         # One read of each file: its format is sniffed from the first chunk the hashing reads.
-        done = _hash_paths([e.source for e in entries], progress, sniff=True)
+        done = _hash_paths(
+            [e.source for e in entries], progress, sniff=True, sizes=[e.size for e in entries]
+        )
         files = tuple(
             ArtifactFile(e.rel, e.source, e.size, fmt or Format.UNKNOWN, sha, e.via_symlink)
             for e, (sha, fmt) in zip(entries, done, strict=True)
@@ -373,11 +375,13 @@ def _hash_paths(
     *,
     sniff: bool,
     workers: int | None = None,
+    sizes: Sequence[int] | None = None,
 ) -> list[tuple[str, Format | None]]:
     progress = progress or NULL_PROGRESS
     if not paths:
         return []
-    sizes = [p.stat().st_size for p in paths]
+    if sizes is None:  # the walk already knows them; only the public hash_files stats here
+        sizes = [p.stat().st_size for p in paths]
     progress.start("hashing", sum(sizes))
     order = sorted(range(len(paths)), key=lambda i: -sizes[i])
     workers = workers or min(32, os.cpu_count() or 1)

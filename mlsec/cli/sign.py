@@ -220,9 +220,7 @@ def sign_cmd(
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> int:
     """Sign a model (OpenSSF model-signing v1.0 bundle), or an SBOM about it (--sbom)."""
-    from mlsec.artifact import open_artifact
-    from mlsec.signing import default_signature_path, sign_artifact
-    from mlsec.signing.api import _inside
+    from mlsec.signing import default_signature_path, sign_model
 
     signer = _signer(
         method,
@@ -257,20 +255,15 @@ def sign_cmd(
         return 0
 
     out = output or default_signature_path(path)
-    ignores = list(ignore or ())
-    extra: list[str] = []
-    if path.is_dir() and (rel := _inside(out, path)) is not None:
-        extra.append(rel)
-        ignores.append(os.path.abspath(out))
-    art = open_artifact(
+    signed = sign_model(
         path,
-        ignore=ignores,
+        signer,
+        ignore=ignore or (),
         ignore_git=not no_ignore_git,
         allow_symlinks=allow_symlinks,
-        digests=True,
+        signature_path=out,
         progress=LazyProgress(),
     )
-    signed = sign_artifact(art, signer, extra_ignores=extra)
     _write(out, signed.bundle.to_json())
     if fmt is OutputFormat.JSON:
         emit_json(

@@ -275,13 +275,10 @@ class ScanContext:
                 )
             ]
         assert self.dispatch is not None
-        from mlsec.formats import sniff_bytes
+        from mlsec.formats import PREFIX_SIZE, sniff_file
 
-        fmt = sniff_bytes(blob.head(64 * 1024), name=member)
-        if fmt is Format.ZIP:
-            from mlsec.scan.engine import refine_zip
-
-            fmt = refine_zip(blob)
+        with blob.open() as f:
+            fmt = sniff_file(f, f.read(PREFIX_SIZE), name=member)
         return list(self.dispatch(blob, self.child(member, fmt)))
 
 

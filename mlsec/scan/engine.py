@@ -15,15 +15,7 @@ from mlsec.scan.base import Blob, ScanContext, ScanOptions
 from mlsec.scan.model import FileReport, Finding, ScanReport, Severity
 from mlsec.scan.registry import analyzer_for
 
-__all__ = ["refine_zip", "scan", "scan_file"]
-
-
-def refine_zip(blob: Blob) -> Format:
-    """PyTorch / Keras / npz / generic for a zip held in a blob (see mlsec.formats)."""
-    from mlsec.formats import _zip_kind
-
-    with blob.open() as f:
-        return _zip_kind(f)
+__all__ = ["scan", "scan_file"]
 
 
 def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
