@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["PREFIX_SIZE", "Format", "sniff", "sniff_bytes", "sniff_file"]
+__all__ = ["PREFIX_SIZE", "Format", "is_pickle_prefix", "sniff", "sniff_bytes", "sniff_file"]
 
 # How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
 PREFIX_SIZE = 64 * 1024
@@ -155,7 +155,7 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):
         return Format.ZLIB
-    if head[0] in _PICKLE_FIRST and _is_pickle_prefix(head):
+    if head[0] in _PICKLE_FIRST and is_pickle_prefix(head):
         return Format.PICKLE
     proto = _protobuf_kind(head, lname)
     if proto is not None:
@@ -203,19 +203,23 @@ def _is_zlib(head: bytes) -> bool:
     return True
 
 
-def _is_pickle_prefix(head: bytes) -> bool:
-    """A protocol 0/1 pickle: its opcodes parse from offset 0 to a STOP (or to the prefix end)."""
+def is_pickle_prefix(head: bytes) -> bool:
+    """The bytes parse as pickle opcodes from offset 0 up to a STOP, or for at least 64 opcodes
+    (a long pickle cut by the prefix end). Random binary data essentially never does."""
     import pickletools  # stdlib modules load when needed: `mlsec --help` stays fast
+    import warnings
 
     count = 0
-    try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
-            count += 1
-            if opcode.name == "STOP":
-                return count >= 2
-    except Exception:  # any parse failure means "not a pickle prefix"
-        # Ran off the end of the prefix in the middle of an opcode: a long pickle, if it got far.
-        return count >= 64
+    with warnings.catch_warnings():
+        # pickletools decodes string arguments of random bytes with escape_decode, which warns
+        warnings.simplefilter("ignore")
+        try:
+            for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+                count += 1
+                if opcode.name == "STOP":
+                    return count >= 2
+        except Exception:  # a parse failure, or running off the end of the prefix
+            return count >= 64
     return count >= 64
 
 

@@ -33,12 +33,12 @@ def _dispatch(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
 
 
 def _could_be_pickle(blob: Blob) -> bool:
-    from mlsec.scan.formats._members import plausible_pickle
+    from mlsec.formats import is_pickle_prefix
 
     head = blob.head(64 * 1024)
     if head[:1] == b"\x80" and head[1:2] <= b"\x05":
         return True
-    return plausible_pickle(head)
+    return is_pickle_prefix(head)
 
 
 def _run(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:

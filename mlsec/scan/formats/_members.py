@@ -25,7 +25,6 @@ __all__ = [
     "limit_rule",
     "member_limit",
     "needs_prefix",
-    "plausible_pickle",
     "sniff_member",
     "unsafe_path",
     "worth_dispatching",
@@ -101,24 +100,6 @@ def _opcodes_parse(prefix: bytes, n: int, whole: bool) -> bool:
         except Exception:  # any other malformation: not a pickle
             return False
     return not whole  # the prefix ended between opcodes
-
-
-def plausible_pickle(prefix: bytes) -> bool:
-    """A stricter pickle test, for members that loaders treat as raw tensor bytes: the prefix
-    parses as opcodes up to a STOP, or for at least 64 opcodes. Random float data starting with
-    0x80 0x02 essentially never does."""
-    count = 0
-    with warnings.catch_warnings():
-        # pickletools decodes string arguments of random bytes with escape_decode, which warns
-        warnings.simplefilter("ignore")
-        try:
-            for opcode, _arg, _pos in pickletools.genops(io.BytesIO(prefix)):
-                count += 1
-                if opcode.name == "STOP":
-                    return count >= 2
-        except Exception:  # a parse failure or running off the prefix end
-            return count >= 64
-    return count >= 64
 
 
 def unsafe_path(name: str) -> str | None:

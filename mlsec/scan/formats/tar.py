@@ -11,14 +11,13 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from mlsec.formats import PREFIX_SIZE, Format
+from mlsec.formats import PREFIX_SIZE, Format, is_pickle_prefix
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._members import (
     HEAD_SIZE,
     FindingCap,
     member_limit,
     needs_prefix,
-    plausible_pickle,
     sniff_member,
     unsafe_path,
     worth_dispatching,
@@ -71,7 +70,7 @@ def _polyglot(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     # A tar header starts with a 100-byte name that can hold a whole pickle: pickle.load (and
     # joblib) would run it and stop at its STOP, while tar readers see an ordinary archive.
     head = blob.head(PREFIX_SIZE)
-    if not plausible_pickle(head) or ctx.dispatch is None:
+    if not is_pickle_prefix(head) or ctx.dispatch is None:
         return
     yield ctx.finding(
         "POLYGLOT-PICKLE",

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from mlsec.formats import PREFIX_SIZE, Format
+from mlsec.formats import PREFIX_SIZE, Format, is_pickle_prefix
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats import _inflate
 from mlsec.scan.formats._members import (
@@ -33,7 +33,6 @@ from mlsec.scan.formats._members import (
     limit_finding,
     member_limit,
     needs_prefix,
-    plausible_pickle,
     sniff_member,
     unsafe_path,
     worth_dispatching,
@@ -279,7 +278,7 @@ def _storage_worth_a_look(head: bytes) -> bool:
         return True
     # A protocol 0/1 pickle planted in storage: cheap test on the head only (random floats start
     # with one of these bytes about once in twelve, and then fail to parse within a few ops).
-    return needs_prefix(head) and plausible_pickle(head)
+    return needs_prefix(head) and is_pickle_prefix(head)
 
 
 def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator[Finding]:
