@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import mmap
 import os
 import stat
 import threading
@@ -50,6 +51,13 @@ DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitig
 # 4 MiB reads: large enough that per-call overhead vanishes and hashlib releases the GIL,
 # small enough to stay in L2/L3 and keep memory flat whatever the file size.
 _CHUNK = 4 * 1024 * 1024
+# Files larger than one read are hashed through 8 MiB read-only mappings of the page cache instead:
+# no copy into a user buffer, which is most of the kernel time of read() (2 GiB hash 0.64 s instead
+# of 0.79 s on 2 cores here). Memory stays flat: one window per thread is mapped at a time.
+# A file truncated by another process *while* it is mapped ends the process with SIGBUS;
+# MLSEC_NO_MMAP=1 hashes with read() only.
+_MAP_WINDOW = 8 * 1024 * 1024
+_USE_MMAP = not os.environ.get("MLSEC_NO_MMAP")
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +343,44 @@ _buffers = threading.local()
 
 def _hash_one(path: Path, progress: Progress, sniff_it: bool) -> tuple[str, Format | None]:
     h = hashlib.sha256()
+    fmt: Format | None = None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            if _USE_MMAP and size > _CHUNK:
+                if sniff_it:
+                    fmt = sniff_file(f, os.pread(f.fileno(), PREFIX_SIZE, 0), name=path.name)
+                done = _hash_mapped(f.fileno(), size, h, progress)
+                f.seek(done)  # what could not be mapped, or what was appended since: read()
+                _hash_read(f, h, progress)
+            else:
+                if hasattr(os, "posix_fadvise"):
+                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                fmt = _hash_read(f, h, progress, sniff_name=path.name if sniff_it else None)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return h.hexdigest(), fmt
+
+
+def _hash_mapped(fd: int, size: int, h: Any, progress: Progress) -> int:
+    """Feed the first ``size`` bytes of ``fd`` to ``h`` window by window; return how far it got."""
+    done = 0
+    try:
+        while done < size:
+            n = min(_MAP_WINDOW, size - done)
+            with mmap.mmap(fd, n, prot=mmap.PROT_READ, offset=done) as window:
+                h.update(window)
+            done += n
+            progress.advance(n)
+    except (OSError, ValueError):
+        pass  # a file system that cannot map: read() goes on from ``done``
+    return done
+
+
+def _hash_read(
+    f: Any, h: Any, progress: Progress, *, sniff_name: str | None = None
+) -> Format | None:
+    """Feed ``f`` from its position to EOF to ``h``; sniff the first chunk when a name is given."""
     # One read buffer per thread, reused: allocating (and zeroing) 4 MiB per file would cost more
     # than hashing a directory of small files.
     buf: bytearray | None = getattr(_buffers, "buf", None)
@@ -342,21 +388,15 @@ def _hash_one(path: Path, progress: Progress, sniff_it: bool) -> tuple[str, Form
         buf = _buffers.buf = bytearray(_CHUNK)
     view = memoryview(buf)
     fmt: Format | None = None
-    try:
-        with open(path, "rb", buffering=0) as f:
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            n = f.readinto(buf)
-            if sniff_it:
-                fmt = sniff_file(f, bytes(view[: min(n, PREFIX_SIZE)]), name=path.name)
-                f.seek(n)
-            while n:
-                h.update(view[:n])
-                progress.advance(n)
-                n = f.readinto(buf)
-    except OSError as exc:
-        raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return h.hexdigest(), fmt
+    n = f.readinto(buf)
+    if sniff_name is not None:
+        fmt = sniff_file(f, bytes(view[: min(n, PREFIX_SIZE)]), name=sniff_name)
+        f.seek(n)
+    while n:
+        h.update(view[:n])
+        progress.advance(n)
+        n = f.readinto(buf)
+    return fmt
 
 
 def hash_files(

@@ -258,3 +258,53 @@ def test_formats_sniffed_during_hashing_match_the_sniff_pass(tmp_path, example_m
     )
     single = open_artifact(example_model / "arrays.npz", digests=True)
     assert single.files[0].format is Format.NPZ
+
+
+def test_mapped_and_read_hashing_agree_and_sniff_alike(tmp_path, monkeypatch):
+    """Files larger than one read are hashed through mmap windows; the digests and formats are
+    exactly those of the read() path, at window boundaries too."""
+    import numpy as np
+
+    import mlsec.artifact as artifact
+
+    window = artifact._MAP_WINDOW
+    root = _tree(
+        tmp_path / "m",
+        {
+            "exact": os.urandom(2 * window),
+            "plus1": os.urandom(window + 1),
+            "just-over-a-read": os.urandom(artifact._CHUNK + 1),
+        },
+    )
+    np.savez(root / "big.npz", a=np.zeros(3 * 1024 * 1024))  # a zip sniffed from its end
+    mapped = open_artifact(root, digests=True)
+    monkeypatch.setattr(artifact, "_USE_MMAP", False)
+    read = open_artifact(root, digests=True)
+    assert [(f.path, f.format, f.sha256) for f in mapped.files] == [
+        (f.path, f.format, f.sha256) for f in read.files
+    ]
+    assert mapped.file("big.npz").format is Format.NPZ
+    for f in mapped.files:
+        assert f.sha256 == hashlib.sha256((root / f.path).read_bytes()).hexdigest()
+
+
+def test_a_file_that_cannot_be_mapped_is_read_from_where_mapping_stopped(tmp_path, monkeypatch):
+    import mlsec.artifact as artifact
+
+    real_mmap = artifact.mmap.mmap
+
+    data = os.urandom(3 * artifact._MAP_WINDOW + 5)
+    (tmp_path / "big").write_bytes(data)
+    calls = []
+
+    def flaky(fd, n, **kw):  # the first window maps, the second fails (as on a FUSE mount)
+        calls.append(kw["offset"])
+        if len(calls) > 1:
+            raise OSError(19, "No such device")
+        return real_mmap(fd, n, **kw)
+
+    monkeypatch.setattr(artifact.mmap, "mmap", flaky)
+    progress: Progress = CountingProgress()
+    assert hash_files([tmp_path / "big"], progress=progress) == [hashlib.sha256(data).hexdigest()]
+    assert calls == [0, artifact._MAP_WINDOW]
+    assert progress.done == len(data)  # type: ignore[attr-defined]
