@@ -13,6 +13,7 @@ __all__ = [
     "ExitCode",
     "KeyFileError",
     "MlsecError",
+    "SbomError",
     "SigningError",
     "UsageError",
     "VerificationError",
@@ -60,6 +61,11 @@ class KeyFileError(SigningError):
 
 class BundleError(SigningError):
     """A signature bundle is malformed or of a kind mlsec does not read (exit 2, not 1)."""
+
+
+class SbomError(MlsecError):
+    """An SBOM cannot be built: unreadable or malformed requirements or model card, a vulnerability
+    service that cannot be reached (auditing fails closed), an SBOM that fails schema validation."""
 
 
 class VerificationError(MlsecError):
