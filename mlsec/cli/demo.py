@@ -20,6 +20,7 @@ from mlsec.cli.common import format_size, stdout_console
 class DemoContext:
     workdir: Path
     model: Path
+    sbom: Path | None = None
 
 
 Step = Callable[[DemoContext], bool]
@@ -66,6 +67,25 @@ def _step_scan(ctx: DemoContext) -> bool:
     return not clean.findings and sev is not None and sev.value == "critical"
 
 
+def _step_sbom(ctx: DemoContext) -> bool:
+    from mlsec.ioutil import atomic_write_bytes
+    from mlsec.sbom.api import make_sbom, validate_sbom
+
+    sbom = make_sbom(ctx.model)
+    text = sbom.to_json()
+    validate_sbom(text)
+    ctx.sbom = ctx.workdir / f"{ctx.model.name}.cdx.json"
+    atomic_write_bytes(ctx.sbom, text.encode())
+    card = sbom.card
+    stdout_console().print(
+        f"3. sbom: CycloneDX 1.6 ML-BOM, valid against the official schema -> {ctx.sbom.name}\n"
+        f"   model {card.name} ({card.architecture}, task {card.task}, licence "
+        f"{', '.join(card.licenses) or '?'}), {sbom.file_count} files with SHA-256, datasets: "
+        f"{', '.join(card.datasets) or 'none'}"
+    )
+    return sbom.file_count > 0 and bool(card.datasets)
+
+
 def _step_sign_verify(ctx: DemoContext) -> bool:
     from mlsec.errors import VerificationError
     from mlsec.signing import (
@@ -84,7 +104,7 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
     signed = sign_model(ctx.model, KeySigner(load_private_key(key)), signature_path=sig)
     sig.write_bytes(signed.bundle.to_json())
     console.print(
-        f"sign: keygen (no passphrase, demo only) -> {key.name}, {pub.name}; signed "
+        f"4. sign: keygen (no passphrase, demo only) -> {key.name}, {pub.name}; signed "
         f"{len(signed.manifest.resources)} files, root sha256:{signed.manifest.root_digest[:16]}… "
         f"-> {sig.name} (OpenSSF model-signing v1.0)"
     )
@@ -104,12 +124,24 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
         caught = False
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))  # restore for later steps
-    return result.ok and caught
+    sbom_ok = True
+    if ctx.sbom is not None:
+        from mlsec.signing import sign_sbom, verify_sbom
+
+        sbom_sig = ctx.sbom.with_name(ctx.sbom.name + ".sig")
+        bundle = sign_sbom(ctx.sbom, ctx.model, KeySigner(load_private_key(key)))
+        sbom_sig.write_bytes(bundle.to_json())
+        checked = verify_sbom(ctx.sbom, ctx.model, bundle, verifier, signature_path=sbom_sig)
+        console.print(f"   SBOM signed as an in-toto attestation about the model -> "
+                      f"{sbom_sig.name}; verify: {checked.summary()}")
+        sbom_ok = checked.ok
+    return result.ok and caught and sbom_ok
 
 
 STEPS: list[tuple[str, Step]] = [
     ("inspect", _step_inspect),
     ("scan", _step_scan),
+    ("sbom", _step_sbom),
     ("sign", _step_sign_verify),
 ]
 

@@ -1,0 +1,105 @@
+"""``mlsec sbom``: a CycloneDX 1.6 ML-BOM of a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlsec.cli.common import LazyProgress, emit_text, info
+from mlsec.sbom import SbomFormat
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sbom")(sbom_cmd)
+
+
+def sbom_cmd(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write the SBOM here (else stdout)."),
+    ] = None,
+    fmt: Annotated[
+        SbomFormat,
+        typer.Option(
+            "--format", "-f", metavar="cyclonedx-json|cyclonedx-xml", help="Output format."
+        ),
+    ] = SbomFormat.JSON,
+    requirements: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--requirements",
+            "-r",
+            metavar="FILE",
+            help="A pip requirements file of the model's Python dependencies; repeatable.",
+        ),
+    ] = None,
+    no_discover: Annotated[
+        bool,
+        typer.Option(
+            "--no-discover",
+            help="Ignore the model's own requirements.txt and config.json transformers version.",
+        ),
+    ] = False,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="Add the known vulnerabilities of pinned dependencies (pip-audit; fails closed).",
+        ),
+    ] = False,
+    vuln_service: Annotated[
+        str,
+        typer.Option("--vuln-service", metavar="osv|pypi", help="pip-audit's service for --audit."),
+    ] = "osv",
+    osv_url: Annotated[
+        str | None,
+        typer.Option("--osv-url", metavar="URL", help="An OSV-compatible service (a mirror)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The model's name (default: its card's).")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", metavar="VERSION", help="The model's version.")
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="PATTERN",
+            help="Path (relative to the artifact) or glob to leave out; repeatable.",
+        ),
+    ] = None,
+) -> int:
+    """Write a CycloneDX 1.6 ML-BOM: the model and its card, its files with SHA-256 digests, its
+    datasets, and its Python dependencies with (--audit) their known vulnerabilities."""
+    from mlsec.errors import UsageError
+    from mlsec.sbom.api import make_sbom, validate_sbom
+
+    if vuln_service not in ("osv", "pypi"):
+        raise UsageError(f"--vuln-service: expected osv or pypi, got {vuln_service!r}")
+    sbom = make_sbom(
+        path,
+        requirements=requirements or (),
+        discover=not no_discover,
+        audit=audit,
+        vuln_service=vuln_service,
+        osv_url=osv_url,
+        name=name,
+        version=model_version,
+        ignore=ignore or (),
+        progress=LazyProgress(),
+    )
+    text = sbom.to_json() if fmt is SbomFormat.JSON else sbom.to_xml()
+    validate_sbom(text, fmt)
+    emit_text(text, output)
+    summary = (
+        f"sbom: {sbom.file_count} files, {len(sbom.card.datasets)} datasets, "
+        f"{len(sbom.dependencies)} dependencies"
+    )
+    if audit:
+        summary += f", {len(sbom.vulnerabilities)} known vulnerabilities"
+    info(summary + (f" -> {output}" if output else ""))
+    return 0
