@@ -132,8 +132,10 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
         bundle = sign_sbom(ctx.sbom, ctx.model, KeySigner(load_private_key(key)))
         sbom_sig.write_bytes(bundle.to_json())
         checked = verify_sbom(ctx.sbom, ctx.model, bundle, verifier, signature_path=sbom_sig)
-        console.print(f"   SBOM signed as an in-toto attestation about the model -> "
-                      f"{sbom_sig.name}; verify: {checked.summary()}")
+        console.print(
+            f"   SBOM signed as an in-toto attestation about the model -> "
+            f"{sbom_sig.name}; verify: {checked.summary()}"
+        )
         sbom_ok = checked.ok
     return result.ok and caught and sbom_ok
 

@@ -44,7 +44,8 @@ def make_sbom(
     >>> sbom = make_sbom("path/to/model")  # doctest: +SKIP
     >>> sbom.to_json()  # doctest: +SKIP
     """
-    from mlsec.sbom.deps import Dependency, discover, read_requirements
+    from mlsec.sbom.deps import Dependency, read_requirements
+    from mlsec.sbom.deps import discover as discover_dependencies
 
     if isinstance(path, Artifact):
         artifact = path.with_digests(progress=progress)
@@ -55,7 +56,7 @@ def make_sbom(
     for req in requirements:
         deps.extend(read_requirements(Path(req)))
     if discover and artifact.is_dir:
-        deps.extend(discover(artifact.root))
+        deps.extend(discover_dependencies(artifact.root))
         if card.transformers_version:
             deps.append(
                 Dependency(
@@ -74,7 +75,9 @@ def make_sbom(
     if audit:
         from mlsec.sbom.audit import audit as run_audit
 
-        vulns = run_audit(list(unique.values()), service=vuln_service, osv_url=osv_url).vulnerabilities
+        vulns = run_audit(
+            list(unique.values()), service=vuln_service, osv_url=osv_url
+        ).vulnerabilities
     return build_sbom(
         artifact,
         card=card,
@@ -89,6 +92,7 @@ def validate_sbom(text: str, fmt: SbomFormat = SbomFormat.JSON) -> None:
     """Validate a CycloneDX 1.6 document against the official schema; raise SbomError if not."""
     from cyclonedx.schema import SchemaVersion
 
+    error: object = None
     try:
         if fmt is SbomFormat.JSON:
             from cyclonedx.validation.json import JsonStrictValidator

@@ -11,7 +11,7 @@ Shape of the document (the contract ``mlsec verify --sbom`` and ``admit`` rely o
   a ``SHA-256`` hash, ``mlsec:format`` and ``mlsec:size`` properties); one ``data`` component per
   dataset the card names; one ``library`` component per Python dependency (``pkg:pypi`` purl).
 * ``dependencies`` — the model depends on its files, datasets and libraries.
-* ``vulnerabilities`` — the libraries' known vulnerabilities, each ``affects`` the library's bom-ref.
+* ``vulnerabilities`` — the libraries' known vulnerabilities; each ``affects`` its library.
 
 cyclonedx-python-lib builds everything it can model; the model card is added to the JSON (and XML)
 it writes, because the library has no model-card type yet (CycloneDX/cyclonedx-python-lib #911).
@@ -19,6 +19,7 @@ it writes, because the library has no model-card type yet (CycloneDX/cyclonedx-p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -71,9 +72,9 @@ class Sbom:
         """The same SBOM as CycloneDX 1.6 XML."""
         from cyclonedx.output.xml import XmlV1Dot6
 
-        xml = XmlV1Dot6(self._bom).output_as_string()
+        xml = XmlV1Dot6(self._bom).output_as_string(indent=2)
         card = self.document["metadata"]["component"].get("modelCard")
-        return _xml_with_model_card(xml, card) if card else xml
+        return _xml_with_model_card(xml, card) if card else xml + "\n"
 
 
 def build_sbom(
@@ -190,7 +191,7 @@ def _licenses(names: Sequence[str]) -> list[Any]:
     try:
         from cyclonedx.contrib.license.factories import LicenseFactory
     except ImportError:  # cyclonedx-python-lib before 11.x's contrib move
-        from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef]
+        from cyclonedx.factory.license import LicenseFactory
 
     factory = LicenseFactory()
     out = []
@@ -251,21 +252,17 @@ def _vulnerability(vuln: Vulnerability, target: str) -> Any:
     source = VulnerabilitySource(name=vuln.source, url=XsUri(_advisory_url(vuln.id)))
     ratings = []
     if vuln.severity:
-        try:
+        with contextlib.suppress(ValueError):  # a severity CycloneDX has no word for: no rating
             ratings.append(
                 VulnerabilityRating(source=source, severity=VulnerabilitySeverity(vuln.severity))
             )
-        except ValueError:
-            pass
     fixes = ", ".join(vuln.fix_versions)
     return Vulnerability(
         bom_ref=f"vuln:{vuln.id}:{vuln.package}",
         id=vuln.id,
         source=source,
         references=[
-            VulnerabilityReference(
-                id=a, source=VulnerabilitySource(url=XsUri(_advisory_url(a)))
-            )
+            VulnerabilityReference(id=a, source=VulnerabilitySource(url=XsUri(_advisory_url(a))))
             for a in vuln.aliases
         ],
         ratings=ratings,
@@ -344,6 +341,7 @@ def _xml_with_model_card(xml: str, card: dict[str, Any]) -> str:
             index = i
             break
     component.insert(index, element)
+    ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 

@@ -28,7 +28,9 @@ from mlsec.errors import SbomError
 __all__ = ["MAX_CARD_BYTES", "Metric", "ModelCard", "read_model_card"]
 
 MAX_CARD_BYTES = 1024 * 1024
-_FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+_FRONT_MATTER = re.compile(
+    r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
+)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _USE_WORDS = ("intended use", "uses", "use case", "how to use")
 _LIMIT_WORDS = ("limitation", "bias", "risk", "out-of-scope", "out of scope")
@@ -70,7 +72,7 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             if name == "metrics":
                 value = [m.to_dict() for m in value]
@@ -154,8 +156,10 @@ def _load_yaml(text: str, name: str) -> dict[str, Any]:
         for token in yaml.scan(text, Loader=yaml.SafeLoader):
             if isinstance(token, yaml.AliasToken | yaml.AnchorToken):
                 line = token.start_mark.line + 2  # +1 for 1-based, +1 for the opening ---
-                raise SbomError(f"{name}:{line}: YAML anchors and aliases are not accepted in a card")
-        meta = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader, aliases refused
+                raise SbomError(
+                    f"{name}:{line}: YAML anchors and aliases are not accepted in a card"
+                )
+        meta = yaml.load(text, Loader=yaml.SafeLoader)  # SafeLoader; aliases refused above
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 2}" if mark is not None else ""
@@ -252,8 +256,10 @@ def _markdown(body: str) -> tuple[str | None, str | None, list[tuple[str, list[s
     return title, description, sections
 
 
-def _section_items(sections: list[tuple[str, list[str]]], words: tuple[str, ...]) -> tuple[str, ...]:
-    """Bullet points (or else paragraphs) of the sections whose heading contains one of ``words``."""
+def _section_items(
+    sections: list[tuple[str, list[str]]], words: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Bullet points (or else paragraphs) of the sections whose heading has one of ``words``."""
     out: list[str] = []
     for heading, lines in sections:
         if not any(w in heading for w in words):

@@ -1,11 +1,11 @@
 """Signed SBOMs: an in-toto attestation whose subject is the model and whose predicate is a
 CycloneDX JSON document.
 
-Contract with the SBOM (until ``mlsec sbom`` exists): every file of the model appears as a
-CycloneDX component (at any nesting depth) with ``"type": "file"``, ``"name"`` = the file's
-root-relative POSIX path, and a ``SHA-256`` hash. Verification requires that these components
-describe exactly the model's files, and that the attestation's subject digest equals the model's
-root digest (the same value a model signature carries).
+Contract with the SBOM (``mlsec sbom`` writes it so; other generators can too): every file of
+the model appears as a CycloneDX component (at any nesting depth) with ``"type": "file"``,
+``"name"`` = the file's root-relative POSIX path, and a ``SHA-256`` hash. Verification requires
+that these components describe exactly the model's files, and that the attestation's subject
+digest equals the model's root digest (the same value a model signature carries).
 """
 
 from __future__ import annotations
