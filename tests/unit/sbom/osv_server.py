@@ -12,7 +12,8 @@ and pip-audit use:
 
 Like osv.dev, a query answers ``{}`` when nothing matches, and both PYSEC and GHSA records for the
 same advisory come back (pip-audit merges them through their aliases). Package names listed in
-``fail_packages`` get an HTTP 500, to exercise a service that errors.
+``fail_packages`` get an HTTP 500, to exercise a service that errors; with ``serve_records``
+false, ``/v1/vulns/<id>`` answers 503, to exercise a severity that cannot be fetched.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class OsvServer:
 
     url: str
     fail_packages: set[str] = field(default_factory=set)
+    serve_records: bool = True
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -201,7 +203,9 @@ def _handler(state: OsvServer) -> type[BaseHTTPRequestHandler]:
             state.requests.append(("GET", self.path))
             prefix = "/v1/vulns/"
             record = RECORDS.get(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
-            if record is None:
+            if not state.serve_records:
+                self._send(503, {"code": 14, "message": "Unavailable."})
+            elif record is None:
                 self._send(404, {"code": 5, "message": "Bug not found."})
             else:
                 self._send(200, record)
