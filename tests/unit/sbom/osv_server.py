@@ -30,7 +30,15 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["RECORDS", "OsvServer", "osv_server"]
+__all__ = [
+    "GHSA_462W",
+    "GHSA_X84V",
+    "PYSEC_2018_28",
+    "PYSEC_2019_217",
+    "RECORDS",
+    "OsvServer",
+    "osv_server",
+]
 
 # https://github.com/pypa/advisory-database/blob/main/vulns/requests/PYSEC-2018-28.yaml
 PYSEC_2018_28: dict[str, Any] = {

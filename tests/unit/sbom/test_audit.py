@@ -9,6 +9,8 @@ Each pip-audit run costs about 0.7 s: the main result is computed once per modul
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from mlsec.sbom import audit as audit_module
 from mlsec.sbom.audit import AuditResult, Vulnerability, audit
 from mlsec.sbom.deps import Dependency, read_requirements
 from tests.unit.sbom.conftest import FAILING_PACKAGE
-from tests.unit.sbom.osv_server import OsvServer
+from tests.unit.sbom.osv_server import GHSA_462W, GHSA_X84V, PYSEC_2018_28, OsvServer
 
 REQUIREMENTS = """\
 requests==2.19.0 ; python_version < "3.8"
@@ -155,7 +157,7 @@ def test_bad_service_choices_are_usage_errors() -> None:
 
 
 def test_missing_pip_audit_is_an_error_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(SbomError) as err:
         audit([pin("six", "1.16.0")])
     assert str(err.value) == "vulnerability audit needs pip-audit, which is not installed"
@@ -206,3 +208,30 @@ def test_audit_reads_requirements_file_end_to_end(
         assert flag in argv
     assert argv[argv.index("--osv-url") + 1] == f"{osv.url}/v1/query"
     assert argv[argv.index("-s") + 1] == "osv"
+
+
+def test_severity_from_github_rating_then_cvss_v3() -> None:
+    severity_of = audit_module._severity_of
+    assert severity_of(GHSA_X84V) == "high"  # database_specific.severity
+    assert severity_of(PYSEC_2018_28) is None  # PYSEC records carry no severity
+    moderate = copy.deepcopy(GHSA_462W)
+    moderate["database_specific"]["severity"] = "MODERATE"
+    assert severity_of(moderate) == "medium"
+    # without GitHub's rating, the CVSS v3 vector is scored: 7.5 and 8.6 (NVD's figures)
+    for record in (GHSA_X84V, GHSA_462W):
+        unrated = copy.deepcopy(record)
+        del unrated["database_specific"]
+        assert severity_of(unrated) == "high"
+    vectors = {
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H": "critical",  # 9.8
+        "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:L/A:N": "medium",  # 4.2
+        "CVSS:3.1/AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N": "low",  # 1.6
+        "CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:U/C:N/I:N/A:N": "none",  # 0.0
+        "9.1": "critical",
+        "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N": None,
+        "CVSS:3.1/AV:N/AC:L": None,
+    }
+    for score, expected in vectors.items():
+        assert severity_of({"severity": [{"type": "CVSS_V3", "score": score}]}) == expected
+    assert audit_module._cvss3_base_score(GHSA_462W["severity"][0]["score"]) == 8.6
+    assert audit_module._cvss3_base_score(GHSA_X84V["severity"][0]["score"]) == 7.5
