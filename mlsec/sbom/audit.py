@@ -184,7 +184,8 @@ def _run(
             proc = subprocess.run(
                 [*argv, "-r", str(reqs)],
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 timeout=request_timeout * (len(group) + 2) + 60,
                 check=False,
             )

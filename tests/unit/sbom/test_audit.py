@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import socket
 import subprocess
 from pathlib import Path
 
@@ -116,6 +117,18 @@ def test_service_down_fails_closed_in_one_line(closed_url: str) -> None:
     message = str(err.value)
     assert message == (
         f"vulnerability audit failed: OSV service at {closed_url} unreachable: Connection refused"
+    )
+
+
+def test_service_that_never_answers_fails_closed() -> None:
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(SbomError) as err:
+            audit([pin("six", "1.16.0")], osv_url=url, timeout=1)
+    assert (
+        str(err.value) == f"vulnerability audit failed: OSV service at {url} unreachable: timed out"
     )
 
 
