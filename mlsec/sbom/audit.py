@@ -9,7 +9,8 @@ success is told by its JSON report on stdout, not by its exit code.
 
 pip-audit reports no severity. With the OSV service, each vulnerability's severity is read from
 its OSV record (``GET /v1/vulns/<id>``, then its GHSA aliases): GitHub's
-``database_specific.severity`` or a numeric CVSS score. A severity that cannot be fetched is
+``database_specific.severity``, else a CVSS v3 base score (given, or computed from the vector;
+CVSS v4 vectors are not scored). A severity that cannot be fetched is
 left unknown (None); it does not fail the audit.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -182,7 +184,8 @@ def _run(
             proc = subprocess.run(
                 [*argv, "-r", str(reqs)],
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 timeout=request_timeout * (len(group) + 2) + 60,
                 check=False,
             )
@@ -211,26 +214,73 @@ def _version_key(version: str) -> Version | str:
         return version
 
 
+# CVSS v3.x base metrics (FIRST, CVSS v3.1 specification, section 7.4).
+_CVSS3_WEIGHTS: dict[str, dict[str, float]] = {
+    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
+    "AC": {"L": 0.77, "H": 0.44},
+    "UI": {"N": 0.85, "R": 0.62},
+    "C": {"H": 0.56, "L": 0.22, "N": 0.0},
+    "I": {"H": 0.56, "L": 0.22, "N": 0.0},
+    "A": {"H": 0.56, "L": 0.22, "N": 0.0},
+}
+_CVSS3_PR = {"U": {"N": 0.85, "L": 0.62, "H": 0.27}, "C": {"N": 0.85, "L": 0.68, "H": 0.5}}
+
+
+def _roundup(value: float) -> float:
+    """CVSS v3.1 Roundup: the smallest one-decimal number >= value, free of float noise."""
+    scaled = round(value * 100_000)
+    return scaled / 100_000 if scaled % 10_000 == 0 else (math.floor(scaled / 10_000) + 1) / 10
+
+
+def _cvss3_base_score(vector: str) -> float | None:
+    """The base score of a ``CVSS:3.0/…`` or ``CVSS:3.1/…`` vector; None if it is not one."""
+    parts = vector.split("/")
+    if parts[0] not in ("CVSS:3.0", "CVSS:3.1"):
+        return None
+    metrics = dict(p.split(":", 1) for p in parts[1:] if ":" in p)
+    try:
+        w = {k: table[metrics[k]] for k, table in _CVSS3_WEIGHTS.items()}
+        scope = metrics["S"]
+        pr = _CVSS3_PR[scope][metrics["PR"]]
+    except KeyError:
+        return None
+    iss = 1 - (1 - w["C"]) * (1 - w["I"]) * (1 - w["A"])
+    changed = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15
+    impact = 6.42 * iss if scope == "U" else changed
+    exploitability = 8.22 * w["AV"] * w["AC"] * pr * w["UI"]
+    if impact <= 0:
+        return 0.0
+    total = impact + exploitability if scope == "U" else 1.08 * (impact + exploitability)
+    return _roundup(min(total, 10.0))
+
+
+def _bucket(score: float) -> str:
+    if score >= 9.0:
+        return "critical"
+    if score >= 7.0:
+        return "high"
+    if score >= 4.0:
+        return "medium"
+    return "low" if score > 0 else "none"
+
+
 def _severity_of(record: dict[str, Any]) -> str | None:
+    """A record's severity: GitHub's rating, else a CVSS v3 score or vector (v4 is not scored)."""
     specific = record.get("database_specific")
     if isinstance(specific, dict):
         mapped = _GHSA_SEVERITY.get(str(specific.get("severity", "")).upper())
         if mapped is not None:
             return mapped
     for entry in record.get("severity") or ():
-        if not isinstance(entry, dict) or not str(entry.get("type", "")).startswith("CVSS_"):
+        if not isinstance(entry, dict) or entry.get("type") != "CVSS_V3":
             continue
-        try:  # a bare base score; a vector alone is not scored here
-            score = float(entry.get("score", ""))
-        except (TypeError, ValueError):
-            continue
-        if score >= 9.0:
-            return "critical"
-        if score >= 7.0:
-            return "high"
-        if score >= 4.0:
-            return "medium"
-        return "low" if score > 0 else "none"
+        text = str(entry.get("score", ""))
+        try:
+            score: float | None = float(text)
+        except ValueError:
+            score = _cvss3_base_score(text)
+        if score is not None and 0 <= score <= 10:
+            return _bucket(score)
     return None
 
 

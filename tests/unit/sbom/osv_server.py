@@ -12,7 +12,8 @@ and pip-audit use:
 
 Like osv.dev, a query answers ``{}`` when nothing matches, and both PYSEC and GHSA records for the
 same advisory come back (pip-audit merges them through their aliases). Package names listed in
-``fail_packages`` get an HTTP 500, to exercise a service that errors.
+``fail_packages`` get an HTTP 500, to exercise a service that errors; with ``serve_records``
+false, ``/v1/vulns/<id>`` answers 503, to exercise a severity that cannot be fetched.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["RECORDS", "OsvServer", "osv_server"]
+__all__ = [
+    "GHSA_462W",
+    "GHSA_X84V",
+    "PYSEC_2018_28",
+    "PYSEC_2019_217",
+    "RECORDS",
+    "OsvServer",
+    "osv_server",
+]
 
 # https://github.com/pypa/advisory-database/blob/main/vulns/requests/PYSEC-2018-28.yaml
 PYSEC_2018_28: dict[str, Any] = {
@@ -181,6 +190,7 @@ class OsvServer:
 
     url: str
     fail_packages: set[str] = field(default_factory=set)
+    serve_records: bool = True
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -201,7 +211,9 @@ def _handler(state: OsvServer) -> type[BaseHTTPRequestHandler]:
             state.requests.append(("GET", self.path))
             prefix = "/v1/vulns/"
             record = RECORDS.get(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
-            if record is None:
+            if not state.serve_records:
+                self._send(503, {"code": 14, "message": "Unavailable."})
+            elif record is None:
                 self._send(404, {"code": 5, "message": "Bug not found."})
             else:
                 self._send(200, record)
