@@ -108,3 +108,60 @@ def test_unknown_format_is_a_usage_error(cli, example_model, tmp_path):
     r = cli("sbom", example_model, "-f", "spdx", "-o", tmp_path / "x")
     assert r.exit_code == 2 and "spdx" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="module")
+def osv_url():
+    """The public OSV service cannot be reached here or in CI: a local OSV-compatible server
+    serving real OSV records stands in for it (see tests/unit/sbom/osv_server.py)."""
+    from tests.unit.sbom.osv_server import osv_server
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        mp.setenv("no_proxy", "127.0.0.1,localhost")
+        with osv_server() as server:
+            yield server.url
+
+
+def test_audit_adds_known_vulnerabilities(cli, example_model, tmp_path, osv_url):
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("requests==2.19.0\njinja2==2.10\nnumpy>=1.26\nsix==1.16.0\n")
+    out = tmp_path / "bom.json"
+    r = cli("sbom", example_model, "-r", reqs, "--audit", "--osv-url", osv_url, "-o", out)
+    assert r.exit_code == 0, r.stderr
+    assert "4 dependencies, 2 known vulnerabilities" in r.stderr
+    text = out.read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    vulns = {v["id"]: v for v in json.loads(text)["vulnerabilities"]}
+    assert set(vulns) == {"PYSEC-2018-28", "PYSEC-2019-217"}
+    req = vulns["PYSEC-2018-28"]
+    assert req["affects"][0]["ref"] == "pkg:pypi/requests@2.19.0"
+    assert "CVE-2018-18074" in {ref["id"] for ref in req["references"]}
+    assert req["ratings"][0]["severity"] == "high"  # GHSA-x84v-xcm2-53pg rates it HIGH
+    assert req["recommendation"] == "Upgrade requests to 2.20.0"
+
+
+def test_audit_fails_closed_when_the_service_is_down(cli, example_model, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("requests==2.19.0\n")
+    out = tmp_path / "bom.json"
+    r = cli(
+        "sbom",
+        example_model,
+        "-r",
+        reqs,
+        "--audit",
+        "--osv-url",
+        f"http://127.0.0.1:{port}",
+        "-o",
+        out,
+    )
+    assert r.exit_code == 2
+    assert "vulnerability audit failed" in r.stderr and "unreachable" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
