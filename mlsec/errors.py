@@ -10,9 +10,12 @@ from enum import IntEnum
 __all__ = [
     "ArtifactError",
     "BundleError",
+    "CryptError",
     "ExitCode",
     "KeyFileError",
     "MlsecError",
+    "PolicyError",
+    "RegistryError",
     "SbomError",
     "SigningError",
     "UsageError",
@@ -61,6 +64,20 @@ class KeyFileError(SigningError):
 
 class BundleError(SigningError):
     """A signature bundle is malformed or of a kind mlsec does not read (exit 2, not 1)."""
+
+
+class CryptError(MlsecError):
+    """Encryption or decryption could not be done: wrong key or passphrase, a malformed, truncated
+    or tampered age file, an unusable recipient or identity. Nothing partial is left behind."""
+
+
+class RegistryError(MlsecError):
+    """A push or pull could not be done: unreachable registry, authentication refused, unknown
+    reference, a blob whose digest does not match, a malformed manifest or layout."""
+
+
+class PolicyError(MlsecError):
+    """A policy cannot be loaded or evaluated (malformed file, unknown rule or field)."""
 
 
 class SbomError(MlsecError):
