@@ -25,8 +25,9 @@ import mmap
 import os
 import stat
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
@@ -43,6 +44,7 @@ __all__ = [
     "Ignored",
     "hash_files",
     "open_artifact",
+    "shared_digests",
     "sort_key",
 ]
 
@@ -420,14 +422,27 @@ def _hash_paths(
     progress = progress or NULL_PROGRESS
     if not paths:
         return []
+    result: list[tuple[str, Format | None]] = [("", None)] * len(paths)
+    shared = _shared
+    keys: list[tuple[int, int, int, int]] = []
+    todo = list(range(len(paths)))
+    if shared is not None:
+        keys = [_identity(p) for p in paths]
+        todo = []
+        for i, key in enumerate(keys):
+            hit = shared.get(key)
+            if hit is not None and (hit[1] is not None or not sniff):
+                result[i] = hit
+            else:
+                todo.append(i)
+        sizes = [keys[i][2] for i in range(len(paths))]
     if sizes is None:  # the walk already knows them; only the public hash_files stats here
         sizes = [p.stat().st_size for p in paths]
-    progress.start("hashing", sum(sizes))
-    order = sorted(range(len(paths)), key=lambda i: -sizes[i])
+    progress.start("hashing", sum(sizes[i] for i in todo))
+    order = sorted(todo, key=lambda i: -sizes[i])
     workers = workers or min(32, os.cpu_count() or 1)
-    result: list[tuple[str, Format | None]] = [("", None)] * len(paths)
     try:
-        if workers == 1 or len(paths) == 1:
+        if workers == 1 or len(order) <= 1:
             for i in order:
                 result[i] = _hash_one(paths[i], progress, sniff)
         else:
@@ -437,4 +452,39 @@ def _hash_paths(
                     result[i] = fut.result()
     finally:
         progress.finish()
+    if shared is not None:
+        for i in todo:  # keyed by the identity seen *before* hashing: a change since misses
+            shared[keys[i]] = result[i]
     return result
+
+
+# Digests shared between the capabilities of one command (see shared_digests); None: off.
+_shared: dict[tuple[int, int, int, int], tuple[str, Format | None]] | None = None
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextmanager
+def shared_digests() -> Iterator[None]:
+    """Within this block, a file hashed once is not hashed again by later calls in this process
+    (``open_artifact(digests=True)``, ``with_digests``, ``hash_files``) while its device, inode,
+    size and modification time are unchanged. For commands that run several capabilities over one
+    model (``admit``: scan, verify, SBOM), each of which walks the model its own way.
+
+    Not meant for concurrent callers; nesting is allowed (the outermost block owns the cache).
+    """
+    global _shared
+    owner = _shared is None
+    if owner:
+        _shared = {}
+    try:
+        yield
+    finally:
+        if owner:
+            _shared = None
