@@ -85,6 +85,7 @@ def make_sbom(
         vulnerabilities=vulns,
         name=name,
         version=version,
+        audited_by=vuln_service if audit else None,
     )
 
 

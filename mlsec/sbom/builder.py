@@ -87,12 +87,15 @@ def build_sbom(
     version: str | None = None,
     timestamp: datetime | None = None,
     serial: UUID | None = None,
+    audited_by: str | None = None,
 ) -> Sbom:
     """The CycloneDX 1.6 ML-BOM of ``artifact`` (whose digests must be computed).
 
     ``name`` overrides the model's name (default: the card's, else the artifact's file name).
     ``timestamp`` and ``serial`` default to now and a random UUID; pass them for reproducible
-    output.
+    output. ``audited_by`` names the vulnerability service the dependencies were audited with: it
+    is recorded (``mlsec:audited`` metadata property) so that "audited, nothing found" can be told
+    from "not audited".
     """
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
@@ -123,6 +126,8 @@ def build_sbom(
     bom = Bom(serial_number=serial or uuid4())
     bom.metadata.timestamp = timestamp or datetime.now(UTC)
     bom.metadata.component = model
+    if audited_by:
+        bom.metadata.properties.add(Property(name="mlsec:audited", value=audited_by))
     bom.metadata.tools.components.add(
         Component(type=ComponentType.APPLICATION, name="mlsec", version=__version__)
     )

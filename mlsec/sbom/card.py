@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.errors import SbomError
+from mlsec.yamlsafe import load_mapping
 
 __all__ = ["MAX_CARD_BYTES", "Metric", "ModelCard", "read_model_card"]
 
@@ -129,7 +130,7 @@ def _parse_card(text: str, name: str) -> dict[str, Any]:
     body = text
     m = _FRONT_MATTER.match(text)
     if m:
-        meta = _load_yaml(m.group(1), name)
+        meta = load_mapping(m.group(1), name, SbomError, line_offset=1, what="YAML front matter")
         body = text[m.end() :]
     out: dict[str, Any] = {}
     out["licenses"] = _strings(meta.get("license")) + _strings(meta.get("license_name"))
@@ -147,29 +148,6 @@ def _parse_card(text: str, name: str) -> dict[str, Any]:
     out["use_cases"] = _section_items(sections, _USE_WORDS)
     out["limitations"] = _section_items(sections, _LIMIT_WORDS)
     return out
-
-
-def _load_yaml(text: str, name: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            if isinstance(token, yaml.AliasToken | yaml.AnchorToken):
-                line = token.start_mark.line + 2  # +1 for 1-based, +1 for the opening ---
-                raise SbomError(
-                    f"{name}:{line}: YAML anchors and aliases are not accepted in a card"
-                )
-        meta = yaml.load(text, Loader=yaml.SafeLoader)  # SafeLoader; aliases refused above
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 2}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SbomError(f"{name}{where}: malformed YAML front matter: {problem}") from None
-    if meta is None:
-        return {}
-    if not isinstance(meta, dict):
-        raise SbomError(f"{name}: the YAML front matter is not a mapping")
-    return meta
 
 
 def _string(value: object) -> str | None:

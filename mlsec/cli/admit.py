@@ -1,0 +1,117 @@
+"""``mlsec admit``: the deployment gate: allow or deny a model under a policy, with reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, emit_text, render_text
+
+HELP_POLICY = "Policy file (YAML/JSON) or preset: default, strict, permissive."
+
+
+def register(app: typer.Typer) -> None:
+    app.command("admit")(admit_cmd)
+
+
+def admit_cmd(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
+    policy: Annotated[str, typer.Option("--policy", "-p", metavar="POLICY", help=HELP_POLICY)] = (
+        "default"
+    ),
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--signature",
+            "-s",
+            metavar="SIG",
+            help="Model signature (default: PATH.sig when it exists and trust is given).",
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", "-k", metavar="PUB", help="Trusted public key (PEM).")
+    ] = None,
+    certificate_chain: Annotated[
+        list[Path] | None,
+        typer.Option("--certificate-chain", metavar="PEM", help="Trusted CA certs (repeatable)."),
+    ] = None,
+    identity: Annotated[
+        str | None, typer.Option("--identity", metavar="ID", help="Keyless: expected identity.")
+    ] = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", metavar="URL", help="Keyless: expected OIDC issuer.")
+    ] = None,
+    sbom: Annotated[
+        Path | None,
+        typer.Option("--sbom", metavar="BOM", help="CycloneDX SBOM of the model (JSON)."),
+    ] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="Without --sbom: audit the model's declared dependencies now (pip-audit).",
+        ),
+    ] = False,
+    osv_url: Annotated[
+        str | None, typer.Option("--osv-url", metavar="URL", help="An OSV-compatible service.")
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
+    ] = OutputFormat.TABLE,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write the decision here."),
+    ] = None,
+) -> int:
+    """Allow or deny a model under a policy: scan, signature, SBOM, vulnerabilities, formats,
+    licences. Exit 0 allow, 1 deny (every reason is printed), 2 could not decide."""
+    from mlsec.errors import UsageError
+    from mlsec.policy.api import admit, policy_verifier
+    from mlsec.policy.model import load_policy
+    from mlsec.signing import default_signature_path
+
+    pol = load_policy(policy)
+    verifier = None
+    if key or certificate_chain or identity or issuer:
+        from mlsec.cli.sign import _verifier
+
+        verifier = _verifier(key, certificate_chain or [], identity, issuer, None, False)
+    elif signature is not None or pol.signature_required:
+        verifier = policy_verifier(pol)
+    if signature is None and verifier is not None:
+        implicit = default_signature_path(path)
+        signature = implicit if implicit.is_file() else None
+    if signature is not None and verifier is None:
+        raise UsageError(
+            "a signature needs trust material: --key, --certificate-chain, or --identity with "
+            "--issuer (or signature.key / certificate_chain / identity in the policy)"
+        )
+    decision = admit(
+        path,
+        pol,
+        signature=signature,
+        verifier=verifier,
+        sbom=sbom,
+        audit=audit,
+        osv_url=osv_url,
+        progress=LazyProgress(),
+    )
+    if fmt is OutputFormat.JSON:
+        emit_json(decision.to_dict(), output)
+    else:
+        from rich.table import Table
+
+        verdict = "ALLOW" if decision.allowed else "DENY"
+        table = Table(title=f"{verdict}: {path} under policy {pol.name!r}")
+        table.add_column("rule")
+        table.add_column("result")
+        table.add_column("reason")
+        for c in decision.checks:
+            table.add_row(c.rule, "pass" if c.passed else "DENY", c.message)
+        if not decision.checks:
+            table.add_row("-", "pass", "the policy sets no rule")
+        text = render_text(table)
+        emit_text(text, output)
+    return 0 if decision.allowed else 1
