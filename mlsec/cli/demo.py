@@ -21,6 +21,8 @@ class DemoContext:
     workdir: Path
     model: Path
     sbom: Path | None = None
+    public_key: Path | None = None
+    signature: Path | None = None
 
 
 Step = Callable[[DemoContext], bool]
@@ -103,6 +105,7 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
     sig = ctx.workdir / f"{ctx.model.name}.sig"
     signed = sign_model(ctx.model, KeySigner(load_private_key(key)), signature_path=sig)
     sig.write_bytes(signed.bundle.to_json())
+    ctx.public_key, ctx.signature = pub, sig
     console.print(
         f"4. sign: keygen (no passphrase, demo only) -> {key.name}, {pub.name}; signed "
         f"{len(signed.manifest.resources)} files, root sha256:{signed.manifest.root_digest[:16]}… "
@@ -140,11 +143,33 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
     return result.ok and caught and sbom_ok
 
 
+def _step_admit(ctx: DemoContext) -> bool:
+    from mlsec.policy.api import admit
+    from mlsec.signing import KeyVerifier, load_public_key
+
+    if ctx.public_key is None or ctx.signature is None:
+        return False
+    console = stdout_console()
+    verifier = KeyVerifier(load_public_key(ctx.public_key))
+    good = admit(ctx.model, "default", signature=ctx.signature, verifier=verifier, sbom=ctx.sbom)
+    console.print(
+        f"5. admit (policy 'default'): {ctx.model.name} -> {'ALLOW' if good.allowed else 'DENY'}"
+    )
+    for c in good.checks:
+        console.print(f"   {c.rule}: {'pass' if c.passed else 'DENY'} - {c.message}")
+    bad = admit(ctx.workdir / "malicious", "default")
+    console.print(f"   the malicious pickle -> {'ALLOW' if bad.allowed else 'DENY'}")
+    for c in bad.denials:
+        console.print(f"   {c.rule}: DENY - {c.message}")
+    return good.allowed and not bad.allowed
+
+
 STEPS: list[tuple[str, Step]] = [
     ("inspect", _step_inspect),
     ("scan", _step_scan),
     ("sbom", _step_sbom),
     ("sign", _step_sign_verify),
+    ("admit", _step_admit),
 ]
 
 
