@@ -58,7 +58,7 @@ class Decision:
 def evaluate(policy: Policy, evidence: dict[str, Any]) -> Decision:
     """Apply ``policy`` to ``evidence`` (a ``mlsec/evidence/v1`` document)."""
     checks: list[Check] = []
-    for rule in (_scan, _signature, _sbom, _vulnerabilities, _formats, _licenses, _size):
+    for rule in (_scan, _signature, _sbom, _vulnerabilities, _formats, _licenses, _size, _rego):
         checks.extend(rule(policy, evidence))
     return Decision(all(c.passed for c in checks), tuple(checks), policy, evidence)
 
@@ -203,3 +203,15 @@ def _size(policy: Policy, ev: dict[str, Any]) -> list[Check]:
     ok = total <= policy.max_bytes
     verb = "within" if ok else "exceeds"
     return [Check("size", ok, f"{total} bytes {verb} the limit of {policy.max_bytes}")]
+
+
+def _rego(policy: Policy, ev: dict[str, Any]) -> list[Check]:
+    if not policy.rego_modules:
+        return []
+    from mlsec.policy.rego import deny_messages
+
+    messages = deny_messages(policy.rego_modules, ev)
+    if not messages:
+        n = len(policy.rego_modules)
+        return [Check("rego", True, f"no denial from {n} Rego module(s)")]
+    return [Check("rego", False, m) for m in messages]

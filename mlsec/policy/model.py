@@ -34,6 +34,10 @@ Schema ``mlsec/policy/v1`` (every section optional; the defaults are those of no
       deny: []
     size:
       max_bytes: null        # deny a model larger than this
+    rego:
+      modules: []            # Rego modules (package mlsec, set `deny`) evaluated as well
+
+A ``.rego`` file given as the policy is a policy of Rego rules only (see ``mlsec.policy.rego``).
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class Policy:
     licenses_allow: tuple[str, ...] = ()
     licenses_deny: tuple[str, ...] = ()
     max_bytes: int | None = None
+    rego_modules: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "description": self.description}
@@ -118,6 +123,8 @@ def load_policy(spec: str | os.PathLike[str]) -> Policy:
     if len(data) > _MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: a policy larger than 1 MiB is not accepted")
     text = data.decode("utf-8", errors="replace")
+    if path.suffix == ".rego":
+        return Policy(name=path.stem, source=str(path), rego_modules=((path.name, text),))
     if path.suffix == ".json":
         try:
             doc = json.loads(text)
@@ -198,7 +205,16 @@ class _Section:
             raise PolicyError(f"{self.where}: {self.name}: unknown key {unknown[0]!r}")
 
 
-_SECTIONS = ("scan", "signature", "sbom", "vulnerabilities", "formats", "licenses", "size")
+_SECTIONS = (
+    "scan",
+    "signature",
+    "sbom",
+    "vulnerabilities",
+    "formats",
+    "licenses",
+    "size",
+    "rego",
+)
 _TOP = {"apiVersion", "name", "description", *_SECTIONS}
 
 
@@ -262,6 +278,13 @@ def _parse(doc: dict[str, Any], where: Path) -> Policy:
     max_bytes = size.integer("max_bytes")
     size.done()
 
+    rego = _Section(doc, "rego", where)
+    module_paths = [base / m for m in rego.strings("modules")]
+    rego.done()
+    from mlsec.policy.rego import load_modules
+
+    modules = tuple(load_modules(module_paths))
+
     return Policy(
         name=name,
         source=str(where),
@@ -284,6 +307,7 @@ def _parse(doc: dict[str, Any], where: Path) -> Policy:
         licenses_allow=lic_allow,
         licenses_deny=lic_deny,
         max_bytes=max_bytes,
+        rego_modules=modules,
     )
 
 
