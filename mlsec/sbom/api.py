@@ -105,6 +105,9 @@ def validate_sbom(text: str, fmt: SbomFormat = SbomFormat.JSON) -> None:
             error = XmlValidator(SchemaVersion.V1_6).validate_str(text)
     except ImportError as exc:  # validation extras missing
         raise SbomError(f"cannot validate the SBOM: {exc}") from None
+    except Exception as exc:  # e.g. lxml's XMLSyntaxError: not even well-formed
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SbomError(f"the SBOM does not validate against CycloneDX 1.6: {detail}") from None
     if error is not None:
         detail = str(getattr(error, "data", error)).splitlines()[0]
         raise SbomError(f"the SBOM does not validate against CycloneDX 1.6: {detail}")

@@ -165,3 +165,9 @@ def test_audit_fails_closed_when_the_service_is_down(cli, example_model, tmp_pat
     assert "vulnerability audit failed" in r.stderr and "unreachable" in r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_validate_flag(cli, example_model):
+    r = cli("sbom", example_model, "--validate", "-f", "cyclonedx-xml")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith('<?xml version="1.0" encoding="UTF-8"?>')

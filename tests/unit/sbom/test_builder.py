@@ -142,3 +142,21 @@ def test_single_file_model_and_digests_computed_on_demand(tmp_path):
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(s.to_json()) is None
     assert list(bom_files(s.document)) == ["model.safetensors"]
     assert s.document["metadata"]["component"]["name"] == "model.safetensors"
+
+
+def test_validate_sbom_accepts_ours_and_rejects_a_broken_one(sbom):
+    from mlsec.errors import SbomError
+    from mlsec.sbom import SbomFormat
+    from mlsec.sbom.api import validate_sbom
+
+    s, _ = sbom
+    validate_sbom(s.to_json())
+    validate_sbom(s.to_xml(), SbomFormat.XML)
+    broken = json.loads(s.to_json())
+    broken["components"][0]["type"] = "weights"
+    with pytest.raises(SbomError) as exc:
+        validate_sbom(json.dumps(broken))
+    assert str(exc.value).startswith("the SBOM does not validate against CycloneDX 1.6")
+    assert "\n" not in str(exc.value)
+    with pytest.raises(SbomError):
+        validate_sbom(s.to_xml().replace("<hash alg=", "<hashh alg=", 1), SbomFormat.XML)
