@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, emit_text, render_text
+from mlsec.cli.common import (
+    ChainOpt,
+    FormatOpt,
+    IdentityOpt,
+    IssuerOpt,
+    LazyProgress,
+    OutputFormat,
+    PublicKeyOpt,
+    emit_json,
+    emit_text,
+    render_text,
+)
 
 HELP_POLICY = "Policy file (YAML/JSON) or preset: default, strict, permissive."
 
@@ -30,19 +41,10 @@ def admit_cmd(
             help="Model signature (default: PATH.sig when it exists and trust is given).",
         ),
     ] = None,
-    key: Annotated[
-        Path | None, typer.Option("--key", "-k", metavar="PUB", help="Trusted public key (PEM).")
-    ] = None,
-    certificate_chain: Annotated[
-        list[Path] | None,
-        typer.Option("--certificate-chain", metavar="PEM", help="Trusted CA certs (repeatable)."),
-    ] = None,
-    identity: Annotated[
-        str | None, typer.Option("--identity", metavar="ID", help="Keyless: expected identity.")
-    ] = None,
-    issuer: Annotated[
-        str | None, typer.Option("--issuer", metavar="URL", help="Keyless: expected OIDC issuer.")
-    ] = None,
+    key: PublicKeyOpt = None,
+    certificate_chain: ChainOpt = None,
+    identity: IdentityOpt = None,
+    issuer: IssuerOpt = None,
     sbom: Annotated[
         Path | None,
         typer.Option("--sbom", metavar="BOM", help="CycloneDX SBOM of the model (JSON)."),
@@ -57,9 +59,7 @@ def admit_cmd(
     osv_url: Annotated[
         str | None, typer.Option("--osv-url", metavar="URL", help="An OSV-compatible service.")
     ] = None,
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
-    ] = OutputFormat.TABLE,
+    fmt: FormatOpt = OutputFormat.TABLE,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write the decision here."),

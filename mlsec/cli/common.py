@@ -7,7 +7,9 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from mlsec.errors import MlsecError
 from mlsec.ioutil import atomic_write_bytes
@@ -22,6 +24,36 @@ if TYPE_CHECKING:
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+
+
+# Options more than one command takes, spelt once.
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
+]
+IgnoreOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore",
+        metavar="PATTERN",
+        help="Path (relative to the artifact) or glob to leave out; repeatable.",
+    ),
+]
+PublicKeyOpt = Annotated[
+    Path | None, typer.Option("--key", "-k", metavar="PUB", help="Trusted public key (PEM).")
+]
+ChainOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--certificate-chain", metavar="PEM", help="Trusted CA certs (repeatable)."),
+]
+IdentityOpt = Annotated[
+    str | None, typer.Option("--identity", metavar="ID", help="Keyless: expected identity.")
+]
+IssuerOpt = Annotated[
+    str | None, typer.Option("--issuer", metavar="URL", help="Keyless: expected OIDC issuer.")
+]
 
 
 class State:

@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from mlsec.cli.common import (
+    FormatOpt,
+    IgnoreOpt,
     LazyProgress,
     OutputFormat,
+    OutputOpt,
     emit_json,
     emit_text,
     format_size,
@@ -26,20 +29,9 @@ def register(app: typer.Typer) -> None:
 
 def inspect_cmd(
     path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
-    fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
-    ] = (OutputFormat.TABLE),
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
-    ] = None,
-    ignore: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--ignore",
-            metavar="PATTERN",
-            help="Path (relative to the artifact) or glob to leave out; repeatable.",
-        ),
-    ] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+    output: OutputOpt = None,
+    ignore: IgnoreOpt = None,
     no_ignore_git: Annotated[
         bool,
         typer.Option("--no-ignore-git", help="Include .git, .gitattributes, .github, .gitignore."),

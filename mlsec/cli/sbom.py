@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlsec.cli.common import LazyProgress, emit_text, info
+from mlsec.cli.common import IgnoreOpt, LazyProgress, emit_text, info
 from mlsec.sbom import SbomFormat
 
 
@@ -64,14 +64,7 @@ def sbom_cmd(
     model_version: Annotated[
         str | None, typer.Option("--model-version", metavar="VERSION", help="The model's version.")
     ] = None,
-    ignore: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--ignore",
-            metavar="PATTERN",
-            help="Path (relative to the artifact) or glob to leave out; repeatable.",
-        ),
-    ] = None,
+    ignore: IgnoreOpt = None,
     validate: Annotated[
         bool,
         typer.Option(

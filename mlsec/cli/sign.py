@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlsec.cli.common import (
+    ChainOpt,
+    FormatOpt,
+    IdentityOpt,
+    IgnoreOpt,
+    IssuerOpt,
     LazyProgress,
     OutputFormat,
+    PublicKeyOpt,
     State,
     emit_json,
     info,
@@ -55,15 +61,6 @@ PassphraseFile = Annotated[
         "--passphrase-file",
         metavar="FILE",
         help="Read the passphrase from FILE (first line). Else MLSEC_PASSPHRASE, else a prompt.",
-    ),
-]
-FormatOpt = Annotated[
-    OutputFormat, typer.Option("--format", "-f", metavar="table|json", help="Output format.")
-]
-IgnoreOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ignore", metavar="PATH", help="Path (relative to the model) or glob to leave out."
     ),
 ]
 
@@ -372,19 +369,10 @@ def verify_cmd(
         Path | None,
         typer.Option("--signature", "-s", metavar="SIG", help="Bundle (default: PATH.sig)."),
     ] = None,
-    key: Annotated[
-        Path | None, typer.Option("--key", "-k", metavar="PUB", help="PEM EC public key.")
-    ] = None,
-    certificate_chain: Annotated[
-        list[Path] | None,
-        typer.Option("--certificate-chain", metavar="PEM", help="Trusted CA certs (repeatable)."),
-    ] = None,
-    identity: Annotated[
-        str | None, typer.Option("--identity", metavar="ID", help="Keyless: expected identity.")
-    ] = None,
-    issuer: Annotated[
-        str | None, typer.Option("--issuer", metavar="URL", help="Keyless: expected OIDC issuer.")
-    ] = None,
+    key: PublicKeyOpt = None,
+    certificate_chain: ChainOpt = None,
+    identity: IdentityOpt = None,
+    issuer: IssuerOpt = None,
     trust_config: Annotated[
         Path | None,
         typer.Option("--trust-config", metavar="JSON", help="Sigstore ClientTrustConfig."),
