@@ -236,8 +236,10 @@ def generate_identity() -> tuple[str, str]:
 
 
 def _lines(text: str) -> Iterable[tuple[int, str]]:
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    # As age does: split on LF, drop one trailing CR, skip empty lines and "#" comments; anything
+    # else (even whitespace) must be a key.
+    for n, raw in enumerate(text.split("\n"), 1):
+        line = raw[:-1] if raw.endswith("\r") else raw
         if line and not line.startswith("#"):
             yield n, line
 
