@@ -94,7 +94,10 @@ class X25519Recipient:
     def wrap(self, file_key: bytes) -> list[Stanza]:
         eph = X25519PrivateKey.generate()
         share = eph.public_key().public_bytes_raw()
-        shared = eph.exchange(X25519PublicKey.from_public_bytes(self.public_key))
+        try:
+            shared = eph.exchange(X25519PublicKey.from_public_bytes(self.public_key))
+        except ValueError:
+            shared = bytes(32)
         if shared == bytes(32):
             raise CryptError(f"invalid recipient {self}: low-order point")
         key = hkdf(shared, share + self.public_key, _X25519_INFO)
@@ -142,7 +145,10 @@ class X25519Identity:
                 raise CryptError("malformed X25519 stanza: share is not 32 bytes")
             if len(s.body) != 32:
                 raise CryptError("malformed X25519 stanza: body is not 32 bytes")
-            shared = key.exchange(X25519PublicKey.from_public_bytes(share))
+            try:  # cryptography refuses an all-zero shared secret; the spec says abort
+                shared = key.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError:
+                shared = bytes(32)
             if shared == bytes(32):
                 raise CryptError("malformed X25519 stanza: low-order share")
             file_key = _open(hkdf(shared, share + ours, _X25519_INFO), s.body)

@@ -14,7 +14,9 @@ from pathlib import Path
 from mlsec.crypt import Passphrase, decrypt, encrypt, generate_identity, parse_identities
 
 
-def age(*args: str | os.PathLike[str], input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def age(
+    *args: str | os.PathLike[str], input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         ["age", *map(str, args)], input=input, capture_output=True, timeout=60, check=False
     )
