@@ -108,14 +108,13 @@ class ArmorReader(io.RawIOBase):
             data = binascii.a2b_base64(line, strict_mode=True)
         except binascii.Error:
             raise CryptError("malformed armor: invalid base64") from None
-        if len(line) < _LINE:  # the last line: padding and trailing bits must be canonical
+        if len(line) < _LINE or line.endswith(b"="):
+            # The last line: padding and trailing bits must be canonical, then END.
             if not line or binascii.b2a_base64(data, newline=False) != line:
                 raise CryptError("malformed armor: non-canonical base64")
             if self._line() != END:
                 raise CryptError("malformed armor: bad END line")
             self._finish()
-        elif b"=" in line:
-            raise CryptError("malformed armor: padding before the last line")
         return data
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
