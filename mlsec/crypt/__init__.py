@@ -28,7 +28,7 @@ from mlsec.crypt.keys import (
     parse_recipient,
     parse_recipients,
 )
-from mlsec.crypt.stream import CHUNK_SIZE, decrypt, encrypt
+from mlsec.crypt.stream import CHUNK_SIZE, DecryptReader, EncryptWriter, decrypt, encrypt
 from mlsec.signing.keys import Passphrase
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "DEFAULT_SCRYPT_WORK_FACTOR",
     "MAX_SCRYPT_WORK_FACTOR",
     "AgeHeader",
+    "DecryptReader",
+    "EncryptWriter",
     "Identity",
     "Passphrase",
     "Recipient",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -27,7 +27,7 @@ from mlsec.signing.keys import Passphrase
 if TYPE_CHECKING:
     from mlsec.progress import Progress
 
-__all__ = ["CHUNK_SIZE", "decrypt", "encrypt"]
+__all__ = ["CHUNK_SIZE", "DecryptReader", "EncryptWriter", "decrypt", "encrypt"]
 
 CHUNK_SIZE = 64 * 1024
 _TAG = 16
@@ -62,6 +62,18 @@ def _fill(readinto: object, mv: memoryview, have: int) -> int:
     return have
 
 
+def _start_file(
+    write: Callable[[bytes], object], recipients: Sequence[Recipient | str] | Passphrase
+) -> ChaCha20Poly1305:
+    """Write the header and the nonce; return the payload AEAD."""
+    file_key = os.urandom(16)
+    stanzas = [s for r in _recipients(recipients) for s in r.wrap(file_key)]
+    nonce = os.urandom(16)
+    write(AgeHeader.build(stanzas, file_key).encode())
+    write(nonce)
+    return ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+
+
 def encrypt(
     src: BinaryIO,
     dst: BinaryIO,
@@ -82,15 +94,10 @@ def encrypt(
     >>> encrypt(io.BytesIO(b"weights"), out, [recipient])
     7
     """
-    file_key = os.urandom(16)
-    stanzas = [s for r in _recipients(recipients) for s in r.wrap(file_key)]
-    header = AgeHeader.build(stanzas, file_key)
-    nonce = os.urandom(16)
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
     write = out.write
-    write(header.encode())
-    write(nonce)
-    seal = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload")).encrypt_into
+    aead = _start_file(write, recipients)
+    seal = aead.encrypt_into
     pack = _NONCE.pack
     advance = progress.advance if progress is not None else None
     buf = bytearray(CHUNK_SIZE + 1)
@@ -184,6 +191,50 @@ def _file_key(header: AgeHeader, identities: list[Identity]) -> bytes:
     raise CryptError("no identity matches any recipient")
 
 
+def _open_payload(
+    src: BinaryIO, identities: Sequence[Identity] | Passphrase, max_work_factor: int
+) -> tuple[io.BufferedReader[io.RawIOBase], ChaCha20Poly1305]:
+    """Parse the header (binary or armored), unwrap the file key, read the nonce: return the
+    stream positioned at the first chunk and the payload AEAD."""
+    ids = _identities(identities, max_work_factor)
+    start = src.read(len(BEGIN) + 64)
+    raw: io.RawIOBase = _Prefixed(start, src)
+    if start.lstrip().startswith(BEGIN[:11]):
+        raw = ArmorReader(io.BufferedReader(raw))
+    stream = io.BufferedReader(raw, buffer_size=_ENC_CHUNK + 1)
+    header = AgeHeader.parse(stream)
+    file_key = _file_key(header, ids)
+    nonce = stream.read(16)
+    if len(nonce) != 16:
+        raise CryptError("truncated file: the payload nonce is missing")
+    return stream, ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+
+
+def _chunk_error(aead: ChaCha20Poly1305, counter: int, data: memoryview, last: bool) -> CryptError:
+    """Say why chunk ``counter`` did not authenticate: the flag tells truncation and trailing
+    data apart from corruption."""
+    if not last:
+        if _opens(aead, _NONCE.pack(counter, 1), data):
+            return CryptError("trailing data after the end of the encrypted payload")
+        return CryptError(
+            f"payload chunk {counter} does not authenticate: the file is corrupted or was modified"
+        )
+    if _opens(aead, _NONCE.pack(counter, 0), data):
+        return CryptError("truncated file: it ends without a final chunk")
+    return CryptError(
+        f"final payload chunk {counter} does not authenticate: the file is truncated, "
+        "corrupted or was modified"
+    )
+
+
+def _check_final_size(aead: ChaCha20Poly1305, counter: int, data: memoryview) -> None:
+    have = len(data)
+    if have < _TAG or (have == _TAG and counter > 0):
+        if have == _TAG and _opens(aead, _NONCE.pack(counter, 1), data):
+            raise CryptError("malformed payload: empty final chunk")
+        raise CryptError("truncated file: the payload ends inside a chunk")
+
+
 def decrypt(
     src: BinaryIO,
     dst: BinaryIO,
@@ -201,18 +252,7 @@ def decrypt(
     is acceptable. Raises :class:`CryptError` for a wrong key or passphrase and for a malformed,
     truncated or tampered file.
     """
-    ids = _identities(identities, max_work_factor)
-    start = src.read(len(BEGIN) + 64)
-    raw: io.RawIOBase = _Prefixed(start, src)
-    if start.lstrip().startswith(BEGIN[:11]):
-        raw = ArmorReader(io.BufferedReader(raw))
-    stream = io.BufferedReader(raw, buffer_size=_ENC_CHUNK + 1)
-    header = AgeHeader.parse(stream)
-    file_key = _file_key(header, ids)
-    nonce = stream.read(16)
-    if len(nonce) != 16:
-        raise CryptError("truncated file: the payload nonce is missing")
-    aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+    stream, aead = _open_payload(src, identities, max_work_factor)
     open_ = aead.decrypt_into
     pack = _NONCE.pack
     write = dst.write
@@ -229,12 +269,7 @@ def decrypt(
         try:
             open_(pack(counter, 0), chunk, None, plain)
         except InvalidTag:
-            if _opens(aead, pack(counter, 1), chunk):
-                raise CryptError("trailing data after the end of the encrypted payload") from None
-            raise CryptError(
-                f"payload chunk {counter} does not authenticate: the file is corrupted or was "
-                "modified"
-            ) from None
+            raise _chunk_error(aead, counter, chunk, last=False) from None
         write(plain)
         buf[0] = buf[_ENC_CHUNK]
         counter += 1
@@ -242,20 +277,12 @@ def decrypt(
         if advance is not None:
             advance(CHUNK_SIZE)
         have = _fill(readinto, mv, 1)
-    if have < _TAG or (have == _TAG and counter > 0):
-        if have == _TAG and _opens(aead, pack(counter, 1), mv[:have]):
-            raise CryptError("malformed payload: empty final chunk")
-        raise CryptError("truncated file: the payload ends inside a chunk")
     last = mv[:have]
+    _check_final_size(aead, counter, last)
     try:
         open_(pack(counter, 1), last, None, plain_mv[: have - _TAG])
     except InvalidTag:
-        if _opens(aead, pack(counter, 0), last):
-            raise CryptError("truncated file: it ends without a final chunk") from None
-        raise CryptError(
-            f"final payload chunk {counter} does not authenticate: the file is truncated, "
-            "corrupted or was modified"
-        ) from None
+        raise _chunk_error(aead, counter, last, last=True) from None
     write(plain_mv[: have - _TAG])
     total += have - _TAG
     if advance is not None and have > _TAG:
@@ -269,3 +296,132 @@ def _opens(aead: ChaCha20Poly1305, nonce: bytes, data: memoryview) -> bool:
     except InvalidTag:
         return False
     return True
+
+
+class EncryptWriter:
+    """A writable stream that encrypts what it is given into ``dst`` as an age file; ``close()``
+    (or leaving the ``with`` block) seals the final chunk. ``dst`` is not closed.
+
+    For producers that write (a tar archive, a network download) rather than being read from.
+
+    >>> import io
+    >>> from mlsec.crypt import generate_identity
+    >>> identity, recipient = generate_identity()
+    >>> out = io.BytesIO()
+    >>> with EncryptWriter(out, [recipient]) as w:
+    ...     _ = w.write(b"weights")
+    """
+
+    def __init__(
+        self,
+        dst: BinaryIO,
+        recipients: Sequence[Recipient | str] | Passphrase,
+        *,
+        armor: bool = False,
+    ) -> None:
+        self._out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
+        self._aead = _start_file(self._out.write, recipients)
+        self._buf = bytearray()
+        self._counter = 0
+        self._enc = bytearray(_ENC_CHUNK)
+        self.closed = False
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self.closed:
+            raise ValueError("write to a closed EncryptWriter")
+        self._buf += data
+        n = len(data)
+        self.size += n
+        if len(self._buf) > CHUNK_SIZE:  # seal full chunks only once more data follows them
+            full = (len(self._buf) - 1) // CHUNK_SIZE
+            with memoryview(self._buf) as mv:
+                for i in range(full):
+                    with mv[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE] as chunk:
+                        nonce = _NONCE.pack(self._counter, 0)
+                        self._aead.encrypt_into(nonce, chunk, None, self._enc)
+                    self._out.write(self._enc)
+                    self._counter += 1
+            del self._buf[: full * CHUNK_SIZE]
+        return n
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._out.write(self._aead.encrypt(_NONCE.pack(self._counter, 1), bytes(self._buf), None))
+        self._buf.clear()
+        if isinstance(self._out, ArmorWriter):
+            self._out.close()
+
+    def __enter__(self) -> EncryptWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.closed = True  # never seal a final chunk after a failure: the file stays invalid
+
+
+class DecryptReader(io.RawIOBase):
+    """A readable stream of the plaintext of an age file. It yields only authenticated chunks
+    and raises :class:`CryptError` on the first bad one; reading to EOF (``read()`` returning
+    ``b""``) is what proves the file was complete and untampered.
+    """
+
+    def __init__(
+        self,
+        src: BinaryIO,
+        identities: Sequence[Identity] | Passphrase,
+        *,
+        max_work_factor: int = MAX_SCRYPT_WORK_FACTOR,
+    ) -> None:
+        super().__init__()
+        self._stream, self._aead = _open_payload(src, identities, max_work_factor)
+        self._buf = bytearray(_ENC_CHUNK + 1)
+        self._mv = memoryview(self._buf)
+        self._have = _fill(self._stream.readinto, self._mv, 0)
+        self._counter = 0
+        self._plain = bytearray(CHUNK_SIZE)
+        self._pos = self._len = 0
+        self._eof = False
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_chunk(self) -> None:
+        mv, have, counter = self._mv, self._have, self._counter
+        if have > _ENC_CHUNK:
+            chunk = mv[:_ENC_CHUNK]
+            try:
+                self._aead.decrypt_into(_NONCE.pack(counter, 0), chunk, None, self._plain)
+            except InvalidTag:
+                raise _chunk_error(self._aead, counter, chunk, last=False) from None
+            self._len = CHUNK_SIZE
+            self._buf[0] = self._buf[_ENC_CHUNK]
+            self._have = _fill(self._stream.readinto, mv, 1)
+        else:
+            last = mv[:have]
+            _check_final_size(self._aead, counter, last)
+            out = memoryview(self._plain)[: have - _TAG]
+            try:
+                self._aead.decrypt_into(_NONCE.pack(counter, 1), last, None, out)
+            except InvalidTag:
+                raise _chunk_error(self._aead, counter, last, last=True) from None
+            self._len = have - _TAG
+            self._eof = True
+        self._counter += 1
+        self._pos = 0
+        self.size += self._len
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while self._pos == self._len:
+            if self._eof:
+                return 0
+            self._next_chunk()
+        n = min(len(b), self._len - self._pos)
+        b[:n] = self._plain[self._pos : self._pos + n]
+        self._pos += n
+        return n
