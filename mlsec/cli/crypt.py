@@ -66,6 +66,10 @@ def _passphrase(file: Path | None, *, confirm: bool, what: str) -> Passphrase:
     return Passphrase(first.encode())
 
 
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
 def _recipients(recipient: list[str], recipients_file: list[Path]) -> list[Recipient]:
     from mlsec.crypt import load_recipients, parse_recipient
 
@@ -104,17 +108,20 @@ def encrypt_cmd(
     ] = False,
     force: ForceOpt = False,
 ) -> int:
-    """Encrypt a file to age recipients or a passphrase (age v1, readable by `age -d`)."""
-    from mlsec.crypt import encrypt_file
+    """Encrypt a file to age recipients or a passphrase (age v1, readable by `age -d`).
+
+    A directory becomes one deterministic tar inside the age file (default OUT: IN.tar.age);
+    `mlsec decrypt --extract DIR` (or `age -d ... | tar x`) unpacks it.
+    """
+    from mlsec.crypt import encrypt_dir, encrypt_file
 
     use_passphrase = passphrase or passphrase_file is not None
     if use_passphrase and (recipient or recipients_file):
         raise UsageError("a passphrase (-p) cannot be combined with recipients (-r/-R)")
     if not use_passphrase and not (recipient or recipients_file):
         raise UsageError("give recipients (-r RECIPIENT / -R FILE) or a passphrase (-p)")
-    if path.is_dir():
-        raise CryptError(f"{path}: is a directory (encrypt a single file, e.g. a tar archive)")
-    out = output or path.with_name(path.name + ".age")
+    is_dir = path.is_dir()
+    out = output or path.with_name(path.name + (".tar.age" if is_dir else ".age"))
     targets: list[Recipient] | Passphrase
     if use_passphrase:
         targets = _passphrase(passphrase_file, confirm=True, what=str(out))
@@ -122,8 +129,17 @@ def encrypt_cmd(
     else:
         targets = _recipients(recipient or [], recipients_file or [])
         to = f"{len(targets)} recipient{'s' if len(targets) > 1 else ''}"
-    size = encrypt_file(path, out, targets, armor=armor, overwrite=force, progress=LazyProgress())
-    print(f"encrypted {path} ({format_size(size)}) to {to} -> {out}")
+    if is_dir:
+        stats = encrypt_dir(
+            path, out, targets, armor=armor, overwrite=force, progress=LazyProgress()
+        )
+        what = f"{_files(stats.files)}, {format_size(stats.bytes)}"
+    else:
+        size = encrypt_file(
+            path, out, targets, armor=armor, overwrite=force, progress=LazyProgress()
+        )
+        what = format_size(size)
+    print(f"encrypted {path} ({what}) to {to} -> {out}")
     return 0
 
 
@@ -146,17 +162,31 @@ def decrypt_cmd(
         Path | None,
         typer.Option("--output", "-o", metavar="OUT", help="Default: IN without .age."),
     ] = None,
+    extract: Annotated[
+        Path | None,
+        typer.Option(
+            "--extract",
+            "-x",
+            metavar="DIR",
+            help="The file holds a tar (from encrypting a directory): extract it safely into "
+            "the new directory DIR.",
+        ),
+    ] = None,
     force: ForceOpt = False,
 ) -> int:
     """Decrypt an age file. The output appears only once the whole file has authenticated."""
-    from mlsec.crypt import decrypt_file, load_identities
+    from mlsec.crypt import decrypt_extract, decrypt_file, load_identities
 
     use_passphrase = passphrase or passphrase_file is not None
     if use_passphrase and identity:
         raise UsageError("a passphrase (-p) cannot be combined with identities (-i)")
     if not use_passphrase and not identity:
         raise UsageError("give an identity file (-i FILE) or a passphrase (-p)")
-    if output is None:
+    if extract is not None and output is not None:
+        raise UsageError("--extract and --output cannot be combined")
+    if extract is not None:
+        output = extract
+    elif output is None:
         if path.suffix != ".age" or path.name == ".age":
             raise UsageError(f"{path}: does not end in .age; give the output file with -o")
         output = path.with_name(path.name[: -len(".age")])
@@ -169,6 +199,10 @@ def decrypt_cmd(
         keys = _passphrase(passphrase_file, confirm=False, what=str(path))
     else:
         keys = [k for f in identity or [] for k in load_identities(f)]
+    if extract is not None:
+        stats = decrypt_extract(path, extract, keys, overwrite=force, progress=LazyProgress())
+        print(f"decrypted {path} -> {extract}/ ({_files(stats.files)}, {format_size(stats.bytes)})")
+        return 0
     size = decrypt_file(path, output, keys, overwrite=force, progress=LazyProgress())
     print(f"decrypted {path} -> {output} ({format_size(size)})")
     return 0
