@@ -14,6 +14,7 @@ authenticated (the last chunk included), so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -213,8 +214,37 @@ def _move_into_place(tmp: Path, dest: Path, overwrite: bool) -> None:
         raise CryptError(f"{dest}: cannot move into place: {exc.strerror or exc}") from None
 
 
+class _Tail:
+    """Passes ``read`` through, remembering the last two blocks handed out, so that what tarfile
+    read ahead past the end of the archive can still be checked."""
+
+    def __init__(self, inner: io.BufferedReader[DecryptReader]) -> None:
+        self._inner = inner
+        self._prev = self._last = b""
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._inner.read(n)
+        self._prev, self._last = self._last, data
+        self.count += len(data)
+        return data
+
+    def zeros_after(self, offset: int) -> bool:
+        """True if every byte from ``offset`` to the end of the stream is zero."""
+        ahead = self.count - offset
+        recent = self._prev + self._last
+        if ahead < 0 or ahead > len(recent):
+            return False
+        if ahead and recent[-ahead:].count(0) != ahead:
+            return False
+        while block := self._inner.read(_COPY):
+            if block.count(0) != len(block):
+                return False
+        return True
+
+
 def _extract(
-    src: object,
+    src: BinaryIO,
     root: Path,
     identities: Sequence[Identity] | Passphrase,
     max_work_factor: int,
@@ -222,18 +252,18 @@ def _extract(
     max_size: int,
     progress: Progress | None,
 ) -> ArchiveStats:
-    import io
-
-    reader = io.BufferedReader(
-        DecryptReader(src, identities, max_work_factor=max_work_factor),  # type: ignore[arg-type]
-        buffer_size=_COPY,
+    reader = _Tail(
+        io.BufferedReader(
+            DecryptReader(src, identities, max_work_factor=max_work_factor),
+            buffer_size=_COPY,
+        )
     )
     files = dirs = total = 0
     seen: set[PurePosixPath] = set()
     file_mode = default_mode()
     exec_bits = 0o111 & ~_umask()
     try:
-        tar = tarfile.open(fileobj=reader, mode="r|", bufsize=_COPY)  # noqa: SIM115
+        tar = tarfile.open(fileobj=cast(BinaryIO, reader), mode="r|", bufsize=_COPY)  # noqa: SIM115
         for member in tar:
             if files + dirs >= max_members:
                 raise CryptError(f"archive has more than {max_members} entries")
@@ -273,10 +303,10 @@ def _extract(
                         progress.advance(len(block))
             files += 1
         # The tar end marker is not the end of the age file: read on so that the final chunk
-        # authenticates, and refuse anything but tar's zero padding after the archive.
-        while block := reader.read(_COPY):
-            if block.count(0) != len(block):
-                raise CryptError("data after the end of the archive")
+        # authenticates, and refuse anything but tar's zero padding after the archive (some of
+        # which tarfile has already read ahead).
+        if not reader.zeros_after(tar.offset):
+            raise CryptError("data after the end of the archive")
     except tarfile.TarError as exc:
         raise CryptError(f"malformed archive: {exc}") from None
     return ArchiveStats(files, dirs, total)

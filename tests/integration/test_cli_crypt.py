@@ -185,3 +185,28 @@ def test_missing_input(cli, tmp_path):
         cli("encrypt", tmp_path / "nope", "-r", age_keygen(tmp_path / "k")), "no such file"
     )
     one_error_line(cli("decrypt", tmp_path / "nope.age", "-i", tmp_path / "k"), "no such file")
+
+
+def test_directory_model_round_trip(cli, tmp_path):
+    model = tmp_path / "tiny-model"
+    (model / "shards").mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "shards" / "w.bin").write_bytes(os.urandom(100_000))
+    key = tmp_path / "key.txt"
+    res = cli("encrypt", model, "-r", age_keygen(key))
+    assert res.exit_code == 0, res.stderr
+    enc = tmp_path / "tiny-model.tar.age"
+    assert "2 files" in res.stdout and f"-> {enc}" in res.stdout
+    # age + tar read it too
+    plain = age("-d", "-i", key, enc).stdout
+    listing = subprocess.run(["tar", "-t"], input=plain, capture_output=True).stdout.decode()
+    assert listing.split() == ["config.json", "shards/", "shards/w.bin"]
+    res = cli("decrypt", enc, "-i", key, "--extract", tmp_path / "restored")
+    assert res.exit_code == 0, res.stderr
+    restored = tmp_path / "restored" / "shards" / "w.bin"
+    assert restored.read_bytes() == (model / "shards" / "w.bin").read_bytes()
+    one_error_line(cli("decrypt", enc, "-i", key, "-x", tmp_path / "restored"), "already exists")
+    one_error_line(
+        cli("decrypt", enc, "-i", key, "-x", tmp_path / "r2", "-o", tmp_path / "o"),
+        "cannot be combined",
+    )
