@@ -123,6 +123,12 @@ def main() -> int:
         ).stdout.strip()
         age_enc, ml_enc = base / "age.age", base / "mlsec.age"
         age_dec, ml_dec = base / "age.out", base / "mlsec.out"
+        outputs = {
+            "age encrypt": age_enc,
+            "mlsec encrypt": ml_enc,
+            "age decrypt": age_dec,
+            "mlsec decrypt": ml_dec,
+        }
         cmds = {
             "age encrypt": ["age", "-r", recipient, "-o", str(age_enc), str(plain)],
             "mlsec encrypt": [
@@ -151,6 +157,8 @@ def main() -> int:
         # Interleave the tools run by run so that noise from the machine hits both alike.
         for i in range(args.repeat):
             for name, argv in cmds.items():
+                # Both tools create a fresh output (freeing the old one is not timed).
+                outputs[name].unlink(missing_ok=True)
                 rows.setdefault(name, []).append(run(argv, env, base / "time.txt"))
             print(f"run {i + 1}/{args.repeat} done", file=sys.stderr)
         for out in (age_dec, ml_dec):
