@@ -194,6 +194,7 @@ def decrypt_extract(
 
 
 def _umask() -> int:
+    # Reading the umask means setting it; the moment in between errs on the private side.
     mask = os.umask(0o077)
     os.umask(mask)
     return mask

@@ -26,6 +26,7 @@ _IO_BUFFER = 1 << 20
 
 def default_mode() -> int:
     """The mode a new file gets from the umask, minus world-write (never world-writable)."""
+    # Reading the umask means setting it; the moment in between errs on the private side.
     mask = os.umask(0o077)
     os.umask(mask)
     return 0o666 & ~mask & ~0o002

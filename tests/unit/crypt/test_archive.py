@@ -37,8 +37,10 @@ def tree(root: Path) -> dict[str, bytes | None]:
     }
 
 
-def test_round_trip(tmp_path, model):
-    stats = encrypt_dir(model, tmp_path / "m.tar.age", [KEYS.recipient])
+@pytest.mark.parametrize("armor", [False, True], ids=["binary", "armor"])
+def test_round_trip(tmp_path, model, armor):
+    stats = encrypt_dir(model, tmp_path / "m.tar.age", [KEYS.recipient], armor=armor)
+    assert (tmp_path / "m.tar.age").read_bytes().startswith(b"-----BEGIN" if armor else b"age-")
     assert (stats.files, stats.dirs) == (4, 3)
     got = decrypt_extract(tmp_path / "m.tar.age", tmp_path / "out", KEYS.identities)
     assert got == stats
