@@ -6,7 +6,7 @@ import io
 import os
 import struct
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -48,6 +48,36 @@ def _recipients(recipients: Sequence[Recipient | str] | Passphrase) -> list[Reci
     if len(out) > 1 and any(isinstance(r, ScryptRecipient) for r in out):
         raise CryptError("a passphrase cannot be combined with other recipients")
     return out
+
+
+_IntoFn = Callable[[bytes, Any, None, Any], object]
+
+
+def _seal_into(aead: ChaCha20Poly1305) -> _IntoFn:
+    """``aead.encrypt_into`` (cryptography 47+: no allocation per chunk), or the same over
+    ``encrypt`` on older versions."""
+    into: _IntoFn | None = getattr(aead, "encrypt_into", None)
+    if into is not None:
+        return into
+    encrypt = aead.encrypt
+
+    def seal(nonce: bytes, data: Any, aad: None, out: Any) -> None:
+        out[:] = encrypt(nonce, bytes(data), aad)
+
+    return seal
+
+
+def _open_into(aead: ChaCha20Poly1305) -> _IntoFn:
+    """``aead.decrypt_into``, or the same over ``decrypt`` (see :func:`_seal_into`)."""
+    into: _IntoFn | None = getattr(aead, "decrypt_into", None)
+    if into is not None:
+        return into
+    decrypt = aead.decrypt
+
+    def open_(nonce: bytes, data: Any, aad: None, out: Any) -> None:
+        out[:] = decrypt(nonce, bytes(data), aad)
+
+    return open_
 
 
 def _fill(readinto: object, mv: memoryview, have: int) -> int:
@@ -97,7 +127,7 @@ def encrypt(
     out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
     write = out.write
     aead = _start_file(write, recipients)
-    seal = aead.encrypt_into
+    seal = _seal_into(aead)
     pack = _NONCE.pack
     advance = progress.advance if progress is not None else None
     buf = bytearray(CHUNK_SIZE + 1)
@@ -253,7 +283,7 @@ def decrypt(
     truncated or tampered file.
     """
     stream, aead = _open_payload(src, identities, max_work_factor)
-    open_ = aead.decrypt_into
+    open_ = _open_into(aead)
     pack = _NONCE.pack
     write = dst.write
     advance = progress.advance if progress is not None else None
@@ -292,7 +322,7 @@ def decrypt(
 
 def _opens(aead: ChaCha20Poly1305, nonce: bytes, data: memoryview) -> bool:
     try:
-        aead.decrypt(nonce, data, None)
+        aead.decrypt(nonce, bytes(data), None)
     except InvalidTag:
         return False
     return True
@@ -321,6 +351,7 @@ class EncryptWriter:
     ) -> None:
         self._out: BinaryIO | ArmorWriter = ArmorWriter(dst) if armor else dst
         self._aead = _start_file(self._out.write, recipients)
+        self._seal = _seal_into(self._aead)
         self._buf = bytearray()
         self._counter = 0
         self._enc = bytearray(_ENC_CHUNK)
@@ -339,7 +370,7 @@ class EncryptWriter:
                 for i in range(full):
                     with mv[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE] as chunk:
                         nonce = _NONCE.pack(self._counter, 0)
-                        self._aead.encrypt_into(nonce, chunk, None, self._enc)
+                        self._seal(nonce, chunk, None, self._enc)
                     self._out.write(self._enc)
                     self._counter += 1
             del self._buf[: full * CHUNK_SIZE]
@@ -379,6 +410,7 @@ class DecryptReader(io.RawIOBase):
     ) -> None:
         super().__init__()
         self._stream, self._aead = _open_payload(src, identities, max_work_factor)
+        self._open = _open_into(self._aead)
         self._buf = bytearray(_ENC_CHUNK + 1)
         self._mv = memoryview(self._buf)
         self._have = _fill(self._stream.readinto, self._mv, 0)
@@ -396,7 +428,7 @@ class DecryptReader(io.RawIOBase):
         if have > _ENC_CHUNK:
             chunk = mv[:_ENC_CHUNK]
             try:
-                self._aead.decrypt_into(_NONCE.pack(counter, 0), chunk, None, self._plain)
+                self._open(_NONCE.pack(counter, 0), chunk, None, self._plain)
             except InvalidTag:
                 raise _chunk_error(self._aead, counter, chunk, last=False) from None
             self._len = CHUNK_SIZE
@@ -407,7 +439,7 @@ class DecryptReader(io.RawIOBase):
             _check_final_size(self._aead, counter, last)
             out = memoryview(self._plain)[: have - _TAG]
             try:
-                self._aead.decrypt_into(_NONCE.pack(counter, 1), last, None, out)
+                self._open(_NONCE.pack(counter, 1), last, None, out)
             except InvalidTag:
                 raise _chunk_error(self._aead, counter, last, last=True) from None
             self._len = have - _TAG

@@ -215,3 +215,36 @@ def test_streams_without_readinto():
     back = io.BytesIO()
     decrypt(ReadOnly(out.getvalue()), back, KEYS.identities)  # type: ignore[arg-type]
     assert back.getvalue() == data
+
+
+def test_works_without_encrypt_into(monkeypatch):
+    """cryptography < 47 has no AEAD encrypt_into/decrypt_into: the fallback gives the same
+    files and the same checks."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from mlsec.crypt import stream
+
+    class OldAead:
+        def __init__(self, key):
+            self._aead = ChaCha20Poly1305(key)
+
+        def encrypt(self, nonce, data, aad):
+            return self._aead.encrypt(nonce, data, aad)
+
+        def decrypt(self, nonce, data, aad):
+            return self._aead.decrypt(nonce, data, aad)
+
+    monkeypatch.setattr(stream, "ChaCha20Poly1305", OldAead)
+    data = os.urandom(3 * CHUNK_SIZE + 7)
+    blob = seal(data, [KEYS.recipient])
+    assert unseal(blob, KEYS.identities) == data
+    out = io.BytesIO()
+    with stream.EncryptWriter(out, [KEYS.recipient]) as w:
+        w.write(data)
+    assert stream.DecryptReader(io.BytesIO(out.getvalue()), KEYS.identities).read() == data
+    tampered = bytearray(blob)
+    tampered[-1] ^= 1
+    with pytest.raises(CryptError, match="final payload chunk 3 does not authenticate"):
+        unseal(bytes(tampered), KEYS.identities)
+    monkeypatch.undo()
+    assert unseal(blob, KEYS.identities) == data  # the same bytes as the fast path
