@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
     from mlsec.progress import Progress
+    from mlsec.signing.keys import Passphrase
 
 
 class OutputFormat(StrEnum):
@@ -186,3 +187,40 @@ def format_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def read_passphrase(
+    file: Path | None, *, confirm: bool, what: str, unencrypted_flag: str | None = None
+) -> Passphrase:
+    """A passphrase from ``--passphrase-file`` (first line), else ``MLSEC_PASSPHRASE``, else the
+    terminal (asked twice when ``confirm``); never from argv. ``unencrypted_flag`` names the option
+    that avoids needing one, for the hints."""
+    from mlsec.errors import UsageError
+    from mlsec.signing.keys import Passphrase
+
+    if file is not None:
+        try:
+            lines = file.read_bytes().splitlines()
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        if not lines or not lines[0]:
+            raise UsageError(f"{file}: empty passphrase file")
+        return Passphrase(lines[0])
+    env = os.environ.get("MLSEC_PASSPHRASE")
+    if env:
+        return Passphrase(env.encode())
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{what}: a passphrase is needed and there is no terminal to ask for it",
+            hint="set MLSEC_PASSPHRASE or pass --passphrase-file"
+            + (f" (or {unencrypted_flag})" if unencrypted_flag else ""),
+        )
+    import getpass
+
+    first = getpass.getpass(f"Passphrase for {what}: ")
+    if not first:
+        extra = f" (use {unencrypted_flag} to do without one)" if unencrypted_flag else ""
+        raise UsageError(f"empty passphrase{extra}")
+    if confirm and getpass.getpass("Repeat passphrase: ") != first:
+        raise UsageError("passphrases do not match")
+    return Passphrase(first.encode())

@@ -3,14 +3,13 @@ the ``age`` CLI. Parsing and rendering only; the work is in :mod:`mlsec.crypt`."
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsec.cli.common import LazyProgress, format_size, info
+from mlsec.cli.common import LazyProgress, format_size, info, read_passphrase
 from mlsec.errors import CryptError, UsageError
 
 if TYPE_CHECKING:
@@ -37,33 +36,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing o
 
 
 def _passphrase(file: Path | None, *, confirm: bool, what: str) -> Passphrase:
-    """From --passphrase-file, MLSEC_PASSPHRASE, or the terminal; never from argv."""
-    from mlsec.signing.keys import Passphrase
-
-    if file is not None:
-        try:
-            lines = file.read_bytes().splitlines()
-        except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
-        if not lines or not lines[0]:
-            raise UsageError(f"{file}: empty passphrase file")
-        return Passphrase(lines[0])
-    env = os.environ.get("MLSEC_PASSPHRASE")
-    if env:
-        return Passphrase(env.encode())
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"{what}: a passphrase is needed and there is no terminal to ask for it",
-            hint="set MLSEC_PASSPHRASE or pass --passphrase-file",
-        )
-    import getpass
-
-    first = getpass.getpass(f"Passphrase for {what}: ")
-    if not first:
-        raise UsageError("empty passphrase")
-    if confirm and getpass.getpass("Repeat passphrase: ") != first:
-        raise UsageError("passphrases do not match")
-    return Passphrase(first.encode())
+    return read_passphrase(file, confirm=confirm, what=what, unencrypted_flag=None)
 
 
 def _files(n: int) -> str:

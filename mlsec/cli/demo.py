@@ -143,6 +143,37 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
     return result.ok and caught and sbom_ok
 
 
+def _step_encrypt(ctx: DemoContext) -> bool:
+    from mlsec.artifact import open_artifact
+    from mlsec.crypt import decrypt_extract, encrypt_dir, generate_identity, parse_identities
+    from mlsec.errors import CryptError
+
+    console = stdout_console()
+    identity, recipient = generate_identity()
+    sealed = ctx.workdir / f"{ctx.model.name}.tar.age"
+    encrypt_dir(ctx.model, sealed, [recipient])
+    console.print(
+        f"5. encrypt: {ctx.model.name}/ -> {sealed.name} (age v1, X25519 recipient "
+        f"{recipient[:16]}…, {format_size(sealed.stat().st_size)}; `age -d` can open it too)"
+    )
+    copy = ctx.workdir / "decrypted"
+    decrypt_extract(sealed, copy, parse_identities(identity))
+    before = {f.path: f.sha256 for f in open_artifact(ctx.model, digests=True).files}
+    after = {f.path: f.sha256 for f in open_artifact(copy, digests=True).files}
+    console.print(f"   decrypt --extract: {len(after)} files, identical: {before == after}")
+    wrong, _ = generate_identity()
+    try:
+        decrypt_extract(sealed, ctx.workdir / "nope", parse_identities(wrong))
+    except CryptError as exc:
+        console.print(
+            f"   with another key: {exc} (nothing written: {not (ctx.workdir / 'nope').exists()})"
+        )
+        refused = not (ctx.workdir / "nope").exists()
+    else:
+        refused = False
+    return before == after and refused
+
+
 def _step_admit(ctx: DemoContext) -> bool:
     from mlsec.policy.api import admit
     from mlsec.signing import KeyVerifier, load_public_key
@@ -153,7 +184,7 @@ def _step_admit(ctx: DemoContext) -> bool:
     verifier = KeyVerifier(load_public_key(ctx.public_key))
     good = admit(ctx.model, "default", signature=ctx.signature, verifier=verifier, sbom=ctx.sbom)
     console.print(
-        f"5. admit (policy 'default'): {ctx.model.name} -> {'ALLOW' if good.allowed else 'DENY'}"
+        f"6. admit (policy 'default'): {ctx.model.name} -> {'ALLOW' if good.allowed else 'DENY'}"
     )
     for c in good.checks:
         console.print(f"   {c.rule}: {'pass' if c.passed else 'DENY'} - {c.message}")
@@ -169,6 +200,7 @@ STEPS: list[tuple[str, Step]] = [
     ("scan", _step_scan),
     ("sbom", _step_sbom),
     ("sign", _step_sign_verify),
+    ("encrypt", _step_encrypt),
     ("admit", _step_admit),
 ]
 

@@ -7,7 +7,6 @@ imported inside the commands so that ``mlsec --help`` stays fast.
 from __future__ import annotations
 
 import os
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,8 +25,9 @@ from mlsec.cli.common import (
     State,
     emit_json,
     info,
+    read_passphrase,
 )
-from mlsec.errors import KeyFileError, MlsecError, UsageError, VerificationError
+from mlsec.errors import MlsecError, UsageError, VerificationError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -66,33 +66,9 @@ PassphraseFile = Annotated[
 
 
 def _passphrase(file: Path | None, *, confirm: bool, what: str) -> Passphrase:
-    from mlsec.signing import Passphrase
-
-    if file is not None:
-        try:
-            lines = file.read_bytes().splitlines()
-        except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
-        if not lines or not lines[0]:
-            raise UsageError(f"{file}: empty passphrase file")
-        return Passphrase(lines[0])
-    env = os.environ.get("MLSEC_PASSPHRASE")
-    if env:
-        return Passphrase(env.encode())
-    if not sys.stdin.isatty():
-        raise KeyFileError(
-            f"{what}: a passphrase is needed and there is no terminal to ask for it",
-            hint="set MLSEC_PASSPHRASE or pass --passphrase-file"
-            + (" (or --no-passphrase)" if confirm else ""),
-        )
-    import getpass
-
-    first = getpass.getpass(f"Passphrase for {what}: ")
-    if confirm and getpass.getpass("Repeat passphrase: ") != first:
-        raise UsageError("passphrases do not match")
-    if not first:
-        raise UsageError("empty passphrase (use --no-passphrase to write an unencrypted key)")
-    return Passphrase(first.encode())
+    return read_passphrase(
+        file, confirm=confirm, what=what, unencrypted_flag="--no-passphrase" if confirm else None
+    )
 
 
 def keygen_cmd(
