@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mlsec.artifact import Artifact, open_artifact, sort_key
@@ -31,10 +30,17 @@ __all__ = ["SBOM_PREDICATE_TYPE", "load_bom", "sign_sbom", "verify_sbom"]
 SBOM_PREDICATE_TYPE = "https://cyclonedx.org/bom"
 
 
+MAX_BOM_BYTES = 256 * 1024 * 1024
+
+
 def load_bom(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a CycloneDX JSON document (one-line errors for anything else)."""
+    """Read a CycloneDX JSON document (one-line errors for anything else; at most 256 MiB)."""
     try:
-        doc = json.loads(Path(path).read_bytes())
+        with open(path, "rb") as f:
+            data = f.read(MAX_BOM_BYTES + 1)
+        if len(data) > MAX_BOM_BYTES:
+            raise SigningError(f"{path}: larger than 256 MiB, not accepted as an SBOM")
+        doc = json.loads(data)
     except OSError as exc:
         raise SigningError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, RecursionError) as exc:

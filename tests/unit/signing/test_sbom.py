@@ -7,6 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.unit.signing.pki import keypair
 
 
@@ -111,3 +113,23 @@ def test_sbom_kept_inside_the_model(example_model, tmp_path, cli):
     assert (example_model / "sbom.cdx.json.sig").exists()
     r = cli("verify", "--sbom", bom, example_model, "--key", pub)
     assert r.exit_code == 0, r.stderr
+
+
+def test_load_bom_bounds_and_one_line_errors(tmp_path, monkeypatch):
+    import mlsec.signing.sbom as sbom_mod
+    from mlsec.errors import SigningError
+
+    monkeypatch.setattr(sbom_mod, "MAX_BOM_BYTES", 1000)
+    big = tmp_path / "big.json"
+    big.write_text('{"bomFormat": "CycloneDX", "x": "' + "a" * 2000 + '"}')
+    with pytest.raises(SigningError, match="larger than 256 MiB"):
+        sbom_mod.load_bom(big)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 500 + "]" * 500)
+    with pytest.raises(SigningError, match="not a CycloneDX JSON document"):
+        sbom_mod.load_bom(deep)
+    deeper = tmp_path / "deeper.json"
+    monkeypatch.setattr(sbom_mod, "MAX_BOM_BYTES", 10**6)
+    deeper.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SigningError, match="not valid JSON"):
+        sbom_mod.load_bom(deeper)
