@@ -1,0 +1,577 @@
+"""push, pull, attach, referrers: the registry capability's public operations.
+
+Push reuses the artifact model's digests (each file hashed once, by :func:`open_artifact`) as the
+layer digests and never reads a file except to send it. Pull trusts nothing it receives: the
+manifest is checked against its digest when addressed by one, every layer title must be a safe
+relative path, and every blob is hashed and sized while it streams into a temp directory beside
+the destination, which is renamed into place only when everything is verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mlsec import __version__
+from mlsec.artifact import Artifact, open_artifact
+from mlsec.errors import ArtifactError, RegistryError
+from mlsec.progress import NULL_PROGRESS, Progress
+from mlsec.registry.auth import Credentials, docker_config_credentials
+from mlsec.registry.client import RegistryStore
+from mlsec.registry.layout import LayoutStore
+from mlsec.registry.oci import (
+    CREATED,
+    EMPTY_CONFIG,
+    EMPTY_JSON,
+    FILE_MEDIA_TYPE,
+    FORMAT_ANNOTATION,
+    INDEX_MEDIA_TYPE,
+    KIND_ANNOTATION,
+    MANIFEST_MEDIA_TYPE,
+    MODEL_ARTIFACT_TYPE,
+    SBOM_ARTIFACT_TYPE,
+    SIGNATURE_ARTIFACT_TYPE,
+    TITLE,
+    VERSION_ANNOTATION,
+    Descriptor,
+    Index,
+    Manifest,
+    digest_bytes,
+)
+from mlsec.registry.reference import Reference, RefKind, parse_reference
+from mlsec.registry.store import NotFoundError, Store
+
+__all__ = [
+    "AttachResult",
+    "PullResult",
+    "PushResult",
+    "Referrer",
+    "attach",
+    "open_store",
+    "pull",
+    "push",
+    "referrers",
+    "safe_titles",
+]
+
+_READ = 1024 * 1024
+_MAX_REFERRER_SIZE = 64 * 1024 * 1024
+# Names given to referrers written next to a pulled model (``DEST.sig``, ``DEST.cdx.json``).
+_REFERRER_SUFFIX = {SIGNATURE_ARTIFACT_TYPE: "sig", SBOM_ARTIFACT_TYPE: "cdx.json"}
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """What a push did. ``bytes_uploaded`` excludes blobs the store already had."""
+
+    reference: str
+    digest: str
+    layers: int
+    total_bytes: int
+    bytes_uploaded: int
+    blobs_skipped: int
+    referrers: tuple[AttachResult, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "layers": self.layers,
+            "total_bytes": self.total_bytes,
+            "bytes_uploaded": self.bytes_uploaded,
+            "blobs_skipped": self.blobs_skipped,
+            "referrers": [r.to_dict() for r in self.referrers],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PulledFile:
+    """One file written by a pull."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What a pull wrote: the model directory, its verified files, and referrer files."""
+
+    reference: str
+    digest: str
+    dest: Path
+    files: tuple[PulledFile, ...]
+    total_bytes: int
+    referrer_files: tuple[Path, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "dest": str(self.dest),
+            "total_bytes": self.total_bytes,
+            "files": [f.to_dict() for f in self.files],
+            "referrer_files": [str(p) for p in self.referrer_files],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AttachResult:
+    """A referrer pushed for a subject; ``fallback_tag`` is set when the tag schema was used."""
+
+    subject: str
+    digest: str
+    artifact_type: str
+    fallback_tag: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "digest": self.digest,
+            "artifact_type": self.artifact_type,
+            "fallback_tag": self.fallback_tag,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    """A manifest whose ``subject`` is the model: its descriptor, type and annotations."""
+
+    digest: str
+    size: int
+    artifact_type: str
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "size": self.size,
+            "artifact_type": self.artifact_type,
+            "annotations": dict(self.annotations),
+        }
+
+
+def open_store(
+    ref: Reference | str,
+    *,
+    plain_http: bool = False,
+    credentials: Credentials | None = None,
+    timeout: float = 60.0,
+) -> Store:
+    """The store a reference names: a :class:`LayoutStore` or a :class:`RegistryStore`.
+
+    HTTPS unless the host is the loopback or ``plain_http`` is set. Without explicit
+    ``credentials``, the Docker config's ``auths`` entry for the host is used when present.
+    """
+    if isinstance(ref, str):
+        ref = parse_reference(ref)
+    if ref.kind is RefKind.LAYOUT:
+        assert ref.layout is not None
+        return LayoutStore(ref.layout)
+    assert ref.host is not None
+    scheme = "http" if plain_http or ref.is_loopback else "https"
+    creds = credentials if credentials is not None else docker_config_credentials(ref.host)
+    return RegistryStore(f"{scheme}://{ref.host}", ref.repository, creds, timeout=timeout)
+
+
+@contextlib.contextmanager
+def _store_for(ref: Reference, store: Store | None) -> Iterator[Store]:
+    if store is not None:
+        yield store
+        return
+    own = open_store(ref)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def build_manifest(artifact: Artifact, annotations: Mapping[str, str] | None = None) -> Manifest:
+    """The OCI manifest of an artifact whose digests are computed (one layer per file)."""
+    layers = []
+    for f in artifact.files:
+        assert f.sha256 is not None
+        layers.append(
+            Descriptor(
+                FILE_MEDIA_TYPE,
+                "sha256:" + f.sha256,
+                f.size,
+                {TITLE: f.path, FORMAT_ANNOTATION: f.format.value},
+            )
+        )
+    notes = {
+        CREATED: _now(),
+        VERSION_ANNOTATION: __version__,
+        KIND_ANNOTATION: "directory" if artifact.is_dir else "file",
+        **(annotations or {}),
+    }
+    return Manifest(EMPTY_CONFIG, tuple(layers), MODEL_ARTIFACT_TYPE, None, notes)
+
+
+def push(
+    source: str | os.PathLike[str] | Artifact,
+    ref: str | Reference,
+    *,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> PushResult:
+    """Push a model file or directory (or an opened :class:`Artifact`) to ``ref``.
+
+    Blobs the store already holds are skipped (``HEAD``); each distinct blob is sent once.
+
+    >>> push("my-model/", "localhost:5000/models/my-model:v1")  # doctest: +SKIP
+    """
+    reference = parse_reference(ref) if isinstance(ref, str) else ref
+    if reference.digest:
+        raise RegistryError(f"{reference}: push needs a tag, not a digest")
+    progress = progress or NULL_PROGRESS
+    if isinstance(source, Artifact):
+        art = source.with_digests(progress=progress)
+    else:
+        art = open_artifact(source, digests=True, progress=progress)
+    if not art.files:
+        raise ArtifactError(f"{art.root}: nothing to push (no files)")
+    manifest = build_manifest(art, annotations)
+    by_digest = {f"sha256:{f.sha256}": f for f in art.files}
+    data = manifest.to_bytes()
+    with _store_for(reference, store) as st:
+        uploads: list[Descriptor] = []
+        skipped = 0
+        seen: set[str] = set()
+        for desc in (EMPTY_CONFIG, *manifest.layers):
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            if st.has_blob(desc.digest):
+                skipped += 1
+            else:
+                uploads.append(desc)
+        total = sum(d.size for d in uploads)
+        progress.start("pushing", total)
+        try:
+            for desc in uploads:
+                if desc.digest == EMPTY_CONFIG.digest and desc.title is None:
+                    st.push_blob(desc, EMPTY_JSON, progress)
+                    continue
+                f = by_digest[desc.digest]
+                try:
+                    st.push_blob(desc, f.source, progress)
+                except NotFoundError:
+                    raise
+                except RegistryError as exc:
+                    raise RegistryError(f"{f.path}: {exc.message}", hint=exc.hint) from None
+                except OSError as exc:
+                    raise ArtifactError(f"{f.path}: cannot read: {exc.strerror or exc}") from None
+        finally:
+            progress.finish()
+        st.push_manifest(data, MANIFEST_MEDIA_TYPE, reference.tag)
+    return PushResult(
+        reference=str(reference),
+        digest=digest_bytes(data),
+        layers=len(manifest.layers),
+        total_bytes=art.total_size,
+        bytes_uploaded=total,
+        blobs_skipped=skipped,
+    )
+
+
+def _fetch_manifest(st: Store, reference: str, what: str) -> tuple[bytes, str, str]:
+    data, media_type = st.fetch_manifest(reference)
+    digest = digest_bytes(data)
+    if reference.startswith("sha256:") and digest != reference:
+        raise RegistryError(f"{what}: manifest digest mismatch: expected {reference}, got {digest}")
+    return data, media_type, digest
+
+
+def safe_titles(layers: tuple[Descriptor, ...]) -> list[PurePosixPath]:
+    """Each layer's title as a safe relative path, or :class:`RegistryError`.
+
+    Refused: a missing or empty title, an absolute path, ``.`` / ``..`` / empty components,
+    backslashes or NUL, duplicates, and a title that would pass through another file
+    (``a`` and ``a/b``).
+    """
+    out: list[PurePosixPath] = []
+    seen: set[str] = set()
+    for i, layer in enumerate(layers):
+        title = layer.title
+        if not title:
+            raise RegistryError(f"layer {i} ({layer.digest}): no org.opencontainers.image.title")
+        parts = title.split("/")
+        if (
+            title.startswith("/")
+            or "\\" in title
+            or "\x00" in title
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            raise RegistryError(f"layer {i}: unsafe file path {title!r} in manifest")
+        if title in seen:
+            raise RegistryError(f"layer {i}: duplicate file path {title!r} in manifest")
+        seen.add(title)
+        out.append(PurePosixPath(title))
+    dirs = {str(parent) for p in out for parent in p.parents if str(parent) != "."}
+    clash = sorted(seen & dirs)
+    if clash:
+        raise RegistryError(f"manifest: {clash[0]!r} is both a file and a directory")
+    return out
+
+
+def _stream_verified(
+    st: Store, desc: Descriptor, target: Path, label: str, progress: Progress
+) -> None:
+    """Copy a blob into ``target`` while hashing it; refuse a wrong size or digest."""
+    h = hashlib.sha256()
+    buf = bytearray(_READ)
+    view = memoryview(buf)
+    got = 0
+    with st.open_blob(desc) as src, open(target, "wb") as out:
+        while True:
+            n = src.readinto(view) if hasattr(src, "readinto") else _readinto(src, view)
+            if not n:
+                break
+            got += n
+            if got > desc.size:
+                raise RegistryError(
+                    f"{label}: size mismatch: expected {desc.size} bytes, the store sent more"
+                )
+            h.update(view[:n])
+            out.write(view[:n])
+            progress.advance(n)
+    if got != desc.size:
+        raise RegistryError(f"{label}: size mismatch: expected {desc.size} bytes, got {got}")
+    actual = "sha256:" + h.hexdigest()
+    if actual != desc.digest:
+        raise RegistryError(f"{label}: digest mismatch: expected {desc.digest}, got {actual}")
+
+
+def _readinto(src: Any, view: memoryview) -> int:
+    data = src.read(len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
+def _check_dest(dest: Path, force: bool) -> None:
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise RegistryError(f"{dest}: exists and is not a directory")
+    if dest.is_dir() and any(dest.iterdir()) and not force:
+        raise RegistryError(f"{dest}: directory is not empty", hint="use --force to replace it")
+
+
+def pull(
+    ref: str | Reference,
+    dest: str | os.PathLike[str],
+    *,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+    with_referrers: bool = False,
+) -> PullResult:
+    """Pull the model at ``ref`` into the directory ``dest``, verifying every blob.
+
+    ``dest`` must not exist or be empty, unless ``force`` (then it is replaced, only once the new
+    content is complete and verified). A failed pull leaves nothing behind. With
+    ``with_referrers``, referrers are written beside it: ``DEST.sig`` (sigstore bundle),
+    ``DEST.cdx.json`` (CycloneDX SBOM), ``DEST.<hex12>.referrer`` (anything else).
+    """
+    reference = parse_reference(ref) if isinstance(ref, str) else ref
+    progress = progress or NULL_PROGRESS
+    dest = Path(dest)
+    _check_dest(dest, force)
+    with _store_for(reference, store) as st:
+        data, media_type, digest = _fetch_manifest(st, reference.reference, str(reference))
+        if media_type == INDEX_MEDIA_TYPE:
+            raise RegistryError(f"{reference}: is an image index, not a model manifest")
+        manifest = Manifest.parse(data, f"{reference}: manifest")
+        titles = safe_titles(manifest.layers)
+        referrer_plan: list[tuple[Path, Descriptor, Referrer]] = []
+        if with_referrers:
+            referrer_plan = _plan_referrers(st, digest, dest, force)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".pull", dir=dest.parent))
+        except OSError as exc:
+            raise RegistryError(f"{dest}: cannot create: {exc.strerror or exc}") from None
+        try:
+            files = _download(st, manifest, titles, tmp, progress)
+            staged = []
+            for i, (final, layer, ref_info) in enumerate(referrer_plan):
+                part = tmp.parent / f"{tmp.name}.ref{i}"
+                try:
+                    _stream_verified(st, layer, part, f"referrer {ref_info.digest}", NULL_PROGRESS)
+                except BaseException:
+                    part.unlink(missing_ok=True)
+                    raise
+                staged.append((part, final))
+            _install(tmp, dest, force)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for i in range(len(referrer_plan)):
+                (tmp.parent / f"{tmp.name}.ref{i}").unlink(missing_ok=True)
+            raise
+        for part, final in staged:
+            os.replace(part, final)
+    return PullResult(
+        reference=str(reference),
+        digest=digest,
+        dest=dest,
+        files=files,
+        total_bytes=sum(f.size for f in files),
+        referrer_files=tuple(final for _, final in staged),
+    )
+
+
+def _download(
+    st: Store, manifest: Manifest, titles: list[PurePosixPath], tmp: Path, progress: Progress
+) -> tuple[PulledFile, ...]:
+    done: dict[str, Path] = {}
+    files: list[PulledFile] = []
+    progress.start("pulling", sum(d.size for d in manifest.layers))
+    try:
+        for layer, title in zip(manifest.layers, titles, strict=True):
+            target = tmp.joinpath(*title.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if layer.digest in done:
+                shutil.copyfile(done[layer.digest], target)
+                progress.advance(layer.size)
+            else:
+                _stream_verified(st, layer, target, str(title), progress)
+                done[layer.digest] = target
+            files.append(PulledFile(str(title), layer.size, layer.hex))
+    finally:
+        progress.finish()
+    return tuple(files)
+
+
+def _install(tmp: Path, dest: Path, force: bool) -> None:
+    if dest.is_dir():
+        if any(dest.iterdir()) and not force:
+            raise RegistryError(f"{dest}: directory is not empty", hint="use --force to replace it")
+        old = dest.parent / f".{dest.name}.old.{os.getpid()}"
+        os.replace(dest, old)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            os.replace(old, dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def _plan_referrers(
+    st: Store, subject: str, dest: Path, force: bool
+) -> list[tuple[Path, Descriptor, Referrer]]:
+    plan: list[tuple[Path, Descriptor, Referrer]] = []
+    used: set[Path] = set()
+    for r in _list_referrers(st, subject):
+        data, _, _ = _fetch_manifest(st, r.digest, f"referrer {r.digest}")
+        m = Manifest.parse(data, f"referrer {r.digest}")
+        if m.subject is None or m.subject.digest != subject:
+            raise RegistryError(f"referrer {r.digest}: its subject is not {subject}")
+        if len(m.layers) != 1 or m.layers[0].size > _MAX_REFERRER_SIZE:
+            continue  # not a single-file attachment of ours: listed, not written
+        suffix = _REFERRER_SUFFIX.get(m.effective_artifact_type, f"{r.digest[7:19]}.referrer")
+        final = dest.parent / f"{dest.name}.{suffix}"
+        n = 2
+        while final in used:
+            final = dest.parent / f"{dest.name}.{n}.{suffix}"
+            n += 1
+        if final.exists() and not force:
+            raise RegistryError(f"{final}: exists", hint="use --force to replace it")
+        used.add(final)
+        plan.append((final, m.layers[0], r))
+    return plan
+
+
+def fallback_tag(digest: str) -> str:
+    """The referrers tag-schema fallback tag for a subject digest: ``sha256-<hex>``."""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}-{hexpart}"
+
+
+def _list_referrers(st: Store, subject: str) -> list[Referrer]:
+    found = st.referrers(subject)
+    if found is None:
+        try:
+            data, _, _ = _fetch_manifest(st, fallback_tag(subject), f"referrers of {subject}")
+        except NotFoundError:
+            return []
+        found = list(Index.parse(data, f"referrers tag {fallback_tag(subject)}").manifests)
+    return [
+        Referrer(d.digest, d.size, d.artifact_type or d.media_type, d.annotations) for d in found
+    ]
+
+
+def referrers(ref: str | Reference, *, store: Store | None = None) -> list[Referrer]:
+    """The referrers (signatures, SBOMs, …) of the manifest at ``ref``.
+
+    Uses the registry's referrers API when it has one, else the ``sha256-<hex>`` fallback tag.
+    """
+    reference = parse_reference(ref) if isinstance(ref, str) else ref
+    with _store_for(reference, store) as st:
+        _, _, digest = _fetch_manifest(st, reference.reference, str(reference))
+        return _list_referrers(st, digest)
+
+
+def attach(
+    ref: str | Reference,
+    file: str | os.PathLike[str],
+    artifact_type: str,
+    *,
+    store: Store | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> AttachResult:
+    """Push ``file`` as a referrer of the manifest at ``ref`` (its ``subject``).
+
+    ``artifact_type`` is e.g. :data:`SIGNATURE_ARTIFACT_TYPE` or :data:`SBOM_ARTIFACT_TYPE`. When
+    the store has no referrers API, the ``sha256-<hex>`` tag's image index is updated as well.
+    """
+    reference = parse_reference(ref) if isinstance(ref, str) else ref
+    path = Path(file)
+    try:
+        size = path.stat().st_size
+        if size > _MAX_REFERRER_SIZE:
+            raise RegistryError(f"{path}: larger than {_MAX_REFERRER_SIZE} bytes")
+        content = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    layer = Descriptor(artifact_type, digest_bytes(content), len(content), {TITLE: path.name})
+    with _store_for(reference, store) as st:
+        data, media_type, subject_digest = _fetch_manifest(st, reference.reference, str(reference))
+        subject = Descriptor(media_type, subject_digest, len(data))
+        notes = {CREATED: _now(), VERSION_ANNOTATION: __version__, **(annotations or {})}
+        manifest = Manifest(EMPTY_CONFIG, (layer,), artifact_type, subject, notes)
+        for desc, body in ((EMPTY_CONFIG, EMPTY_JSON), (layer, content)):
+            if not st.has_blob(desc.digest):
+                st.push_blob(desc, body, NULL_PROGRESS)
+        mdata = manifest.to_bytes()
+        mdigest = digest_bytes(mdata)
+        st.push_manifest(mdata, MANIFEST_MEDIA_TYPE, None)
+        api = st.referrers(subject_digest)
+        if api is not None and any(d.digest == mdigest for d in api):
+            return AttachResult(subject_digest, mdigest, artifact_type, None)
+        tag = fallback_tag(subject_digest)
+        try:
+            idata, _, _ = _fetch_manifest(st, tag, f"referrers tag {tag}")
+            existing = Index.parse(idata, f"referrers tag {tag}")
+        except NotFoundError:
+            existing = Index(())
+        entry = Descriptor(MANIFEST_MEDIA_TYPE, mdigest, len(mdata), notes, artifact_type)
+        entries = (*tuple(d for d in existing.manifests if d.digest != mdigest), entry)
+        st.push_manifest(Index(entries, existing.annotations).to_bytes(), INDEX_MEDIA_TYPE, tag)
+    return AttachResult(subject_digest, mdigest, artifact_type, tag)
