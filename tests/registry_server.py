@@ -37,9 +37,7 @@ class Registry:
     def blob_path(self, digest: str) -> Path:
         """Where the registry's filesystem driver keeps the blob ``sha256:<hex>``."""
         hexpart = digest.split(":", 1)[1]
-        return (
-            self.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
-        )
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
