@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry_server import Registry, start_registry
+from tests.registry_server import Registry, TokenServer, start_registry
 
 USER = "alice"
 PASSWORD = "correct horse battery staple"
@@ -85,3 +85,16 @@ def tree(root: Path) -> dict[str, bytes]:
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     return make_model(tmp_path / "model")
+
+
+@pytest.fixture(scope="session")
+def token_registry(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Registry, TokenServer]]:
+    """A docker-registry with token (Bearer) auth, and its token service (USER / PASSWORD)."""
+    work = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenServer(work, USER, PASSWORD)
+    reg = start_registry(work, token_auth=tokens.registry_config())
+    yield reg, tokens
+    reg.stop()
+    tokens.stop()

@@ -295,3 +295,29 @@ def test_large_blob_push_and_pull_with_bounded_memory(registry: Registry, tmp_pa
     with open(out, "rb") as a, open(big, "rb") as b:
         while chunk := a.read(1 << 22):
             assert chunk == b.read(1 << 22)
+
+
+def test_bearer_token_flow(
+    token_registry: tuple[Registry, object], model_dir: Path, tmp_path: Path, no_docker_config: Path
+) -> None:
+    from tests.registry_server import TokenServer
+
+    reg, tokens = token_registry
+    assert isinstance(tokens, TokenServer)
+    ref = f"{reg.host}/models/bearer:v1"
+    with pytest.raises(RegistryError, match="authentication required"):
+        push(model_dir, ref)
+    with pytest.raises(RegistryError, match=f"authentication refused for user '{USER}'"):
+        push(model_dir, ref, store=open_store(ref, credentials=Credentials(USER, "bad")))
+    tokens.requests.clear()
+    store = open_store(ref, credentials=Credentials(USER, PASSWORD))
+    res = push(model_dir, ref, store=store)
+    pull(ref, tmp_path / "out", store=store)
+    store.close()
+    assert tree(tmp_path / "out") == tree(model_dir) and res.layers == 6
+    # One token for the whole push and pull, for exactly this repository, pull and push.
+    assert tokens.requests == [("repository:models/bearer:pull,push", "granted")]
+    # A pull-only session asks for pull only.
+    tokens.requests.clear()
+    pull(ref, tmp_path / "out2", store=open_store(ref, credentials=Credentials(USER, PASSWORD)))
+    assert tokens.requests == [("repository:models/bearer:pull", "granted")]
