@@ -13,6 +13,7 @@ Stores implement :class:`Store`; :class:`LayoutStore` and :class:`RegistryStore`
 
 from __future__ import annotations
 
+from mlsec.registry._base import open_store
 from mlsec.registry.auth import Credentials, docker_config_credentials
 from mlsec.registry.client import RegistryStore
 from mlsec.registry.layout import LayoutStore
@@ -25,23 +26,18 @@ from mlsec.registry.oci import (
     Index,
     Manifest,
 )
-from mlsec.registry.ops import (
-    AttachResult,
+from mlsec.registry.reference import Reference, RefKind, default_store_root, parse_reference
+from mlsec.registry.referrers import AttachResult, Referrer, attach, fallback_tag, referrers
+from mlsec.registry.store import BlobSource, NotFoundError, Store
+from mlsec.registry.transfer import (
     PulledFile,
     PullResult,
     PushResult,
-    Referrer,
-    attach,
     build_manifest,
-    fallback_tag,
-    open_store,
     pull,
     push,
-    referrers,
     safe_titles,
 )
-from mlsec.registry.reference import Reference, RefKind, default_store_root, parse_reference
-from mlsec.registry.store import BlobSource, NotFoundError, Store
 
 __all__ = [
     "FILE_MEDIA_TYPE",

@@ -1,4 +1,4 @@
-"""push, pull, attach, referrers: the registry capability's public operations.
+"""push and pull: a model to and from a store, as an OCI artifact.
 
 Push reuses the artifact model's digests (each file hashed once, by :func:`open_artifact`) as the
 layer digests and never reads a file except to send it. Pull trusts nothing it receives: the
@@ -9,14 +9,12 @@ the destination, which is renamed into place only when everything is verified.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,9 +22,7 @@ from mlsec import __version__
 from mlsec.artifact import Artifact, open_artifact
 from mlsec.errors import ArtifactError, RegistryError
 from mlsec.progress import NULL_PROGRESS, Progress
-from mlsec.registry.auth import Credentials, docker_config_credentials
-from mlsec.registry.client import RegistryStore
-from mlsec.registry.layout import LayoutStore
+from mlsec.registry._base import fetch_manifest, now, store_for
 from mlsec.registry.oci import (
     CREATED,
     EMPTY_CONFIG,
@@ -37,35 +33,27 @@ from mlsec.registry.oci import (
     KIND_ANNOTATION,
     MANIFEST_MEDIA_TYPE,
     MODEL_ARTIFACT_TYPE,
-    SBOM_ARTIFACT_TYPE,
-    SIGNATURE_ARTIFACT_TYPE,
     TITLE,
     VERSION_ANNOTATION,
     Descriptor,
-    Index,
     Manifest,
     digest_bytes,
 )
-from mlsec.registry.reference import Reference, RefKind, parse_reference
+from mlsec.registry.reference import Reference, parse_reference
+from mlsec.registry.referrers import AttachResult, Referrer, plan_referrers
 from mlsec.registry.store import NotFoundError, Store
 
 __all__ = [
-    "AttachResult",
     "PullResult",
+    "PulledFile",
     "PushResult",
-    "Referrer",
-    "attach",
-    "open_store",
+    "build_manifest",
     "pull",
     "push",
-    "referrers",
     "safe_titles",
 ]
 
 _READ = 1024 * 1024
-_MAX_REFERRER_SIZE = 64 * 1024 * 1024
-# Names given to referrers written next to a pulled model (``DEST.sig``, ``DEST.cdx.json``).
-_REFERRER_SUFFIX = {SIGNATURE_ARTIFACT_TYPE: "sig", SBOM_ARTIFACT_TYPE: "cdx.json"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,81 +114,6 @@ class PullResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class AttachResult:
-    """A referrer pushed for a subject; ``fallback_tag`` is set when the tag schema was used."""
-
-    subject: str
-    digest: str
-    artifact_type: str
-    fallback_tag: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "digest": self.digest,
-            "artifact_type": self.artifact_type,
-            "fallback_tag": self.fallback_tag,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Referrer:
-    """A manifest whose ``subject`` is the model: its descriptor, type and annotations."""
-
-    digest: str
-    size: int
-    artifact_type: str
-    annotations: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "digest": self.digest,
-            "size": self.size,
-            "artifact_type": self.artifact_type,
-            "annotations": dict(self.annotations),
-        }
-
-
-def open_store(
-    ref: Reference | str,
-    *,
-    plain_http: bool = False,
-    credentials: Credentials | None = None,
-    timeout: float = 60.0,
-) -> Store:
-    """The store a reference names: a :class:`LayoutStore` or a :class:`RegistryStore`.
-
-    HTTPS unless the host is the loopback or ``plain_http`` is set. Without explicit
-    ``credentials``, the Docker config's ``auths`` entry for the host is used when present.
-    """
-    if isinstance(ref, str):
-        ref = parse_reference(ref)
-    if ref.kind is RefKind.LAYOUT:
-        assert ref.layout is not None
-        return LayoutStore(ref.layout)
-    assert ref.host is not None
-    scheme = "http" if plain_http or ref.is_loopback else "https"
-    creds = credentials if credentials is not None else docker_config_credentials(ref.host)
-    return RegistryStore(f"{scheme}://{ref.host}", ref.repository, creds, timeout=timeout)
-
-
-@contextlib.contextmanager
-def _store_for(ref: Reference, store: Store | None) -> Iterator[Store]:
-    if store is not None:
-        yield store
-        return
-    own = open_store(ref)
-    try:
-        yield own
-    finally:
-        own.close()
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def build_manifest(artifact: Artifact, annotations: Mapping[str, str] | None = None) -> Manifest:
     """The OCI manifest of an artifact whose digests are computed (one layer per file)."""
     layers = []
@@ -215,7 +128,7 @@ def build_manifest(artifact: Artifact, annotations: Mapping[str, str] | None = N
             )
         )
     notes = {
-        CREATED: _now(),
+        CREATED: now(),
         VERSION_ANNOTATION: __version__,
         KIND_ANNOTATION: "directory" if artifact.is_dir else "file",
         **(annotations or {}),
@@ -250,7 +163,7 @@ def push(
     manifest = build_manifest(art, annotations)
     by_digest = {f"sha256:{f.sha256}": f for f in art.files}
     data = manifest.to_bytes()
-    with _store_for(reference, store) as st:
+    with store_for(reference, store) as st:
         uploads: list[Descriptor] = []
         skipped = 0
         seen: set[str] = set()
@@ -289,14 +202,6 @@ def push(
         bytes_uploaded=total,
         blobs_skipped=skipped,
     )
-
-
-def _fetch_manifest(st: Store, reference: str, what: str) -> tuple[bytes, str, str]:
-    data, media_type = st.fetch_manifest(reference)
-    digest = digest_bytes(data)
-    if reference.startswith("sha256:") and digest != reference:
-        raise RegistryError(f"{what}: manifest digest mismatch: expected {reference}, got {digest}")
-    return data, media_type, digest
 
 
 def safe_titles(layers: tuple[Descriptor, ...]) -> list[PurePosixPath]:
@@ -392,15 +297,15 @@ def pull(
     progress = progress or NULL_PROGRESS
     dest = Path(dest)
     _check_dest(dest, force)
-    with _store_for(reference, store) as st:
-        data, media_type, digest = _fetch_manifest(st, reference.reference, str(reference))
+    with store_for(reference, store) as st:
+        data, media_type, digest = fetch_manifest(st, reference.reference, str(reference))
         if media_type == INDEX_MEDIA_TYPE:
             raise RegistryError(f"{reference}: is an image index, not a model manifest")
         manifest = Manifest.parse(data, f"{reference}: manifest")
         titles = safe_titles(manifest.layers)
         referrer_plan: list[tuple[Path, Descriptor, Referrer]] = []
         if with_referrers:
-            referrer_plan = _plan_referrers(st, digest, dest, force)
+            referrer_plan = plan_referrers(st, digest, dest, force)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".pull", dir=dest.parent))
@@ -471,107 +376,3 @@ def _install(tmp: Path, dest: Path, force: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, dest)
-
-
-def _plan_referrers(
-    st: Store, subject: str, dest: Path, force: bool
-) -> list[tuple[Path, Descriptor, Referrer]]:
-    plan: list[tuple[Path, Descriptor, Referrer]] = []
-    used: set[Path] = set()
-    for r in _list_referrers(st, subject):
-        data, _, _ = _fetch_manifest(st, r.digest, f"referrer {r.digest}")
-        m = Manifest.parse(data, f"referrer {r.digest}")
-        if m.subject is None or m.subject.digest != subject:
-            raise RegistryError(f"referrer {r.digest}: its subject is not {subject}")
-        if len(m.layers) != 1 or m.layers[0].size > _MAX_REFERRER_SIZE:
-            continue  # not a single-file attachment of ours: listed, not written
-        suffix = _REFERRER_SUFFIX.get(m.effective_artifact_type, f"{r.digest[7:19]}.referrer")
-        final = dest.parent / f"{dest.name}.{suffix}"
-        n = 2
-        while final in used:
-            final = dest.parent / f"{dest.name}.{n}.{suffix}"
-            n += 1
-        if final.exists() and not force:
-            raise RegistryError(f"{final}: exists", hint="use --force to replace it")
-        used.add(final)
-        plan.append((final, m.layers[0], r))
-    return plan
-
-
-def fallback_tag(digest: str) -> str:
-    """The referrers tag-schema fallback tag for a subject digest: ``sha256-<hex>``."""
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{algorithm}-{hexpart}"
-
-
-def _list_referrers(st: Store, subject: str) -> list[Referrer]:
-    found = st.referrers(subject)
-    if found is None:
-        try:
-            data, _, _ = _fetch_manifest(st, fallback_tag(subject), f"referrers of {subject}")
-        except NotFoundError:
-            return []
-        found = list(Index.parse(data, f"referrers tag {fallback_tag(subject)}").manifests)
-    return [
-        Referrer(d.digest, d.size, d.artifact_type or d.media_type, d.annotations) for d in found
-    ]
-
-
-def referrers(ref: str | Reference, *, store: Store | None = None) -> list[Referrer]:
-    """The referrers (signatures, SBOMs, …) of the manifest at ``ref``.
-
-    Uses the registry's referrers API when it has one, else the ``sha256-<hex>`` fallback tag.
-    """
-    reference = parse_reference(ref) if isinstance(ref, str) else ref
-    with _store_for(reference, store) as st:
-        _, _, digest = _fetch_manifest(st, reference.reference, str(reference))
-        return _list_referrers(st, digest)
-
-
-def attach(
-    ref: str | Reference,
-    file: str | os.PathLike[str],
-    artifact_type: str,
-    *,
-    store: Store | None = None,
-    annotations: Mapping[str, str] | None = None,
-) -> AttachResult:
-    """Push ``file`` as a referrer of the manifest at ``ref`` (its ``subject``).
-
-    ``artifact_type`` is e.g. :data:`SIGNATURE_ARTIFACT_TYPE` or :data:`SBOM_ARTIFACT_TYPE`. When
-    the store has no referrers API, the ``sha256-<hex>`` tag's image index is updated as well.
-    """
-    reference = parse_reference(ref) if isinstance(ref, str) else ref
-    path = Path(file)
-    try:
-        size = path.stat().st_size
-        if size > _MAX_REFERRER_SIZE:
-            raise RegistryError(f"{path}: larger than {_MAX_REFERRER_SIZE} bytes")
-        content = path.read_bytes()
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    layer = Descriptor(artifact_type, digest_bytes(content), len(content), {TITLE: path.name})
-    with _store_for(reference, store) as st:
-        data, media_type, subject_digest = _fetch_manifest(st, reference.reference, str(reference))
-        subject = Descriptor(media_type, subject_digest, len(data))
-        notes = {CREATED: _now(), VERSION_ANNOTATION: __version__, **(annotations or {})}
-        manifest = Manifest(EMPTY_CONFIG, (layer,), artifact_type, subject, notes)
-        for desc, body in ((EMPTY_CONFIG, EMPTY_JSON), (layer, content)):
-            if not st.has_blob(desc.digest):
-                st.push_blob(desc, body, NULL_PROGRESS)
-        mdata = manifest.to_bytes()
-        mdigest = digest_bytes(mdata)
-        st.push_manifest(mdata, MANIFEST_MEDIA_TYPE, None)
-        api = st.referrers(subject_digest)
-        if api is not None and any(d.digest == mdigest for d in api):
-            return AttachResult(subject_digest, mdigest, artifact_type, None)
-        tag = fallback_tag(subject_digest)
-        try:
-            idata, _, _ = _fetch_manifest(st, tag, f"referrers tag {tag}")
-            existing = Index.parse(idata, f"referrers tag {tag}")
-        except NotFoundError:
-            existing = Index(())
-        entry = Descriptor(MANIFEST_MEDIA_TYPE, mdigest, len(mdata), notes, artifact_type)
-        entries = (*tuple(d for d in existing.manifests if d.digest != mdigest), entry)
-        st.push_manifest(Index(entries, existing.annotations).to_bytes(), INDEX_MEDIA_TYPE, tag)
-    return AttachResult(subject_digest, mdigest, artifact_type, tag)
