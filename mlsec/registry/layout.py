@@ -103,6 +103,7 @@ class LayoutStore:
         target = self._blob(desc.digest)
         fd, tmp = tempfile.mkstemp(prefix=".", suffix=".part", dir=target.parent)
         try:
+            os.fchmod(fd, 0o644)  # blobs are content, readable like index.json (mkstemp: 0600)
             with os.fdopen(fd, "wb") as out:
                 if isinstance(source, bytes):
                     out.write(source)

@@ -244,7 +244,11 @@ def _stream_verified(
     buf = bytearray(_READ)
     view = memoryview(buf)
     got = 0
-    with st.open_blob(desc) as src, open(target, "wb") as out:
+    try:
+        opened = st.open_blob(desc)
+    except RegistryError as exc:
+        raise type(exc)(f"{label}: {exc.message}", hint=exc.hint) from None
+    with opened as src, open(target, "wb") as out:
         while True:
             n = src.readinto(view) if hasattr(src, "readinto") else _readinto(src, view)
             if not n:
@@ -306,9 +310,14 @@ def pull(
         referrer_plan: list[tuple[Path, Descriptor, Referrer]] = []
         if with_referrers:
             referrer_plan = plan_referrers(st, digest, dest, force)
+        created = _missing_ancestor(dest.parent)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".pull", dir=dest.parent))
+            # mkdtemp makes 0700; the model directory gets the mode a mkdir would give it.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
         except OSError as exc:
             raise RegistryError(f"{dest}: cannot create: {exc.strerror or exc}") from None
         try:
@@ -327,6 +336,8 @@ def pull(
             shutil.rmtree(tmp, ignore_errors=True)
             for i in range(len(referrer_plan)):
                 (tmp.parent / f"{tmp.name}.ref{i}").unlink(missing_ok=True)
+            if created is not None:  # directories this pull made for DEST's parent
+                shutil.rmtree(created, ignore_errors=True)
             raise
         for part, final in staged:
             os.replace(part, final)
@@ -338,6 +349,16 @@ def pull(
         total_bytes=sum(f.size for f in files),
         referrer_files=tuple(final for _, final in staged),
     )
+
+
+def _missing_ancestor(path: Path) -> Path | None:
+    """The outermost ancestor-or-self of ``path`` that does not exist yet (None if it exists)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 def _download(

@@ -30,7 +30,7 @@ from mlsec.registry import (
 )
 from mlsec.registry.oci import EMPTY_CONFIG, EMPTY_JSON, FILE_MEDIA_TYPE, TITLE, digest_bytes
 from tests.registry_server import Registry
-from tests.unit.registry.conftest import PASSWORD, USER, tree
+from tests.unit.registry.conftest import PASSWORD, USER, make_model, tree
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -229,12 +229,17 @@ def test_auth_required_refused_and_accepted(
     with pytest.raises(RegistryError, match=f"authentication refused for user '{USER}'"):
         push(model_dir, ref, store=wrong)
     good = open_store(ref, credentials=Credentials(USER, PASSWORD))
+    assert isinstance(good, RegistryStore)
     res = push(model_dir, ref, store=good)
-    good.close()
     assert res.blobs_skipped == 0
-    good = open_store(ref, credentials=Credentials(USER, PASSWORD))
     pull(ref, tmp_path / "out", store=good)
+    good.close()
     assert tree(tmp_path / "out") == tree(model_dir)
+    # Credentials are sent from the first request after the challenge: the only 401 is the ping,
+    # and no request is sent twice (oras-py sends each one without, then with, credentials).
+    assert good.unauthorized == 1
+    # 2 pings + 6 blobs x (HEAD, POST, PUT) + manifest PUT; manifest GET + 5 distinct blob GETs
+    assert good.responses == 2 + 6 * 3 + 1 + 1 + 5
     assert "wrong" not in repr(wrong.__dict__) or "redacted" in repr(Credentials(USER, "wrong"))
 
 
@@ -321,3 +326,46 @@ def test_bearer_token_flow(
     tokens.requests.clear()
     pull(ref, tmp_path / "out2", store=open_store(ref, credentials=Credentials(USER, PASSWORD)))
     assert tokens.requests == [("repository:models/bearer:pull", "granted")]
+
+
+def test_file_changed_after_hashing_is_refused_by_the_registry(
+    registry: Registry, tmp_path: Path
+) -> None:
+    from mlsec.artifact import open_artifact
+
+    model = make_model(tmp_path / "model")
+    art = open_artifact(model, digests=True)
+    path = model / "weights" / "part-0.bin"
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1  # same size, other content
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match=r"^weights/part-0.bin: .*DIGEST_INVALID"):
+        push(art, f"{registry.host}/models/changed:v1")
+
+
+def test_failed_pull_removes_the_directories_it_created(
+    registry: Registry, model_dir: Path, tmp_path: Path
+) -> None:
+    from mlsec.artifact import open_artifact
+
+    ref = f"{registry.host}/models/nested-dest:v1"
+    push(model_dir, ref)
+    sha = open_artifact(model_dir, digests=True).file("weights/part-1.bin").sha256
+    blob = registry.blob_path(f"sha256:{sha}")
+    original = blob.read_bytes()
+    blob.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        with pytest.raises(RegistryError, match="digest mismatch"):
+            pull(ref, tmp_path / "a" / "b" / "out")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    finally:
+        blob.write_bytes(original)
+    out = pull(ref, tmp_path / "a" / "b" / "out")
+    assert out.dest.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert tree(out.dest) == tree(model_dir)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
