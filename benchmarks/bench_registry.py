@@ -5,7 +5,9 @@ Builds a ~1 GiB flat model directory (four large shards and a few small files: o
 layers by basename, so the layout is flat to compare like with like), starts Debian's
 ``docker-registry`` on 127.0.0.1 with filesystem storage in a temp dir, then measures in one run:
 
-* the floor: ``cp -r`` of the directory (what the registry must at least do: write the bytes once);
+* floors: ``cp -r`` of the directory (writing the bytes once), and ``curl`` uploading /
+  downloading the same blobs with the bare API (POST + PUT per blob, digests precomputed outside
+  the timing; GET per blob without any check) — what the registry itself costs;
 * ``mlsec push`` (to a fresh repository each time, so every blob is uploaded) and ``mlsec pull``
   (every blob hashed and verified while it streams);
 * ``oras-py`` push (default: whole blob in memory; and ``do_chunked=True``) and pull, when an
@@ -53,6 +55,24 @@ ORAS = (
     "else:\n"
     "    c.pull(target=target, outdir=path)\n"
 )
+
+
+CURL_PUSH = """set -e
+while read -r digest file; do
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$HOST/v2/$REPO/blobs/uploads/" \\
+        | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p')
+  case "$loc" in *\\?*) sep='&';; *) sep='?';; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$file" \\
+       "$loc${sep}digest=$digest" -o /dev/null
+done < "$LIST"
+"""
+CURL_PULL = """set -e
+i=0
+while read -r digest file; do
+  i=$((i+1))
+  curl -sf "http://$HOST/v2/$REPO/blobs/$digest" -o "$OUT/$i"
+done < "$LIST"
+"""
 
 
 def build(root: Path, size_mib: int) -> int:
@@ -118,6 +138,12 @@ def main() -> None:
         == 0
     )
     rows: dict[str, list[tuple[float, int]]] = {}
+    from mlsec.artifact import open_artifact
+
+    listing = work / "blobs.txt"
+    listing.write_text(
+        "".join(f"sha256:{f.sha256} {f.source}\n" for f in open_artifact(model, digests=True).files)
+    )
 
     def record(name: str, result: tuple[float, int]) -> None:
         rows.setdefault(name, []).append(result)
@@ -126,6 +152,15 @@ def main() -> None:
         for i in range(args.repeat):
             out = work / f"out-{i}"
             record("floor: cp -r (write the bytes once)", run(["cp", "-r", str(model), str(out)]))
+            shutil.rmtree(out)
+
+            curl_env = dict(os.environ, HOST=reg.host, REPO=f"bench/curl-{i}", LIST=str(listing))
+            record("floor: curl POST+PUT per blob", run(["bash", "-c", CURL_PUSH], curl_env))
+            out.mkdir()
+            record(
+                "floor: curl GET per blob (no check)",
+                run(["bash", "-c", CURL_PULL], dict(curl_env, OUT=str(out))),
+            )
             shutil.rmtree(out)
 
             ref = f"{reg.host}/bench/mlsec-{i}:v1"
