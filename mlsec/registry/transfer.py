@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -41,7 +41,7 @@ from mlsec.registry.oci import (
 )
 from mlsec.registry.reference import Reference, parse_reference
 from mlsec.registry.referrers import AttachResult, Referrer, plan_referrers
-from mlsec.registry.store import NotFoundError, Store
+from mlsec.registry.store import Store
 
 __all__ = [
     "PullResult",
@@ -185,8 +185,6 @@ def push(
                 f = by_digest[desc.digest]
                 try:
                     st.push_blob(desc, f.source, progress)
-                except NotFoundError:
-                    raise
                 except RegistryError as exc:
                     raise RegistryError(f"{f.path}: {exc.message}", hint=exc.hint) from None
                 except OSError as exc:
@@ -248,7 +246,9 @@ def _stream_verified(
         opened = st.open_blob(desc)
     except RegistryError as exc:
         raise type(exc)(f"{label}: {exc.message}", hint=exc.hint) from None
-    with opened as src, open(target, "wb") as out:
+    # "x": never write through something already there (a case-insensitive file system would
+    # otherwise let "A.bin" silently replace a verified "a.bin").
+    with opened as src, open(target, "xb") as out:
         while True:
             n = src.readinto(view) if hasattr(src, "readinto") else _readinto(src, view)
             if not n:
@@ -313,11 +313,7 @@ def pull(
         created = _missing_ancestor(dest.parent)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".pull", dir=dest.parent))
-            # mkdtemp makes 0700; the model directory gets the mode a mkdir would give it.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)
+            tmp = _make_temp_dir(dest)
         except OSError as exc:
             raise RegistryError(f"{dest}: cannot create: {exc.strerror or exc}") from None
         try:
@@ -351,6 +347,19 @@ def pull(
     )
 
 
+def _make_temp_dir(dest: Path) -> Path:
+    """A new empty directory beside ``dest``. Unlike ``mkdtemp`` (0700) it gets the mode a plain
+    ``mkdir`` gives (the umask applies), since it becomes the model directory."""
+    for _ in range(100):
+        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.pull"
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{dest.parent}: cannot create a temporary directory")
+
+
 def _missing_ancestor(path: Path) -> Path | None:
     """The outermost ancestor-or-self of ``path`` that does not exist yet (None if it exists)."""
     missing = None
@@ -370,13 +379,22 @@ def _download(
     try:
         for layer, title in zip(manifest.layers, titles, strict=True):
             target = tmp.joinpath(*title.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if layer.digest in done:
-                shutil.copyfile(done[layer.digest], target)
-                progress.advance(layer.size)
-            else:
-                _stream_verified(st, layer, target, str(title), progress)
-                done[layer.digest] = target
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if layer.digest in done:
+                    if target.exists():
+                        raise FileExistsError(target)
+                    shutil.copyfile(done[layer.digest], target)
+                    progress.advance(layer.size)
+                else:
+                    _stream_verified(st, layer, target, str(title), progress)
+                    done[layer.digest] = target
+            except FileExistsError:
+                raise RegistryError(
+                    f"{title}: clashes with another file of the model on this file system"
+                ) from None
+            except OSError as exc:
+                raise RegistryError(f"{title}: cannot write: {exc.strerror or exc}") from None
             files.append(PulledFile(str(title), layer.size, layer.hex))
     finally:
         progress.finish()

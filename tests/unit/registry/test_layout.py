@@ -145,3 +145,42 @@ def test_referrers_in_a_layout_use_the_tag_fallback(model_dir: Path, tmp_path: P
     digests = [r.digest for r in referrers(ref)]
     assert len(digests) == len(set(digests)) >= 2
     assert LayoutStore(tmp_path / "store").referrers(res.digest) is None
+
+
+def _crafted(store_dir: Path, titles: list[str]) -> str:
+    """A layout holding a manifest whose layers carry ``titles`` (all valid blobs)."""
+    from mlsec.progress import NULL_PROGRESS
+    from mlsec.registry import Descriptor, Manifest
+    from mlsec.registry.oci import EMPTY_CONFIG, EMPTY_JSON, MANIFEST_MEDIA_TYPE, digest_bytes
+
+    store = LayoutStore(store_dir)
+    store.push_blob(EMPTY_CONFIG, EMPTY_JSON, NULL_PROGRESS)
+    layers = []
+    for i, title in enumerate(titles):
+        body = f"file {i}\n".encode()
+        desc = Descriptor("application/octet-stream", digest_bytes(body), len(body), {TITLE: title})
+        store.push_blob(desc, body, NULL_PROGRESS)
+        layers.append(desc)
+    data = Manifest(EMPTY_CONFIG, tuple(layers), MODEL_ARTIFACT_TYPE).to_bytes()
+    store.push_manifest(data, MANIFEST_MEDIA_TYPE, "v1")
+    return f"oci:{store_dir}:v1"
+
+
+def test_a_file_that_cannot_be_written_fails_cleanly(tmp_path: Path) -> None:
+    ref = _crafted(tmp_path / "store", ["ok.txt", "x" * 300])
+    with pytest.raises(RegistryError, match=r"^x{300}: cannot write: File name too long"):
+        pull(ref, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_crafted_traversal_in_a_layout_is_refused(tmp_path: Path) -> None:
+    ref = _crafted(tmp_path / "store", ["a/b", "../../outside"])
+    with pytest.raises(RegistryError, match=r"unsafe file path '\.\./\.\./outside'"):
+        pull(ref, tmp_path / "sub" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_layout_blobs_are_readable_by_others(model_dir: Path, tmp_path: Path) -> None:
+    push(model_dir, f"oci:{tmp_path / 'store'}:v1")
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "store/blobs/sha256").iterdir()}
+    assert modes == {0o644}
