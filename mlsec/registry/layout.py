@@ -41,8 +41,9 @@ _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 class LayoutStore:
     """An OCI image-layout directory. Created on the first write; reading a missing one fails."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, concurrency: int = 2) -> None:
         self.path = Path(path)
+        self.concurrency = max(1, concurrency)
 
     @property
     def name(self) -> str:

@@ -30,6 +30,9 @@ class NotFoundError(RegistryError):
 class Store(Protocol):
     """A place that holds blobs and manifests of one repository."""
 
+    #: How many blobs push and pull may move at once (each call from its own thread).
+    concurrency: int
+
     @property
     def name(self) -> str:
         """A human-readable name for messages (``127.0.0.1:5000/models/x``, ``oci:/path``)."""

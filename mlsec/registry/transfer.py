@@ -13,10 +13,11 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from mlsec import __version__
 from mlsec.artifact import Artifact, open_artifact
@@ -176,19 +177,22 @@ def push(
             else:
                 uploads.append(desc)
         total = sum(d.size for d in uploads)
+
+        def upload(desc: Descriptor) -> None:
+            if desc.digest == EMPTY_CONFIG.digest and desc.title is None:
+                st.push_blob(desc, EMPTY_JSON, progress)
+                return
+            f = by_digest[desc.digest]
+            try:
+                st.push_blob(desc, f.source, progress)
+            except RegistryError as exc:
+                raise RegistryError(f"{f.path}: {exc.message}", hint=exc.hint) from None
+            except OSError as exc:
+                raise ArtifactError(f"{f.path}: cannot read: {exc.strerror or exc}") from None
+
         progress.start("pushing", total)
         try:
-            for desc in uploads:
-                if desc.digest == EMPTY_CONFIG.digest and desc.title is None:
-                    st.push_blob(desc, EMPTY_JSON, progress)
-                    continue
-                f = by_digest[desc.digest]
-                try:
-                    st.push_blob(desc, f.source, progress)
-                except RegistryError as exc:
-                    raise RegistryError(f"{f.path}: {exc.message}", hint=exc.hint) from None
-                except OSError as exc:
-                    raise ArtifactError(f"{f.path}: cannot read: {exc.strerror or exc}") from None
+            _parallel(upload, sorted(uploads, key=lambda d: -d.size), st.concurrency)
         finally:
             progress.finish()
         st.push_manifest(data, MANIFEST_MEDIA_TYPE, reference.tag)
@@ -373,32 +377,69 @@ def _missing_ancestor(path: Path) -> Path | None:
 def _download(
     st: Store, manifest: Manifest, titles: list[PurePosixPath], tmp: Path, progress: Progress
 ) -> tuple[PulledFile, ...]:
-    done: dict[str, Path] = {}
-    files: list[PulledFile] = []
+    """Every distinct blob once (in parallel, largest first), then copies for duplicates."""
+    first: dict[str, tuple[Descriptor, PurePosixPath]] = {}
+    for layer, title in zip(manifest.layers, titles, strict=True):
+        first.setdefault(layer.digest, (layer, title))
+        try:
+            tmp.joinpath(*title.parts).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"{title}: cannot write: {exc.strerror or exc}") from None
+
+    def fetch(item: tuple[Descriptor, PurePosixPath]) -> None:
+        layer, title = item
+        try:
+            _stream_verified(st, layer, tmp.joinpath(*title.parts), str(title), progress)
+        except FileExistsError:
+            raise _clash(title) from None
+        except OSError as exc:
+            raise RegistryError(f"{title}: cannot write: {exc.strerror or exc}") from None
+
     progress.start("pulling", sum(d.size for d in manifest.layers))
     try:
+        _parallel(fetch, sorted(first.values(), key=lambda x: -x[0].size), st.concurrency)
         for layer, title in zip(manifest.layers, titles, strict=True):
+            source = first[layer.digest][1]
+            if source is title:
+                continue
             target = tmp.joinpath(*title.parts)
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if layer.digest in done:
-                    if target.exists():
-                        raise FileExistsError(target)
-                    shutil.copyfile(done[layer.digest], target)
-                    progress.advance(layer.size)
-                else:
-                    _stream_verified(st, layer, target, str(title), progress)
-                    done[layer.digest] = target
-            except FileExistsError:
-                raise RegistryError(
-                    f"{title}: clashes with another file of the model on this file system"
-                ) from None
+                if target.exists():
+                    raise _clash(title)
+                shutil.copyfile(tmp.joinpath(*source.parts), target)
             except OSError as exc:
                 raise RegistryError(f"{title}: cannot write: {exc.strerror or exc}") from None
-            files.append(PulledFile(str(title), layer.size, layer.hex))
+            progress.advance(layer.size)
     finally:
         progress.finish()
-    return tuple(files)
+    return tuple(
+        PulledFile(str(title), layer.size, layer.hex)
+        for layer, title in zip(manifest.layers, titles, strict=True)
+    )
+
+
+def _clash(title: PurePosixPath) -> RegistryError:
+    return RegistryError(f"{title}: clashes with another file of the model on this file system")
+
+
+T = TypeVar("T")
+
+
+def _parallel(fn: Callable[[T], None], items: Sequence[T], workers: int) -> None:
+    """``fn`` over ``items`` on up to ``workers`` threads; the first error cancels the rest."""
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for fut in as_completed(futures):
+                fut.result()
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
 
 
 def _install(tmp: Path, dest: Path, force: bool) -> None:
