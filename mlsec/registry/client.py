@@ -445,6 +445,15 @@ class RegistryStore:
             self._drop(self._origin)
             raise RegistryError(f"{self.name}: manifest {reference} larger than 4 MiB")
         media_type = (resp.getheader("Content-Type") or MANIFEST_MEDIA_TYPE).split(";")[0].strip()
+        # Fetched by tag, the registry still says which digest the tag points at: a manifest
+        # corrupted on its disk is served as is, so check the bytes against that.
+        claimed = resp.getheader("Docker-Content-Digest")
+        actual = digest_bytes(data)
+        if claimed and claimed.startswith("sha256:") and claimed != actual:
+            raise RegistryError(
+                f"{self.name}: manifest {reference}: digest mismatch: the registry says {claimed},"
+                f" the content is {actual}"
+            )
         return data, media_type
 
     def push_manifest(self, data: bytes, media_type: str, tag: str | None) -> None:

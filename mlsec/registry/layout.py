@@ -151,6 +151,11 @@ class LayoutStore:
             data = path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"{self.name}: manifest {reference} not found") from None
+        if desc is not None and digest_bytes(data) != desc.digest:
+            raise RegistryError(
+                f"{self.name}: manifest {reference}: digest mismatch: expected {desc.digest},"
+                f" got {digest_bytes(data)}"
+            )
         media_type = desc.media_type if desc is not None else _sniff_media_type(data)
         return data, media_type
 

@@ -171,3 +171,23 @@ def test_layout_reference_and_usage_errors(registry_cli, tmp_path: Path) -> None
     assert r.exit_code == 2 and one_error_line(r.stderr)
     r = registry_cli("push", tmp_path / "missing", f"oci:{tmp_path / 'layout'}:v1")
     assert r.exit_code == 2 and "no such file" in one_error_line(r.stderr)
+
+
+def test_json_shapes_are_pinned(registry_cli, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    sig = tmp_path / "s.sig"
+    sig.write_text("{}")
+    ref = f"oci:{tmp_path / 'layout'}:v1"
+    push_doc = json.loads(registry_cli("push", model, ref, "--signature", sig, "-f", "json").stdout)
+    assert list(push_doc) == [
+        "schema", "reference", "digest", "layers", "total_bytes", "bytes_uploaded",
+        "blobs_skipped", "referrers",
+    ]  # fmt: skip
+    assert list(push_doc["referrers"][0]) == ["subject", "digest", "artifact_type", "fallback_tag"]
+    r = registry_cli("pull", ref, tmp_path / "o", "--with-referrers", "-f", "json")
+    pull_doc = json.loads(r.stdout)
+    assert list(pull_doc) == [
+        "schema", "reference", "digest", "dest", "total_bytes", "files", "referrer_files",
+    ]  # fmt: skip
+    assert list(pull_doc["files"][0]) == ["path", "size", "sha256"]
+    assert pull_doc["referrer_files"] == [str(tmp_path / "o.sig")]

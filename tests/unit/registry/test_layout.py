@@ -184,3 +184,12 @@ def test_layout_blobs_are_readable_by_others(model_dir: Path, tmp_path: Path) ->
     push(model_dir, f"oci:{tmp_path / 'store'}:v1")
     modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "store/blobs/sha256").iterdir()}
     assert modes == {0o644}
+
+
+def test_layout_manifest_corrupted_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    res = push(model_dir, f"oci:{tmp_path / 'store'}:v1")
+    blob = tmp_path / "store/blobs/sha256" / res.digest[7:]
+    blob.write_bytes(blob.read_bytes().replace(b'"dev.mlsec.kind":"', b'"dev.mlsec.kind":"x'))
+    with pytest.raises(RegistryError, match=f"manifest v1: digest mismatch: expected {res.digest}"):
+        pull(f"oci:{tmp_path / 'store'}:v1", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -369,3 +369,22 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_manifest_corrupted_on_registry_disk_is_refused_when_pulled_by_tag(
+    registry: Registry, model_dir: Path, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/models/manifest-corrupt:v1"
+    res = push(model_dir, ref)
+    blob = registry.blob_path(res.digest)
+    original = blob.read_bytes()
+    # Still valid JSON, still a valid manifest: only the digest can tell.
+    blob.write_bytes(original.replace(b'"dev.mlsec.version":"', b'"dev.mlsec.version":"X'))
+    try:
+        with pytest.raises(RegistryError, match=f"says {res.digest}, the content is sha256:"):
+            pull(ref, tmp_path / "out")
+        with pytest.raises(RegistryError, match=f"digest mismatch: the registry says {res.digest}"):
+            pull(f"{registry.host}/models/manifest-corrupt@{res.digest}", tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+    finally:
+        blob.write_bytes(original)
