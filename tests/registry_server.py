@@ -49,9 +49,9 @@ class Registry:
                 self.proc.wait()
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])
 
 
@@ -61,6 +61,7 @@ def start_registry(
     username: str | None = None,
     password: str | None = None,
     token_auth: str | None = None,
+    address: str = "127.0.0.1",
 ) -> Registry:
     """Start ``docker-registry`` in ``workdir``: basic auth when a username is given, token
     (Bearer) auth when ``token_auth`` is the YAML of an ``auth: {token: ...}`` section."""
@@ -78,24 +79,24 @@ def start_registry(
         auth = f"auth: {{htpasswd: {{realm: mlsec-test, path: {htpasswd}}}}}\n"
     last_error = ""
     for _ in range(5):  # another process may take the port between probe and bind
-        port = _free_port()
+        port = _free_port(address)
         config = workdir / "config.yml"
         config.write_text(
             "version: 0.1\n"
             "log: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {storage}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: 127.0.0.1:{port}}}\n" + auth
+            f"http: {{addr: {address}:{port}}}\n" + auth
         )
         log = workdir / "registry.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [BINARY, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
             )
-        reg = Registry(f"127.0.0.1:{port}", storage, proc, log, username, password)
+        reg = Registry(f"{address}:{port}", storage, proc, log, username, password)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn = http.client.HTTPConnection(address, port, timeout=2)
                 conn.request("GET", "/v2/")
                 status = conn.getresponse().status
                 conn.close()

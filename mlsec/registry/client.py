@@ -205,8 +205,12 @@ class RegistryStore:
                 if attempt == 0 and reused and not isinstance(exc, TimeoutError):
                     continue
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                hint = None
+                if isinstance(exc, ssl.SSLError) and origin[0] == "https":
+                    hint = "if this registry speaks plain HTTP, pass --plain-http"
                 raise RegistryError(
-                    f"{origin[1]}: cannot reach registry: {reason or type(exc).__name__}"
+                    f"{origin[1]}: cannot reach registry: {reason or type(exc).__name__}",
+                    hint=hint,
                 ) from None
         raise AssertionError("unreachable")
 

@@ -191,3 +191,25 @@ def test_json_shapes_are_pinned(registry_cli, tmp_path: Path) -> None:
     ]  # fmt: skip
     assert list(pull_doc["files"][0]) == ["path", "size", "sha256"]
     assert pull_doc["referrer_files"] == [str(tmp_path / "o.sig")]
+
+
+def test_https_unless_loopback_name_or_plain_http(registry_cli, tmp_path: Path) -> None:
+    from tests.registry_server import start_registry
+
+    # 127.0.0.2 is a loopback address, but not one mlsec treats as plain-HTTP by default.
+    reg = start_registry(tmp_path / "reg", address="127.0.0.2")
+    try:
+        model = make_model(tmp_path / "model")
+        ref = f"{reg.host}/cli/plain:v1"
+        r = registry_cli("push", model, ref)
+        assert r.exit_code == 2
+        line = one_error_line(r.stderr)
+        assert f"{reg.host}: cannot reach registry" in line and "SSL" in line.upper()
+        assert "mlsec: hint: if this registry speaks plain HTTP, pass --plain-http" in r.stderr
+        r = registry_cli("push", model, ref, "--plain-http")
+        assert r.exit_code == 0, r.stderr
+        r = registry_cli("pull", ref, tmp_path / "out", "--plain-http")
+        assert r.exit_code == 0, r.stderr
+        assert tree(tmp_path / "out") == tree(model)
+    finally:
+        reg.stop()
