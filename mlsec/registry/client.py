@@ -71,7 +71,9 @@ class _FileBody:
                 n = min(_SENDFILE_SLICE, self.length - done)
                 sent = sock.sendfile(f, self.offset + done, n)
                 if sent == 0:
-                    raise RegistryError(f"{self.path}: file shrank while pushing")
+                    raise RegistryError(
+                        f"file shrank while pushing (expected {self.offset + self.length} bytes)"
+                    )
                 done += sent
                 self.progress.advance(sent)
 
@@ -194,7 +196,11 @@ class RegistryStore:
                         conn.send(body)
                 elif body is not None:
                     assert conn.sock is not None
-                    body.send(conn.sock)
+                    try:
+                        body.send(conn.sock)
+                    except RegistryError:
+                        self._drop(origin)  # half a request went out: the connection is spent
+                        raise
                 resp = conn.getresponse()
                 with self._lock:
                     self.responses += 1

@@ -388,3 +388,21 @@ def test_manifest_corrupted_on_registry_disk_is_refused_when_pulled_by_tag(
         assert not (tmp_path / "out").exists()
     finally:
         blob.write_bytes(original)
+
+
+@pytest.mark.parametrize("monolithic_max", [1 << 30, 0])
+def test_file_truncated_after_hashing_fails_naming_it(
+    registry: Registry, tmp_path: Path, monolithic_max: int
+) -> None:
+    from mlsec.artifact import open_artifact
+
+    model = make_model(tmp_path / "model")
+    art = open_artifact(model, digests=True)
+    with open(model / "weights" / "part-0.bin", "r+b") as f:
+        f.truncate(1000)
+    store = RegistryStore(registry.url, "models/truncated", monolithic_max=monolithic_max)
+    with pytest.raises(RegistryError, match=r"^weights/part-0.bin: file shrank while pushing"):
+        push(art, f"{registry.host}/models/truncated:v1", store=store)
+    # The store is still usable afterwards (the spent connection was dropped).
+    assert push(make_model(tmp_path / "other"), f"{registry.host}/models/truncated:v2", store=store)
+    store.close()
