@@ -65,7 +65,7 @@ def docker_config_credentials(host: str) -> Credentials | None:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise RegistryError(f"{path}: unreadable Docker config: {exc}") from None
     auths = doc.get("auths") if isinstance(doc, dict) else None
     if not isinstance(auths, dict):

@@ -310,7 +310,7 @@ class RegistryStore:
         try:
             doc = json.loads(data)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{parts.netloc}: token service sent no token")
@@ -509,7 +509,7 @@ def _error_text(body: bytes) -> str:
         doc = json.loads(body)
         err = doc["errors"][0]
         return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")[:200]
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return body.decode("utf-8", "replace").strip().splitlines()[0][:200] if body.strip() else ""
 
 

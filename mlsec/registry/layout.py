@@ -63,7 +63,7 @@ class LayoutStore:
             raise NotFoundError(
                 f"{self.path}: not an OCI image layout (no oci-layout file)"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise RegistryError(f"{marker}: unreadable: {exc}") from None
         if not isinstance(doc, dict) or not str(doc.get("imageLayoutVersion", "")).startswith("1."):
             raise RegistryError(f"{marker}: unsupported image layout version")
@@ -188,7 +188,7 @@ class LayoutStore:
 def _sniff_media_type(data: bytes) -> str:
     try:
         obj = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return MANIFEST_MEDIA_TYPE
     if isinstance(obj, dict) and isinstance(obj.get("mediaType"), str):
         return str(obj["mediaType"])

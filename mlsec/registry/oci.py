@@ -150,6 +150,8 @@ def _load(data: bytes, what: str) -> dict[str, Any]:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RegistryError(f"{what}: malformed JSON: {exc}") from None
+    except RecursionError:
+        raise RegistryError(f"{what}: JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise RegistryError(f"{what}: not a JSON object")
     if obj.get("schemaVersion") != 2:
