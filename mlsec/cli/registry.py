@@ -105,7 +105,12 @@ def push_cmd(
         typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the artifact."),
     ] = False,
 ) -> int:
-    """Push a model as an OCI artifact (one layer per file), with its signature and SBOM."""
+    """Push a model as an OCI artifact (one layer per file), with its signature and SBOM.
+
+    REF is HOST[:PORT]/REPO[:TAG] (a registry; HTTPS except for localhost), oci:DIR[:TAG] (an
+    OCI image-layout directory) or NAME[:TAG] (the local store, $MLSEC_HOME/oci/NAME).
+    Exit 0 pushed, 2 any failure.
+    """
     from dataclasses import replace
 
     from mlsec.artifact import open_artifact
@@ -166,7 +171,12 @@ def pull_cmd(
     password_stdin: PasswordStdinOpt = False,
     fmt: FormatOpt = OutputFormat.TABLE,
 ) -> int:
-    """Pull a model; every file's SHA-256 and size is verified before DEST appears."""
+    """Pull a model; every file's SHA-256 and size is verified before DEST appears.
+
+    REF is HOST[:PORT]/REPO[:TAG|@sha256:HEX], oci:DIR[:TAG] or NAME[:TAG] (see push). DEST is a
+    directory that must not exist or be empty (--force replaces it once all is verified); a
+    failed pull leaves nothing behind. Exit 0 pulled, 2 any failure (digest mismatch included).
+    """
     from mlsec.registry import pull
 
     reference, store = _open(ref, plain_http, username, password_stdin)
