@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -62,9 +63,11 @@ def start_registry(
     password: str | None = None,
     token_auth: str | None = None,
     address: str = "127.0.0.1",
+    tls: tuple[Path, Path] | None = None,
 ) -> Registry:
     """Start ``docker-registry`` in ``workdir``: basic auth when a username is given, token
-    (Bearer) auth when ``token_auth`` is the YAML of an ``auth: {token: ...}`` section."""
+    (Bearer) auth when ``token_auth`` is the YAML of an ``auth: {token: ...}`` section, HTTPS
+    when ``tls`` is a (certificate, key) pair of PEM files."""
     workdir.mkdir(parents=True, exist_ok=True)
     storage = workdir / "storage"
     storage.mkdir(exist_ok=True)
@@ -85,7 +88,10 @@ def start_registry(
             "version: 0.1\n"
             "log: {level: warn}\n"
             f"storage: {{filesystem: {{rootdirectory: {storage}}}, delete: {{enabled: true}}}}\n"
-            f"http: {{addr: {address}:{port}}}\n" + auth
+            f"http: {{addr: {address}:{port}"
+            + (f", tls: {{certificate: {tls[0]}, key: {tls[1]}}}" if tls else "")
+            + "}\n"
+            + auth
         )
         log = workdir / "registry.log"
         with open(log, "wb") as out:
@@ -96,7 +102,13 @@ def start_registry(
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                conn = http.client.HTTPConnection(address, port, timeout=2)
+                conn = (
+                    http.client.HTTPSConnection(
+                        address, port, timeout=2, context=ssl._create_unverified_context()
+                    )
+                    if tls
+                    else http.client.HTTPConnection(address, port, timeout=2)
+                )
                 conn.request("GET", "/v2/")
                 status = conn.getresponse().status
                 conn.close()
@@ -233,3 +245,60 @@ class TokenServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def make_tls_files(workdir: Path, ip: str) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for ``ip`` signed by it: (ca.pem, cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlsec test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (workdir / "ca.pem", workdir / "cert.pem", workdir / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths

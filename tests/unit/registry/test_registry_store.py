@@ -406,3 +406,27 @@ def test_file_truncated_after_hashing_fails_naming_it(
     # The store is still usable afterwards (the spent connection was dropped).
     assert push(make_model(tmp_path / "other"), f"{registry.host}/models/truncated:v2", store=store)
     store.close()
+
+
+def test_https_registry_with_certificate_verification(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TLS registry (not on a plain-HTTP loopback name, so HTTPS is the default)."""
+    from tests.registry_server import make_tls_files, start_registry
+
+    ca, cert, key = make_tls_files(tmp_path / "tls", "127.0.0.2")
+    reg = start_registry(tmp_path / "reg", address="127.0.0.2", tls=(cert, key))
+    try:
+        ref = f"{reg.host}/models/tls:v1"
+        other_ca = make_tls_files(tmp_path / "other", "127.0.0.2")[0]
+        monkeypatch.setenv("SSL_CERT_FILE", str(other_ca))
+        with pytest.raises(
+            RegistryError, match=r"cannot reach registry: .*CERTIFICATE_VERIFY_FAILED"
+        ):
+            push(model_dir, ref)
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        res = push(model_dir, ref)
+        out = pull(ref, tmp_path / "out")
+        assert tree(tmp_path / "out") == tree(model_dir) and out.digest == res.digest
+    finally:
+        reg.stop()
