@@ -213,3 +213,30 @@ def test_https_unless_loopback_name_or_plain_http(registry_cli, tmp_path: Path) 
         assert tree(tmp_path / "out") == tree(model)
     finally:
         reg.stop()
+
+
+def test_sign_push_pull_verify_end_to_end(
+    registry_cli, registry: Registry, tmp_path: Path, example_model: Path, monkeypatch
+) -> None:
+    """The signature travels as a referrer and still verifies the pulled copy."""
+    monkeypatch.setenv("MLSEC_PASSPHRASE", "registry-e2e-passphrase")
+    assert registry_cli("keygen", "--output", tmp_path / "signer").exit_code == 0
+    sig = tmp_path / "model.sig"
+    assert (
+        registry_cli("sign", example_model, "--key", tmp_path / "signer.key", "-o", sig).exit_code
+        == 0
+    )
+    ref = f"{registry.host}/cli/e2e:v1"
+    assert registry_cli("push", example_model, ref, "--signature", sig).exit_code == 0
+    dest = tmp_path / "pulled"
+    assert registry_cli("pull", ref, dest, "--with-referrers").exit_code == 0
+    r = registry_cli(
+        "verify", dest, "--signature", tmp_path / "pulled.sig", "--key", tmp_path / "signer.pub"
+    )
+    assert r.exit_code == 0, r.stderr
+    # A file changed after the pull is caught by verify (the registry path did not weaken it).
+    (dest / "config.json").write_text("{}")
+    r = registry_cli(
+        "verify", dest, "--signature", tmp_path / "pulled.sig", "--key", tmp_path / "signer.pub"
+    )
+    assert r.exit_code == 1
