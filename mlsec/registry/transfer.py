@@ -303,7 +303,9 @@ def pull(
     """
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     progress = progress or NULL_PROGRESS
-    dest = Path(dest)
+    dest = Path(os.path.abspath(dest))
+    if not dest.name:
+        raise RegistryError(f"{dest}: cannot pull into the root directory")
     _check_dest(dest, force)
     with store_for(reference, store) as st:
         data, media_type, digest = fetch_manifest(st, reference.reference, str(reference))
@@ -331,7 +333,10 @@ def pull(
                     part.unlink(missing_ok=True)
                     raise
                 staged.append((part, final))
-            _install(tmp, dest, force)
+            try:
+                _install(tmp, dest, force)
+            except OSError as exc:
+                raise RegistryError(f"{dest}: cannot replace: {exc.strerror or exc}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             for i in range(len(referrer_plan)):
@@ -446,7 +451,7 @@ def _install(tmp: Path, dest: Path, force: bool) -> None:
     if dest.is_dir():
         if any(dest.iterdir()) and not force:
             raise RegistryError(f"{dest}: directory is not empty", hint="use --force to replace it")
-        old = dest.parent / f".{dest.name}.old.{os.getpid()}"
+        old = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.old"
         os.replace(dest, old)
         try:
             os.replace(tmp, dest)

@@ -193,3 +193,21 @@ def test_layout_manifest_corrupted_is_refused(model_dir: Path, tmp_path: Path) -
     with pytest.raises(RegistryError, match=f"manifest v1: digest mismatch: expected {res.digest}"):
         pull(f"oci:{tmp_path / 'store'}:v1", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_relative_destinations(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = f"oci:{tmp_path / 'store'}:v1"
+    push(model_dir, ref)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    with pytest.raises(RegistryError, match="not empty"):
+        pull(ref, ".")
+    out = pull(ref, "copy")
+    assert out.dest == work / "copy" and tree(work / "copy") == tree(model_dir)
+    assert sorted(p.name for p in work.iterdir()) == ["copy", "notes.txt"]
+    with pytest.raises(RegistryError, match="root directory"):
+        pull(ref, "/", force=True)
