@@ -15,7 +15,8 @@ layers by basename, so the layout is flat to compare like with like), starts Deb
   venv — it is not a dependency of mlsec).
 
 Every row is the median of ``--repeat`` runs, each in its own process; peak RSS comes from
-``wait4``. Warm page cache. Not a test: run it by hand, ``python benchmarks/bench_registry.py``.
+GNU ``time`` (``/usr/bin/time``, Debian package ``time``). Warm page cache. Not a test: run it
+by hand, ``python benchmarks/bench_registry.py [--oras-python /path/to/venv/bin/python]``.
 """
 
 from __future__ import annotations
