@@ -9,7 +9,7 @@ import click
 import typer
 
 from mlsec import __version__
-from mlsec.cli import admit, crypt, demo, inspect, sbom, scan, sign
+from mlsec.cli import admit, crypt, demo, inspect, registry, sbom, scan, sign
 from mlsec.cli.common import State
 from mlsec.errors import ExitCode, MlsecError
 
@@ -46,7 +46,7 @@ def _root(
     State.quiet = quiet
 
 
-for _module in (inspect, scan, sbom, sign, crypt, admit, demo):
+for _module in (inspect, scan, sbom, sign, crypt, registry, admit, demo):
     _module.register(app)
 
 
