@@ -16,6 +16,7 @@ from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, format_size,
 from mlsec.errors import UsageError
 
 if TYPE_CHECKING:
+    from mlsec.crypt import Identity, Recipient
     from mlsec.registry import Credentials, Reference, Store
 
 PUSH_SCHEMA = "mlsec/push/v1"
@@ -82,6 +83,18 @@ def _open(
     return reference, open_store(reference, plain_http=plain_http, credentials=creds)
 
 
+def _recipients(values: list[str]) -> list[Recipient]:
+    from mlsec.crypt import parse_recipient
+
+    return [parse_recipient(v) for v in values]
+
+
+def _identities(files: list[Path]) -> list[Identity]:
+    from mlsec.crypt import load_identities
+
+    return [i for f in files for i in load_identities(f)]
+
+
 def push_cmd(
     path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
     ref: Annotated[str, typer.Argument(metavar="REF", help=REF_HELP)],
@@ -104,6 +117,14 @@ def push_cmd(
         bool,
         typer.Option("--allow-symlinks", help="Follow symlinks that stay inside the artifact."),
     ] = False,
+    encrypt_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encrypt-to",
+            metavar="RECIPIENT",
+            help="Seal the model with age for this recipient (age1…); repeatable.",
+        ),
+    ] = None,
 ) -> int:
     """Push a model as an OCI artifact (one layer per file), with its signature and SBOM.
 
@@ -119,17 +140,27 @@ def push_cmd(
     for extra in (signature, sbom):
         if extra is not None and not extra.is_file():
             raise UsageError(f"{extra}: no such file")
+    if encrypt_to and (ignore or allow_symlinks):
+        raise UsageError(
+            "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"
+        )
+    recipients = _recipients(encrypt_to or [])
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
         progress = LazyProgress()
-        art = open_artifact(
-            path,
-            ignore=ignore or (),
-            allow_symlinks=allow_symlinks,
-            digests=True,
-            progress=progress,
-        )
-        result = push(art, reference, store=store, progress=progress)
+        if recipients:
+            from mlsec.registry.sealed import push_encrypted
+
+            result = push_encrypted(path, reference, recipients, store=store, progress=progress)
+        else:
+            art = open_artifact(
+                path,
+                ignore=ignore or (),
+                allow_symlinks=allow_symlinks,
+                digests=True,
+                progress=progress,
+            )
+            result = push(art, reference, store=store, progress=progress)
         attached = []
         for extra, kind in ((signature, SIGNATURE_ARTIFACT_TYPE), (sbom, SBOM_ARTIFACT_TYPE)):
             if extra is not None:
@@ -170,6 +201,15 @@ def pull_cmd(
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
     fmt: FormatOpt = OutputFormat.TABLE,
+    identity: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--identity",
+            "-i",
+            metavar="FILE",
+            help="Open a model sealed with --encrypt-to (age identity file); repeatable.",
+        ),
+    ] = None,
 ) -> int:
     """Pull a model; every file's SHA-256 and size is verified before DEST appears.
 
@@ -179,16 +219,30 @@ def pull_cmd(
     """
     from mlsec.registry import pull
 
+    keys = _identities(identity or [])
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
-        result = pull(
-            reference,
-            dest,
-            store=store,
-            progress=LazyProgress(),
-            force=force,
-            with_referrers=with_referrers,
-        )
+        if keys:
+            from mlsec.registry.sealed import pull_decrypted
+
+            result = pull_decrypted(
+                reference,
+                dest,
+                keys,
+                store=store,
+                progress=LazyProgress(),
+                force=force,
+                with_referrers=with_referrers,
+            )
+        else:
+            result = pull(
+                reference,
+                dest,
+                store=store,
+                progress=LazyProgress(),
+                force=force,
+                with_referrers=with_referrers,
+            )
     finally:
         store.close()
     if fmt is OutputFormat.JSON:
