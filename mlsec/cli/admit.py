@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from mlsec.cli.common import (
     emit_text,
     render_text,
 )
+from mlsec.cli.registry import PasswordStdinOpt, PlainHttpOpt, UsernameOpt
 
 HELP_POLICY = "Policy file (YAML/JSON) or preset: default, strict, permissive."
 
@@ -28,7 +30,13 @@ def register(app: typer.Typer) -> None:
 
 
 def admit_cmd(
-    path: Annotated[Path, typer.Argument(metavar="PATH", help="Model file or directory.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH|REF",
+            help="Model file or directory, or a registry/OCI-layout reference (see pull).",
+        ),
+    ],
     policy: Annotated[str, typer.Option("--policy", "-p", metavar="POLICY", help=HELP_POLICY)] = (
         "default"
     ),
@@ -59,6 +67,15 @@ def admit_cmd(
     osv_url: Annotated[
         str | None, typer.Option("--osv-url", metavar="URL", help="An OSV-compatible service.")
     ] = None,
+    age_identity: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--age-identity", metavar="FILE", help="A REF sealed with age: identity file(s)."
+        ),
+    ] = None,
+    plain_http: PlainHttpOpt = False,
+    username: UsernameOpt = None,
+    password_stdin: PasswordStdinOpt = False,
     fmt: FormatOpt = OutputFormat.TABLE,
     output: Annotated[
         Path | None,
@@ -66,7 +83,10 @@ def admit_cmd(
     ] = None,
 ) -> int:
     """Allow or deny a model under a policy: scan, signature, SBOM, vulnerabilities, formats,
-    licences. Exit 0 allow, 1 deny (every reason is printed), 2 could not decide."""
+    licences. Exit 0 allow, 1 deny (every reason is printed), 2 could not decide.
+
+    A REF is pulled (every blob verified) with its attached signature and SBOM, then judged.
+    """
     from mlsec.errors import UsageError
     from mlsec.policy.api import admit, policy_verifier
     from mlsec.policy.model import load_policy
@@ -80,24 +100,45 @@ def admit_cmd(
         verifier = _verifier(key, certificate_chain or [], identity, issuer, None, False)
     elif signature is not None or pol.signature_required:
         verifier = policy_verifier(pol)
-    if signature is None and verifier is not None:
-        implicit = default_signature_path(path)
-        signature = implicit if implicit.is_file() else None
     if signature is not None and verifier is None:
         raise UsageError(
             "a signature needs trust material: --key, --certificate-chain, or --identity with "
             "--issuer (or signature.key / certificate_chain / identity in the policy)"
         )
-    decision = admit(
-        path,
-        pol,
-        signature=signature,
-        verifier=verifier,
-        sbom=sbom,
-        audit=audit,
-        osv_url=osv_url,
-        progress=LazyProgress(),
-    )
+    if os.path.lexists(path):
+        if signature is None and verifier is not None:
+            implicit = default_signature_path(path)
+            signature = implicit if implicit.is_file() else None
+        decision = admit(
+            Path(path),
+            pol,
+            signature=signature,
+            verifier=verifier,
+            sbom=sbom,
+            audit=audit,
+            osv_url=osv_url,
+            progress=LazyProgress(),
+        )
+    else:
+        from mlsec.cli.registry import _identities, _open
+        from mlsec.policy.api import admit_reference
+
+        _, store = _open(path, plain_http, username, password_stdin)
+        try:
+            decision = admit_reference(
+                path,
+                pol,
+                store=store,
+                identities=_identities(age_identity or []),
+                signature=signature,
+                verifier=verifier,
+                sbom=sbom,
+                audit=audit,
+                osv_url=osv_url,
+                progress=LazyProgress(),
+            )
+        finally:
+            store.close()
     if fmt is OutputFormat.JSON:
         emit_json(decision.to_dict(), output)
     else:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlsec.errors import UsageError
 from mlsec.policy.evaluate import Decision, evaluate
@@ -12,9 +15,11 @@ from mlsec.policy.model import Policy, load_policy
 from mlsec.progress import Progress
 
 if TYPE_CHECKING:
+    from mlsec.crypt import Identity
+    from mlsec.registry import Store
     from mlsec.signing.verify import Verifier
 
-__all__ = ["admit", "policy_verifier"]
+__all__ = ["admit", "admit_reference", "policy_verifier"]
 
 
 def policy_verifier(policy: Policy) -> Verifier | None:
@@ -43,6 +48,7 @@ def admit(
     audit: bool = False,
     osv_url: str | None = None,
     progress: Progress | None = None,
+    source: dict[str, Any] | None = None,
 ) -> Decision:
     """Gather the evidence about the model at ``path`` and evaluate ``policy`` (a
     :class:`Policy`, a policy file, or a preset name) over it.
@@ -72,4 +78,65 @@ def admit(
         allow_globals=policy.allow_globals,
         progress=progress,
     )
+    if source is not None:
+        evidence["source"] = source
+        evidence["artifact"]["path"] = source["reference"]
     return evaluate(policy, evidence)
+
+
+def admit_reference(
+    ref: str,
+    policy: Policy | str | os.PathLike[str],
+    *,
+    store: Store | None = None,
+    identities: Sequence[Identity] = (),
+    signature: str | os.PathLike[str] | None = None,
+    verifier: Verifier | None = None,
+    sbom: str | os.PathLike[str] | None = None,
+    audit: bool = False,
+    osv_url: str | None = None,
+    progress: Progress | None = None,
+) -> Decision:
+    """Admit the model at registry (or OCI layout) reference ``ref``: pull it into a temporary
+    directory with its referrers (every blob verified; opened with ``identities`` when sealed),
+    then :func:`admit` it. An attached signature is used when trust material is at hand, an
+    attached SBOM when none is given. The evidence's ``source`` names the reference and the
+    manifest digest that was judged."""
+    from mlsec.registry import parse_reference, pull
+    from mlsec.registry.sealed import pull_decrypted
+
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy)
+    if verifier is None and (signature is not None or policy.signature_required):
+        verifier = policy_verifier(policy)
+    reference = parse_reference(ref)
+    with tempfile.TemporaryDirectory(prefix="mlsec-admit-") as tmp:
+        dest = Path(tmp) / "model"
+        if identities:
+            result = pull_decrypted(
+                reference, dest, identities, store=store, progress=progress, with_referrers=True
+            )
+        else:
+            result = pull(reference, dest, store=store, progress=progress, with_referrers=True)
+        attached_sig = dest.with_name("model.sig")
+        attached_bom = dest.with_name("model.cdx.json")
+        if signature is None and verifier is not None and attached_sig.is_file():
+            signature = attached_sig
+        if sbom is None and attached_bom.is_file():
+            sbom = attached_bom
+        return admit(
+            dest,
+            policy,
+            signature=signature,
+            verifier=verifier if signature is not None else None,
+            sbom=sbom,
+            audit=audit,
+            osv_url=osv_url,
+            progress=progress,
+            source={
+                "reference": str(reference),
+                "digest": result.digest,
+                "signature": "attached" if signature == attached_sig else None,
+                "sbom": "attached" if sbom == attached_bom else None,
+            },
+        )
