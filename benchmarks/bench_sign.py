@@ -114,8 +114,12 @@ def main() -> int:
     mlsec = [sys.executable, "-m", "mlsec"]
     ms = shutil.which("model_signing")
     try:
-        print(f"building {model} ...", file=sys.stderr)
-        total = build(model, args.large, args.large_mib, args.small)
+        if model.is_dir() and any(model.iterdir()):  # --dir of an earlier --keep run: reuse it
+            print(f"reusing {model}", file=sys.stderr)
+            total = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+        else:
+            print(f"building {model} ...", file=sys.stderr)
+            total = build(model, args.large, args.large_mib, args.small)
         files = [p for p in model.rglob("*") if p.is_file()]
         # Flush the writes and read everything once, so every tool sees the same warm cache.
         os.sync()
@@ -127,7 +131,7 @@ def main() -> int:
         print(f"{len(files)} files, {gb:.2f} GB, {os.cpu_count()} cores", file=sys.stderr)
         key = base / "k"
         subprocess.run(
-            [*mlsec, "keygen", "-o", key, "--no-passphrase"],
+            [*mlsec, "keygen", "-o", key, "--no-passphrase", "--force"],
             env=env,
             check=True,
             capture_output=True,
