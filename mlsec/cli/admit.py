@@ -88,7 +88,7 @@ def admit_cmd(
     A REF is pulled (every blob verified) with its attached signature and SBOM, then judged.
     """
     from mlsec.errors import UsageError
-    from mlsec.policy.api import admit, policy_verifier
+    from mlsec.policy.api import NO_TRUST, admit, policy_verifier
     from mlsec.policy.model import load_policy
     from mlsec.signing import default_signature_path
 
@@ -101,10 +101,7 @@ def admit_cmd(
     elif signature is not None or pol.signature_required:
         verifier = policy_verifier(pol)
     if signature is not None and verifier is None:
-        raise UsageError(
-            "a signature needs trust material: --key, --certificate-chain, or --identity with "
-            "--issuer (or signature.key / certificate_chain / identity in the policy)"
-        )
+        raise UsageError(NO_TRUST)
     if os.path.lexists(path):
         if signature is None and verifier is not None:
             implicit = default_signature_path(path)

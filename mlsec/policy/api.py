@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from mlsec.registry import Store
     from mlsec.signing.verify import Verifier
 
-__all__ = ["admit", "admit_reference", "policy_verifier"]
+__all__ = ["NO_TRUST", "admit", "admit_reference", "policy_verifier"]
+
+NO_TRUST = (
+    "a signature needs trust material: --key, --certificate-chain, or --identity with --issuer "
+    "(or signature.key / certificate_chain / identity in the policy)"
+)
 
 
 def policy_verifier(policy: Policy) -> Verifier | None:
@@ -64,10 +69,7 @@ def admit(
     if signature is not None and verifier is None:
         verifier = policy_verifier(policy)
         if verifier is None:
-            raise UsageError(
-                "a signature needs trust material: --key, --certificate-chain, or --identity "
-                "with --issuer (or signature.key / certificate_chain / identity in the policy)"
-            )
+            raise UsageError(NO_TRUST)
     evidence = gather(
         path,
         signature=signature,
