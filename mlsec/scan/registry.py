@@ -38,6 +38,7 @@ ANALYZERS: dict[Format, str | tuple[str, ...]] = {
     Format.PROTOBUF: "mlsec.scan.formats.savedmodel:analyze_protobuf",
     Format.SEVEN_ZIP: "mlsec.scan.formats.sevenzip:analyze_7z",
     Format.JSON: "mlsec.scan.formats.jsonconfig:analyze_json",
+    Format.YAML: "mlsec.scan.formats.hydra:analyze_yaml",
     # A truncated protocol-0 payload sniffs as text, and pickle.load still runs it: text and
     # unknown bytes also go through the pickle probe (a pickle needs no header).
     Format.TEXT: (

@@ -1,6 +1,7 @@
 """Configuration files that loaders execute from: Keras model JSON (``model.to_json()``, loaded by
-``model_from_json``) and Hugging Face chat templates (``tokenizer_config.json``'s
-``chat_template``, ``chat_template.jinja``), which are rendered with Jinja2.
+``model_from_json``), Hugging Face chat templates (``tokenizer_config.json``'s
+``chat_template``, ``chat_template.jinja``), which are rendered with Jinja2, and Hydra
+``_target_`` callables (see :mod:`mlsec.scan.formats.hydra`).
 
 Only files that look like one of these are inspected; other JSON and text yield nothing.
 """
@@ -34,7 +35,8 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     if blob.size > _MAX_JSON:
         return
     raw = blob.read()
-    if not any(k in raw for k in (b'"class_name"', b'"module"', b'"chat_template"', b"\\u")):
+    keys = (b'"class_name"', b'"module"', b'"chat_template"', b'"_target_"', b'"_call_"', b"\\u")
+    if not any(k in raw for k in keys):
         # A cheap exit for the large JSON files of a model repo (tokenizer.json, indexes). Keys
         # spelled with \u escapes decode to the same names, so any escape means a full parse.
         return
@@ -47,6 +49,10 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     name = ctx.member or ctx.file
     if _looks_like_keras(doc):
         yield from config_findings(doc, ctx, name)
+    if b"_target_" in raw or b"_call_" in raw or b"\\u" in raw:
+        from mlsec.scan.formats.hydra import target_findings
+
+        yield from target_findings(doc, ctx)
     templates = doc.get("chat_template")
     if isinstance(templates, str):
         yield from _template("chat_template", templates, ctx)
