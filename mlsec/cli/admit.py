@@ -118,8 +118,18 @@ def admit_cmd(
         )
     else:
         from mlsec.cli.registry import _identities, _open
+        from mlsec.errors import ArtifactError
         from mlsec.policy.api import admit_reference
+        from mlsec.registry import RefKind, parse_reference
 
+        reference = parse_reference(path)
+        local = reference.layout
+        bare = reference.kind is RefKind.LAYOUT and not path.startswith("oci:")
+        if bare and local is not None and not local.exists():
+            # A bare name that is neither a path nor a model in the local store.
+            raise ArtifactError(
+                f"{path}: no such file or directory, nor a model in the local store ({local})"
+            )
         _, store = _open(path, plain_http, username, password_stdin)
         try:
             decision = admit_reference(

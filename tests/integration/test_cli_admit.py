@@ -143,3 +143,11 @@ def test_operator_errors_are_exit_2(cli, signed, tmp_path, args, message):
     model, _, _ = signed
     r = cli("admit", model, *[a.format(model=model, tmp=tmp_path) for a in args])
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_missing_path_says_so(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSEC_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    r = cli("admit", "no-such-model")
+    assert r.exit_code == 2
+    assert "no-such-model: no such file or directory, nor a model in the local store" in r.stderr
