@@ -2,8 +2,13 @@
 
 Sources, first match wins: an explicit username with a password (``--username`` plus
 ``MLSEC_REGISTRY_PASSWORD`` or ``--password-stdin``), else the ``auths`` entry for the host in the
-Docker config (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``). Credential helpers
-(``credsStore``/``credHelpers``) are not run.
+Docker config (``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``): as Docker does,
+``credHelpers[host]`` names a credential helper for that host, else ``credsStore`` one for every
+host, else the inline ``auths`` entry is used. A helper is the program
+``docker-credential-NAME``, run as ``docker-credential-NAME get`` with the host on stdin; it
+answers ``{"Username", "Secret"}`` as JSON, or fails when it has nothing (then mlsec goes on
+without credentials, or with the inline entry). Identity tokens (``Username: <token>``) are not
+supported: a one-line error says so.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import base64
 import json
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +65,7 @@ def parse_challenge(header: str) -> Challenge:
 
 
 def docker_config_credentials(host: str) -> Credentials | None:
-    """Credentials for ``host`` from the Docker config's ``auths``, if any."""
+    """Credentials for ``host`` from the Docker config: its credential helper, else ``auths``."""
     base = os.environ.get("DOCKER_CONFIG")
     path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
     try:
@@ -67,7 +74,21 @@ def docker_config_credentials(host: str) -> Credentials | None:
         return None
     except (OSError, ValueError, RecursionError) as exc:
         raise RegistryError(f"{path}: unreadable Docker config: {exc}") from None
-    auths = doc.get("auths") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return None
+    helpers = doc.get("credHelpers")
+    helper = helpers.get(host) if isinstance(helpers, dict) else None
+    if not isinstance(helper, str) or not helper:
+        store = doc.get("credsStore")
+        helper = store if isinstance(store, str) and store else None
+    if helper is not None:
+        found = _from_helper(helper, host, path)
+        if found is not None:
+            return found
+    return _inline(doc.get("auths"), host, path)
+
+
+def _inline(auths: object, host: str, path: Path) -> Credentials | None:
     if not isinstance(auths, dict):
         return None
     for key in (host, f"https://{host}", f"http://{host}", f"https://{host}/v2/"):
@@ -83,3 +104,42 @@ def docker_config_credentials(host: str) -> Credentials | None:
         if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
             return Credentials(entry["username"], entry["password"])
     return None
+
+
+_HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _from_helper(name: str, host: str, config: Path) -> Credentials | None:
+    """Ask ``docker-credential-NAME`` for ``host``'s credentials (None when it has none)."""
+    if not _HELPER_NAME.match(name):
+        raise RegistryError(f"{config}: credential helper name {name!r} is not a program name")
+    program = shutil.which(f"docker-credential-{name}")
+    if program is None:
+        raise RegistryError(
+            f"credential helper docker-credential-{name} (named in {config}) is not on PATH",
+            hint="install it, or pass --username with MLSEC_REGISTRY_PASSWORD",
+        )
+    try:
+        proc = subprocess.run(  # the helper the user's Docker config names
+            [program, "get"], input=host.encode(), capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RegistryError(f"credential helper docker-credential-{name} failed: {exc}") from None
+    if proc.returncode != 0:
+        return None  # "credentials not found": go on without them
+    try:
+        answer = json.loads(proc.stdout)
+        user, secret = answer["Username"], answer["Secret"]
+    except (ValueError, KeyError, TypeError):
+        raise RegistryError(
+            f"credential helper docker-credential-{name}: unreadable answer for {host}"
+        ) from None
+    if not isinstance(user, str) or not isinstance(secret, str):
+        raise RegistryError(f"credential helper docker-credential-{name}: malformed answer")
+    if user == "<token>":
+        raise RegistryError(
+            f"credential helper docker-credential-{name} gave an identity token for {host}; "
+            "mlsec does not support identity tokens",
+            hint="pass --username with MLSEC_REGISTRY_PASSWORD or --password-stdin",
+        )
+    return Credentials(user, secret)

@@ -258,6 +258,58 @@ def test_docker_config_auths_are_used(
     assert tree(tmp_path / "out") == tree(model_dir)
 
 
+def _helper(bin_dir: Path, name: str, body: str) -> None:
+    """A credential helper program: the protocol is ``PROG get`` with the host on stdin. It
+    stands in for a desktop keychain, which cannot exist here."""
+    bin_dir.mkdir(exist_ok=True)
+    prog = bin_dir / f"docker-credential-{name}"
+    prog.write_text("#!/bin/sh\n" + body)
+    prog.chmod(0o755)
+
+
+def test_docker_credential_helpers(
+    auth_registry: Registry,
+    model_dir: Path,
+    tmp_path: Path,
+    no_docker_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    seen = tmp_path / "asked-for"
+    _helper(
+        bin_dir,
+        "good",
+        f'cat > {seen}\necho \'{{"ServerURL": "x", "Username": "{USER}", "Secret": "{PASSWORD}"}}\'\n',
+    )
+    _helper(bin_dir, "empty", "echo 'credentials not found in native keychain'; exit 1\n")
+    _helper(bin_dir, "token", 'echo \'{"Username": "<token>", "Secret": "refresh"}\'\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = no_docker_config / "config.json"
+    ref = f"{auth_registry.host}/models/from-helper:v1"
+
+    # credHelpers for this host wins over credsStore.
+    config.write_text(
+        json.dumps({"credsStore": "empty", "credHelpers": {auth_registry.host: "good"}})
+    )
+    push(model_dir, ref)
+    assert seen.read_text() == auth_registry.host
+    pull(ref, tmp_path / "out")
+    assert tree(tmp_path / "out") == tree(model_dir)
+
+    # A store with nothing for the host: no credentials, so the registry refuses.
+    config.write_text(json.dumps({"credsStore": "empty"}))
+    with pytest.raises(RegistryError, match="authentication"):
+        push(model_dir, ref)
+
+    config.write_text(json.dumps({"credsStore": "token"}))
+    with pytest.raises(RegistryError, match="does not support identity tokens"):
+        push(model_dir, ref)
+
+    config.write_text(json.dumps({"credsStore": "missing-helper"}))
+    with pytest.raises(RegistryError, match="docker-credential-missing-helper .* is not on PATH"):
+        push(model_dir, ref)
+
+
 def test_large_blob_push_and_pull_with_bounded_memory(registry: Registry, tmp_path: Path) -> None:
     """64 MiB through chunked PATCH uploads and a verified pull: peak RSS grows far less."""
     big = tmp_path / "model" / "weights.bin"
