@@ -276,11 +276,8 @@ def test_docker_credential_helpers(
 ) -> None:
     bin_dir = tmp_path / "bin"
     seen = tmp_path / "asked-for"
-    _helper(
-        bin_dir,
-        "good",
-        f'cat > {seen}\necho \'{{"ServerURL": "x", "Username": "{USER}", "Secret": "{PASSWORD}"}}\'\n',
-    )
+    answer = json.dumps({"ServerURL": "x", "Username": USER, "Secret": PASSWORD})
+    _helper(bin_dir, "good", f"cat > {seen}\necho '{answer}'\n")
     _helper(bin_dir, "empty", "echo 'credentials not found in native keychain'; exit 1\n")
     _helper(bin_dir, "token", 'echo \'{"Username": "<token>", "Secret": "refresh"}\'\n')
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
@@ -306,7 +303,7 @@ def test_docker_credential_helpers(
         push(model_dir, ref)
 
     config.write_text(json.dumps({"credsStore": "missing-helper"}))
-    with pytest.raises(RegistryError, match="docker-credential-missing-helper .* is not on PATH"):
+    with pytest.raises(RegistryError, match=r"docker-credential-missing-helper .* is not on PATH"):
         push(model_dir, ref)
 
 
