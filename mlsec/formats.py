@@ -40,6 +40,7 @@ class Format(StrEnum):
     HDF5 = "hdf5"
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
+    AGE = "age"
     ONNX = "onnx"
     TF_SAVEDMODEL = "tf-savedmodel"
     PROTOBUF = "protobuf"
@@ -139,6 +140,8 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.HDF5
     if head.startswith(b"GGUF"):
         return Format.GGUF
+    if head.startswith((b"age-encryption.org/v1\n", b"-----BEGIN AGE ENCRYPTED FILE-----")):
+        return Format.AGE  # encrypted: nothing inside can be seen without the key
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
         return Format.SEVEN_ZIP
     if head.startswith(b"\x1f\x8b\x08") and (len(head) < 4 or not head[3] & 0xE0):

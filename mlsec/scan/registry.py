@@ -28,6 +28,7 @@ ANALYZERS: dict[Format, str | tuple[str, ...]] = {
     Format.XZ: "mlsec.scan.formats.compressed:analyze_compressed",
     Format.ZSTD: "mlsec.scan.formats.compressed:analyze_uninspectable",
     Format.LZ4: "mlsec.scan.formats.compressed:analyze_uninspectable",
+    Format.AGE: "mlsec.scan.formats.compressed:analyze_encrypted",
     Format.SAFETENSORS: "mlsec.scan.formats.safetensors:analyze_safetensors",
     Format.ONNX: "mlsec.scan.formats.onnx:analyze_onnx",
     Format.KERAS_ZIP: "mlsec.scan.formats.keras:analyze_keras_zip",

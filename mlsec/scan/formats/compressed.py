@@ -225,3 +225,14 @@ def analyze_uninspectable(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         why="joblib and others load zstd/lz4-compressed pickles; unseen content may hide a "
         "payload.",
     )
+
+
+def analyze_encrypted(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
+    """age-encrypted content: unreadable without the key, so it cannot be vouched for."""
+    yield ctx.finding(
+        "CANNOT-INSPECT",
+        Severity.HIGH,
+        f"{ctx.member or ctx.file}: age-encrypted content cannot be inspected",
+        why="Whoever decrypts it loads what is inside; decrypt it (mlsec decrypt, or pull "
+        "--identity) and scan the plaintext.",
+    )

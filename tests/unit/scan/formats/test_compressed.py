@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import zlib
 from pathlib import Path
@@ -99,3 +100,17 @@ def test_large_but_not_bomb(tmp_path: Path, fake_pickle: None) -> None:
     report = scan(open_artifact(p), ScanOptions(limits=Limits(max_member_size=2 << 20)))
     assert "DECOMPRESSION-LIMIT" in rules(report)
     assert "DECOMPRESSION-BOMB" not in rules(report)
+
+
+def test_age_encrypted_content_cannot_be_vouched_for(tmp_path: Path) -> None:
+    """An encrypted model is not 'clean': its content is unseen (fail closed)."""
+    from mlsec.crypt import encrypt, generate_identity
+    from mlsec.formats import Format, sniff_bytes
+
+    _, recipient = generate_identity()
+    for armor in (False, True):
+        out = io.BytesIO()
+        encrypt(io.BytesIO(b"\x80\x04payload"), out, [recipient], armor=armor)
+        assert sniff_bytes(out.getvalue()) is Format.AGE
+        report = scan_bytes(tmp_path, out.getvalue(), "model.pt.age")
+        assert [(f.rule, f.severity.value) for f in report.findings] == [("CANNOT-INSPECT", "high")]

@@ -19,6 +19,7 @@ OWNED = [
     Format.XZ,
     Format.ZSTD,
     Format.LZ4,
+    Format.AGE,
     Format.ZLIB,
     Format.HDF5,
     Format.SAFETENSORS,
