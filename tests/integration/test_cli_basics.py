@@ -59,3 +59,15 @@ def test_python_dash_m_and_quiet_flag(example_model):
     proc = run_mlsec("-q", "inspect", example_model)
     assert proc.returncode == 0
     assert "training_state.pkl" in proc.stdout
+
+
+def test_a_run_builds_only_its_own_command_group():
+    """typer converts every registered command on each run; a run of one command gets an app
+    holding only its module's commands (bare mlsec, --help and unknown words get all)."""
+    from mlsec.cli.app import _app_for, app
+
+    own = _app_for(["-q", "verify", "m", "--key", "k"])
+    names = {c.name for c in own.registered_commands}
+    assert names == {"keygen", "sign", "verify"}
+    assert _app_for(["--help"]) is app and _app_for(["nosuch"]) is app and _app_for([]) is app
+    assert {c.name for c in app.registered_commands} >= {"inspect", "admit", "push", "decrypt"}
