@@ -77,20 +77,28 @@ def _run(blob: Blob, ctx: ScanContext) -> Iterable[Finding]:
     ]
 
 
-def scan_file(file: ArtifactFile, options: ScanOptions | None = None) -> FileReport:
-    """Scan one artifact file."""
+def scan_file(
+    file: ArtifactFile, options: ScanOptions | None = None, *, label: str | None = None
+) -> FileReport:
+    """Scan one artifact file. ``label`` names it in the report (default: its path in the
+    artifact)."""
     options = options or ScanOptions()
-    ctx = ScanContext(file=file.path, options=options, format=file.format, dispatch=_dispatch)
-    blob = Blob(file.path, path=file.source, size=file.size)
+    name = label or file.path
+    ctx = ScanContext(file=name, options=options, format=file.format, dispatch=_dispatch)
+    blob = Blob(name, path=file.source, size=file.size)
     findings = list(_dispatch(blob, ctx))
     return FileReport(
-        path=file.path,
+        path=name,
         format=file.format.value,
         size=file.size,
         findings=tuple(findings),
         globals=tuple(sorted(ctx.globals_seen)),
         members_scanned=ctx.members_scanned,
     )
+
+
+def _label(art: Artifact, path: str) -> str:
+    return f"{art.root}/{path}" if art.is_dir else str(art.root)
 
 
 def scan(
@@ -104,7 +112,12 @@ def scan(
     """
     arts = [artifacts] if isinstance(artifacts, Artifact) else list(artifacts)
     start = time.perf_counter()
-    reports = [scan_file(f, options) for art in arts for f in art.files]
+    if len(arts) == 1:
+        reports = [scan_file(f, options) for f in arts[0].files]
+    else:  # several targets: a bare relative path ("model.pkl") could be in any of them
+        reports = [
+            scan_file(f, options, label=_label(art, f.path)) for art in arts for f in art.files
+        ]
     return ScanReport(
         targets=tuple(str(a.root) for a in arts),
         files=tuple(reports),

@@ -41,11 +41,21 @@ def test_malicious_file_exits_1_with_table(cli, files: Path) -> None:
 def test_directory_and_several_paths(cli, files: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.pkl"
     other.write_bytes(pickle.dumps([1]))
-    r = cli("scan", files, other, "--format", "json")
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "evil.pkl").write_bytes((files / "evil.pkl").read_bytes())
+    r = cli("scan", files, other, twin, "--format", "json")
     doc = json.loads(r.stdout)
     paths = {f["path"] for f in doc["files"]}
-    assert {"good.pkl", "evil.pkl", "custom.pkl", "notes.txt", "other.pkl"} <= paths
+    # Several targets: each file is named with its target, so two evil.pkl stay apart.
+    names = ("good.pkl", "evil.pkl", "custom.pkl", "notes.txt")
+    assert {f"{files}/{n}" for n in names} | {str(other), f"{twin}/evil.pkl"} <= paths
+    flagged = {f["file"] for x in doc["files"] for f in x["findings"]}
+    assert {f"{files}/evil.pkl", f"{twin}/evil.pkl"} <= flagged
     assert r.exit_code == 1
+    # One target: paths stay relative to it.
+    one = json.loads(cli("scan", files, "--format", "json").stdout)
+    assert "evil.pkl" in {f["path"] for f in one["files"]}
 
 
 def test_fail_on_threshold(cli, files: Path) -> None:
