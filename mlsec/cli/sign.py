@@ -311,15 +311,9 @@ def _read_bundle(sig: Path) -> Bundle:
     from mlsec.signing import Bundle
 
     try:
-        if sig.stat().st_size > 64 * 1024 * 1024:
-            raise BundleError(f"{sig}: larger than 64 MiB, not a signature bundle")
-        data = sig.read_bytes()
+        return Bundle.from_file(sig)
     except OSError as exc:
         raise BundleError(f"{sig}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return Bundle.from_json(data)
-    except BundleError as exc:
-        raise BundleError(f"{sig}: {exc.message}", hint=exc.hint) from None
 
 
 def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> None:

@@ -13,10 +13,11 @@ from typing import Any
 
 from mlsec.policy.model import Policy
 
-__all__ = ["SCHEMA", "Check", "Decision", "evaluate"]
+__all__ = ["SCHEMA", "SEVERITY_RANK", "Check", "Decision", "evaluate"]
 
 SCHEMA = "mlsec/admit/v1"
-_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1, "none": 0}
+# Severity words of scan findings and of vulnerabilities, ordered.
+SEVERITY_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1, "none": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,8 @@ def evaluate(policy: Policy, evidence: dict[str, Any]) -> Decision:
 def _scan(policy: Policy, ev: dict[str, Any]) -> list[Check]:
     if policy.scan_fail_on == "never":
         return []
-    threshold = _RANK[policy.scan_fail_on]
-    bad = [f for f in ev["scan"]["findings"] if _RANK.get(f["severity"], 5) >= threshold]
+    threshold = SEVERITY_RANK[policy.scan_fail_on]
+    bad = [f for f in ev["scan"]["findings"] if SEVERITY_RANK.get(f["severity"], 5) >= threshold]
     if not bad:
         worst = ev["scan"]["max_severity"] or "none"
         return [
@@ -131,7 +132,7 @@ def _vulnerabilities(policy: Policy, ev: dict[str, Any]) -> list[Check]:
         return checks
     if policy.vulnerabilities_fail_on == "never" and policy.unknown_severity == "allow":
         return checks
-    threshold = _RANK.get(policy.vulnerabilities_fail_on, 99)
+    threshold = SEVERITY_RANK.get(policy.vulnerabilities_fail_on, 99)
     bad: list[str] = []
     ignored = 0
     for v in sbom["vulnerabilities"]:
@@ -143,7 +144,7 @@ def _vulnerabilities(policy: Policy, ev: dict[str, Any]) -> list[Check]:
         if sev is None:
             if policy.unknown_severity == "deny":
                 bad.append(f"{v['id']} ({v.get('package')}, severity unknown)")
-        elif _RANK.get(sev, 0) >= threshold:
+        elif SEVERITY_RANK.get(sev, 0) >= threshold:
             bad.append(f"{v['id']} ({v.get('package')} {v.get('version')}, {sev})")
     note = f"; {ignored} accepted by the policy" if ignored else ""
     if bad:

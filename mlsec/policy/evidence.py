@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsec.artifact import open_artifact, shared_digests
-from mlsec.errors import BundleError, MlsecError, SbomError, SigningError, VerificationError
+from mlsec.errors import BundleError, MlsecError, SigningError, VerificationError
+from mlsec.policy.evaluate import SEVERITY_RANK
 from mlsec.progress import Progress
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA", "gather"]
 
 SCHEMA = "mlsec/evidence/v1"
-_MAX_BUNDLE = 64 * 1024 * 1024
 
 
 def gather(
@@ -110,9 +110,7 @@ def _signature(
 
     try:
         sig = Path(signature)
-        if sig.stat().st_size > _MAX_BUNDLE:
-            raise BundleError(f"{sig}: larger than 64 MiB, not a signature bundle")
-        bundle = Bundle.from_json(sig.read_bytes())
+        bundle = Bundle.from_file(sig)
         result = verify_model(root, bundle, verifier, signature_path=sig, progress=progress)
     except OSError as exc:
         raise SigningError(f"{signature}: cannot read: {exc.strerror or exc}") from None
@@ -178,9 +176,6 @@ def _has_audit_property(bom: dict[str, Any]) -> bool:
     return any(isinstance(p, dict) and p.get("name") == "mlsec:audited" for p in props)
 
 
-_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1, "none": 0}
-
-
 def _bom_vulnerabilities(bom: dict[str, Any]) -> list[dict[str, Any]]:
     """The SBOM's vulnerabilities in the shape ``mlsec.sbom.audit.Vulnerability.to_dict`` has."""
     names: dict[str, tuple[str, str | None]] = {}
@@ -194,9 +189,9 @@ def _bom_vulnerabilities(bom: dict[str, Any]) -> list[dict[str, Any]]:
         severities = [
             str(r.get("severity")).lower()
             for r in v.get("ratings") or []
-            if isinstance(r, dict) and str(r.get("severity", "")).lower() in _RANK
+            if isinstance(r, dict) and str(r.get("severity", "")).lower() in SEVERITY_RANK
         ]
-        severity = max(severities, key=_RANK.__getitem__) if severities else None
+        severity = max(severities, key=SEVERITY_RANK.__getitem__) if severities else None
         aliases = [r["id"] for r in v.get("references") or [] if isinstance(r, dict) and "id" in r]
         for target in v.get("affects") or [{}]:
             ref = target.get("ref") if isinstance(target, dict) else None
@@ -219,7 +214,7 @@ def _model(art: Artifact) -> dict[str, Any]:
     out: dict[str, Any] = {"name": art.name, "error": None}
     try:
         card = read_model_card(art.root) if art.is_dir else None
-    except (SbomError, MlsecError) as exc:
+    except MlsecError as exc:
         out["error"] = exc.message
         card = None
     out.update(

@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from mlsec.errors import BundleError
@@ -72,6 +74,20 @@ class Bundle:
     key_hint: str | None = None
     certificates: tuple[bytes, ...] = ()  # DER, leaf first
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Bundle:
+        """Read and parse the bundle at ``path``. :class:`BundleError` naming the file when it is
+        too large or malformed; ``OSError`` when it cannot be read (callers say what that means).
+        """
+        p = Path(path)
+        if p.stat().st_size > _MAX_BUNDLE:
+            raise BundleError(f"{p}: larger than 64 MiB, not a signature bundle")
+        data = p.read_bytes()
+        try:
+            return cls.from_json(data)
+        except BundleError as exc:
+            raise BundleError(f"{p}: {exc.message}", hint=exc.hint) from None
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Bundle:

@@ -22,11 +22,11 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.model import Finding, Severity
 from mlsec.scan.pickle.rules import judge_global
 
-__all__ = ["analyze_yaml", "target_findings"]
+__all__ = ["TARGET_KEYS", "analyze_yaml", "target_findings"]
 
 _MAX_CONFIG = 16 * 1024 * 1024
 _MAX_NODES = 1_000_000
-_TARGET_KEYS = ("_target_", "_call_")
+TARGET_KEYS = ("_target_", "_call_")
 
 
 def analyze_yaml(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
@@ -34,7 +34,7 @@ def analyze_yaml(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     if blob.size > _MAX_CONFIG:
         return
     raw = blob.read()
-    if not any(k.encode() in raw for k in _TARGET_KEYS):
+    if not any(k.encode() in raw for k in TARGET_KEYS):
         return
     import yaml
 
@@ -65,7 +65,7 @@ def target_findings(doc: Any, ctx: ScanContext) -> Iterator[Finding]:
             )
             return
         if isinstance(node, dict):
-            for key in _TARGET_KEYS:
+            for key in TARGET_KEYS:
                 target = node.get(key)
                 if target is not None:
                     yield from _judge(target, f"{path}.{key}" if path else key, ctx)

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats.gguf import template_escapes
+from mlsec.scan.formats.hydra import TARGET_KEYS, target_findings
 from mlsec.scan.formats.keras import config_findings
 from mlsec.scan.model import Finding, Severity
 
@@ -21,6 +22,7 @@ __all__ = ["analyze_json", "analyze_text"]
 
 _MAX_JSON = 64 * 1024 * 1024
 _MAX_TEMPLATE = 4 * 1024 * 1024
+_TARGETS = tuple(f'"{k}"'.encode() for k in TARGET_KEYS)
 
 
 def _looks_like_keras(doc: dict[str, Any]) -> bool:
@@ -35,7 +37,7 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     if blob.size > _MAX_JSON:
         return
     raw = blob.read()
-    keys = (b'"class_name"', b'"module"', b'"chat_template"', b'"_target_"', b'"_call_"', b"\\u")
+    keys = (b'"class_name"', b'"module"', b'"chat_template"', b"\\u", *_TARGETS)
     if not any(k in raw for k in keys):
         # A cheap exit for the large JSON files of a model repo (tokenizer.json, indexes). Keys
         # spelled with \u escapes decode to the same names, so any escape means a full parse.
@@ -49,9 +51,7 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     name = ctx.member or ctx.file
     if _looks_like_keras(doc):
         yield from config_findings(doc, ctx, name)
-    if b"_target_" in raw or b"_call_" in raw or b"\\u" in raw:
-        from mlsec.scan.formats.hydra import target_findings
-
+    if b"\\u" in raw or any(k in raw for k in _TARGETS):
         yield from target_findings(doc, ctx)
     templates = doc.get("chat_template")
     if isinstance(templates, str):
