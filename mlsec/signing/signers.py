@@ -140,7 +140,7 @@ class SigstoreSigner:
             from sigstore.sign import SigningContext
         except ImportError:
             raise SigningError(
-                "keyless signing needs sigstore-python", hint="pip install 'mlsec[sigstore]'"
+                "keyless signing needs sigstore-python", hint="reinstall mlsec (sigstore is one of its dependencies): pip install --force-reinstall mlsec"
             ) from None
         if payload_type != IN_TOTO_PAYLOAD_TYPE:
             raise SigningError("sigstore keyless signing only signs in-toto statements")

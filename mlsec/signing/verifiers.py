@@ -242,7 +242,7 @@ class SigstoreVerifier:
             from sigstore.verify import policy
         except ImportError:
             raise BundleError(
-                "keyless verification needs sigstore-python", hint="pip install 'mlsec[sigstore]'"
+                "keyless verification needs sigstore-python", hint="reinstall mlsec (sigstore is one of its dependencies): pip install --force-reinstall mlsec"
             ) from None
         try:
             if self._trust_config:
