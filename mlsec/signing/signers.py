@@ -140,7 +140,8 @@ class SigstoreSigner:
             from sigstore.sign import SigningContext
         except ImportError:
             raise SigningError(
-                "keyless signing needs sigstore-python", hint="reinstall mlsec (sigstore is one of its dependencies): pip install --force-reinstall mlsec"
+                "keyless signing needs sigstore-python",
+                hint="sigstore is a dependency of mlsec: reinstall mlsec",
             ) from None
         if payload_type != IN_TOTO_PAYLOAD_TYPE:
             raise SigningError("sigstore keyless signing only signs in-toto statements")

@@ -242,7 +242,8 @@ class SigstoreVerifier:
             from sigstore.verify import policy
         except ImportError:
             raise BundleError(
-                "keyless verification needs sigstore-python", hint="reinstall mlsec (sigstore is one of its dependencies): pip install --force-reinstall mlsec"
+                "keyless verification needs sigstore-python",
+                hint="sigstore is a dependency of mlsec: reinstall mlsec",
             ) from None
         try:
             if self._trust_config:
