@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -82,6 +83,15 @@ def scan_cmd(
             help="Scan engine; modelscan needs the optional modelscan package.",
         ),
     ] = Engine.MLSEC,
+    ignorefile: Annotated[
+        Path | None,
+        typer.Option(
+            "--ignorefile",
+            metavar="FILE",
+            help="Accepted findings, each with a reason and an optional expiry "
+            "(default: .mlsecignore.yaml in the current directory, when present).",
+        ),
+    ] = None,
 ) -> int:
     """Scan model files statically for code that runs when they are loaded.
 
@@ -105,6 +115,7 @@ def scan_cmd(
         from mlsec.scan.modelscan_engine import run_modelscan
 
         report = _merge(report, run_modelscan([a.root for a in arts]))
+    report = _apply_ignore(report, arts, ignorefile)
     if fmt is ScanFormat.JSON:
         emit_json(report.to_dict(), output)
     elif fmt is ScanFormat.SARIF:
@@ -117,6 +128,32 @@ def scan_cmd(
     else:
         _table(report, output)
     return 1 if report.failed(Severity(fail_on.value)) else 0
+
+
+def _apply_ignore(report: ScanReport, arts: list[Artifact], explicit: Path | None) -> ScanReport:
+    from mlsec.ignore import IgnoreFile, find_ignore_file
+
+    source = find_ignore_file(explicit)
+    if source is None:
+        return report
+    ignore = IgnoreFile.load(source)
+    for e in ignore.expired:
+        what = e.rule or e.symbol or e.path or e.sha256
+        print(
+            f"mlsec: warning: {ignore.source}:{e.line}: ignore entry for {what} "
+            f"expired on {e.expires}; it no longer applies",
+            file=sys.stderr,
+        )
+    digests: dict[str, str] = {}
+    if ignore.needs_digests:
+        several = len(arts) > 1
+        for art in arts:
+            for f in art.with_digests().files:
+                label = (
+                    (f"{art.root}/{f.path}" if art.is_dir else str(art.root)) if several else f.path
+                )
+                digests[label] = f.sha256 or ""
+    return report.with_ignore(ignore, digests)
 
 
 def _merge(report: ScanReport, extra: list[Finding]) -> ScanReport:
@@ -157,6 +194,8 @@ def _table(report: ScanReport, output: Path | None) -> None:
 
     counts = report.counts()
     summary = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
+    if report.suppressed:
+        summary += f" ({len(report.suppressed)} suppressed by the ignore file)"
     table = Table(title=f"mlsec scan: {len(report.files)} files, {summary}")
     for col in ("file", "member", "severity", "rule", "symbol", "message"):
         table.add_column(col, overflow="fold", no_wrap=col in ("severity", "rule"))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlsec.ignore import IgnoreFile, Suppression
 
 __all__ = ["FileReport", "Finding", "ScanReport", "Severity"]
 
@@ -89,9 +92,11 @@ class FileReport:
     findings: tuple[Finding, ...] = ()
     globals: tuple[str, ...] = ()
     members_scanned: int = 0
+    # findings an ignore-file entry accepted: not counted, still reported (with the entry)
+    suppressed: tuple[tuple[Finding, Suppression], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "format": self.format,
             "size": self.size,
@@ -99,6 +104,11 @@ class FileReport:
             "members_scanned": self.members_scanned,
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.suppressed:
+            out["suppressed"] = [
+                {**f.to_dict(), "suppression": s.to_dict()} for f, s in self.suppressed
+            ]
+        return out
 
 
 @dataclass(frozen=True)
@@ -130,8 +140,32 @@ class ScanReport:
             out[f.severity.value] += 1
         return out
 
+    @property
+    def suppressed(self) -> tuple[tuple[Finding, Suppression], ...]:
+        return tuple(s for fr in self.files for s in fr.suppressed)
+
+    def with_ignore(self, ignore: IgnoreFile, sha256: dict[str, str] | None = None) -> ScanReport:
+        """This report with the findings ``ignore`` accepts moved aside as suppressed.
+        ``sha256`` maps a report path to its file's digest (for entries that match by digest)."""
+        from dataclasses import replace
+
+        files = []
+        for fr in self.files:
+            kept: list[Finding] = []
+            moved = list(fr.suppressed)
+            digest = (sha256 or {}).get(fr.path)
+            for f in fr.findings:
+                s = ignore.suppression_for(f.rule, f.symbol, f.location, digest)
+                if s is None:
+                    kept.append(f)
+                else:
+                    moved.append((f, s))
+            files.append(replace(fr, findings=tuple(kept), suppressed=tuple(moved)))
+        extra = dict(self.extra, ignore=ignore.summary())
+        return replace(self, files=tuple(files), extra=extra)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "schema": SCHEMA,
             "targets": list(self.targets),
             "engines": list(self.engines),
@@ -139,3 +173,7 @@ class ScanReport:
             "summary": {"files": len(self.files), "findings": self.counts()},
             "files": [f.to_dict() for f in self.files],
         }
+        if "ignore" in self.extra:
+            out["summary"]["suppressed"] = len(self.suppressed)
+            out["ignore"] = self.extra["ignore"]
+        return out

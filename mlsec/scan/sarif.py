@@ -156,7 +156,8 @@ def to_sarif(report: ScanReport, *, uris: Sequence[str] | None = None) -> dict[s
     results: list[dict[str, Any]] = []
     for i, fr in enumerate(report.files):
         uri = uris[i] if uris is not None and i < len(uris) else fr.path
-        for f in fr.findings:
+        accepted = {id(f): s for f, s in fr.suppressed}
+        for f in (*fr.findings, *(f for f, _ in fr.suppressed)):
             if f.rule not in rules:
                 rules[f.rule] = _rule(f.rule, f.severity)
                 order.append(f.rule)
@@ -187,6 +188,11 @@ def to_sarif(report: ScanReport, *, uris: Sequence[str] | None = None) -> dict[s
             }
             if not f.member:
                 del result["locations"][0]["logicalLocations"]
+            if id(f) in accepted:  # shown to an audit as suppressed, not as an open alert
+                s = accepted[id(f)]
+                result["suppressions"] = [
+                    {"kind": "external", "status": "accepted", "justification": s.entry.reason}
+                ]
             results.append(result)
     return {
         "$schema": SARIF_SCHEMA,
