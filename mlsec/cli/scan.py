@@ -190,13 +190,18 @@ _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cya
 
 
 def _table(report: ScanReport, output: Path | None) -> None:
-    from rich.table import Table
-
     counts = report.counts()
     summary = ", ".join(f"{n} {sev}" for sev, n in counts.items() if n) or "no findings"
     if report.suppressed:
         summary += f" ({len(report.suppressed)} suppressed by the ignore file)"
-    table = Table(title=f"mlsec scan: {len(report.files)} files, {summary}")
+    n = len(report.files)
+    title = f"mlsec scan: {n} file{'' if n == 1 else 's'}, {summary}"
+    if not report.findings:  # a clean scan is one line, not an empty table
+        emit_text(title + "\n", output)
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
     for col in ("file", "member", "severity", "rule", "symbol", "message"):
         table.add_column(col, overflow="fold", no_wrap=col in ("severity", "rule"))
     for f in sorted(report.findings, key=lambda f: (-f.severity.rank, f.file, f.member or "")):

@@ -108,3 +108,10 @@ def test_explicit_ignorefile_and_bad_one_is_exit_2(cli, tmp_path):
     bad.write_text("findings:\n  - symbol: mypkg.layers.Net\n    reason: ours\n")
     assert cli("scan", tmp_path / "net.pkl", "--ignorefile", bad).exit_code == 0
     assert cli("scan", tmp_path / "net.pkl").exit_code == 1
+
+
+def test_clean_scan_is_one_line(cli, tmp_path):
+    (tmp_path / "ok.pkl").write_bytes(b"\x80\x02]q\x00.")
+    res = cli("scan", tmp_path / "ok.pkl")
+    assert res.exit_code == 0
+    assert res.stdout == "mlsec scan: 1 file, no findings\n"
