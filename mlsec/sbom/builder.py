@@ -32,6 +32,7 @@ from uuid import UUID, uuid4
 
 from mlsec import __version__
 from mlsec.artifact import Artifact, sort_key
+from mlsec.errors import SbomError
 from mlsec.sbom.card import ModelCard
 
 if TYPE_CHECKING:
@@ -125,6 +126,9 @@ def build_sbom(
     if card.tags:
         model["tags"] = list(card.tags)
 
+    epoch = _source_date_epoch()
+    if timestamp is None and epoch is not None:
+        timestamp = epoch
     metadata: dict[str, Any] = {
         "timestamp": (timestamp or datetime.now(UTC)).isoformat(),
         "tools": {"components": [{"type": "application", "name": "mlsec", "version": __version__}]},
@@ -170,7 +174,7 @@ def build_sbom(
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": _SPEC,
-        "serialNumber": f"urn:uuid:{serial or uuid4()}",
+        "serialNumber": "",
         "version": 1,
         "metadata": metadata,
         "components": components,
@@ -178,6 +182,9 @@ def build_sbom(
             {"ref": MODEL_REF, "dependsOn": [c["bom-ref"] for c in components]},
         ],
     }
+    if serial is None and epoch is not None:
+        serial = _content_serial(document)
+    document["serialNumber"] = f"urn:uuid:{serial or uuid4()}"
     vulns = [
         _vulnerability(v, lib_refs[v.package]) for v in vulnerabilities if v.package in lib_refs
     ]
@@ -309,3 +316,28 @@ def _model_card(card: ModelCard) -> dict[str, Any]:
     if props:
         out["properties"] = props
     return out
+
+
+def _source_date_epoch() -> datetime | None:
+    """``SOURCE_DATE_EPOCH`` (reproducible-builds.org) as a UTC time, when set."""
+    import os
+
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise SbomError(f"SOURCE_DATE_EPOCH={raw!r}: expected whole seconds since 1970")
+    try:
+        return datetime.fromtimestamp(int(raw), UTC)
+    except (OverflowError, ValueError, OSError):
+        raise SbomError(f"SOURCE_DATE_EPOCH={raw!r}: out of range") from None
+
+
+def _content_serial(document: dict[str, Any]) -> UUID:
+    """A serial number derived from the document's content (UUID v5 of its canonical JSON), so
+    that the same model, options and SOURCE_DATE_EPOCH give a byte-identical SBOM."""
+    import json
+    from uuid import NAMESPACE_URL, uuid5
+
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return uuid5(NAMESPACE_URL, "urn:mlsec:sbom:" + canonical)
