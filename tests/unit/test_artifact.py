@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,7 @@ from mlsec.artifact import Artifact, hash_files, open_artifact, sort_key
 from mlsec.errors import ArtifactError, ExitCode
 from mlsec.formats import Format
 from mlsec.progress import Progress
-
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "specs" / "model-signing-example"
+from tests.unit.signing.pki import copy_example
 
 
 def _tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -38,10 +36,11 @@ def test_example_model_formats_and_digests(example_model):
         assert f.size == (example_model / f.path).stat().st_size
 
 
-def test_same_file_set_and_digests_as_model_signing_golden_bundle(tmp_path):
-    """The walk and digests agree with a real bundle that model_signing 1.1.1 made."""
-    model = shutil.copytree(GOLDEN / "model", tmp_path / "model")
-    sig = json.loads((GOLDEN / "model.sig").read_text())
+def test_same_file_set_and_digests_as_a_model_signing_bundle(tmp_path):
+    """The walk and digests agree with a bundle the real model_signing CLI made at test time."""
+    ex = copy_example(tmp_path)
+    model = ex / "model"
+    sig = json.loads((ex / "model.sig").read_text())
     statement = json.loads(base64.b64decode(sig["dsseEnvelope"]["payload"]))
     signed = [(r["name"], r["digest"]) for r in statement["predicate"]["resources"]]
     art = open_artifact(model, digests=True)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import base64
 import datetime as dt
+import json
 import os
+import random
 import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +20,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # The golden bundles written by model_signing 1.1.1, in the read-only shared/ folder that lies
-# beside the checkout (for developers and in CI). Absent, the tests that need them fail.
+# beside a developer's checkout. A user's clone has no such folder: the tests that read the golden
+# bytes live in tests/integration/test_golden_example.py and skip with the reason. Every other test
+# uses an example built at test time by the real model_signing CLI (build_example).
 _REPO = Path(__file__).resolve().parents[3]
-EXAMPLE = Path(
+GOLDEN = Path(
     os.environ.get(
         "MLSEC_SIGNING_EXAMPLE", _REPO.parent / "shared" / "specs" / "model-signing-example"
     )
 )
+SIGNER_CN = "mlsec-eval throwaway signer"
 
 
 def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
@@ -117,12 +126,89 @@ def make_pki(d: Path, **leaf_kw: object) -> Pki:
     return Pki(d / "ca.pem", d / "int.pem", d / "leaf.pem", d / "leaf.key", d / "other-ca.pem")
 
 
-def copy_example(tmp: Path) -> Path:
-    """A writable copy of the golden example (model, bundles, keys, certs)."""
-    assert (EXAMPLE / "model.sig").exists(), f"golden example not found at {EXAMPLE}"
-    dest = tmp / "example"
-    shutil.copytree(EXAMPLE, dest)
+def _write_model(model: Path) -> None:
+    """The golden example's shape: weights, configs, an empty file, a subdirectory, a git file."""
+    rng = random.Random(20261203)
+    (model / "sub").mkdir(parents=True)
+    (model / "config.json").write_text(
+        json.dumps({"architectures": ["TinyNet"], "hidden_size": 64, "num_layers": 2}, indent=2)
+    )
+    (model / "model.safetensors").write_bytes(rng.randbytes(300_000))
+    (model / "sub" / "extra_weights.bin").write_bytes(rng.randbytes(50_000))
+    (model / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "BPE"}}\n')
+    (model / "empty.txt").write_bytes(b"")
+    (model / "README.md").write_text("# tiny\n\nA generated model for the signing tests.\n")
+    (model / ".gitattributes").write_text("*.bin filter\n")
+
+
+def _model_signing(*args: object) -> None:
+    ms = shutil.which("model_signing") or "model_signing"
+    proc = subprocess.run([ms, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"model_signing {args[:2]} failed: {proc.stderr[-2000:]}"
+
+
+def build_example(dest: Path) -> Path:
+    """The golden example's layout, made now: keys, a 2-level PKI, and two bundles signed by the
+    real model_signing CLI (key and certificate methods), plus the key bundle's DSSE payload."""
+    _write_model(dest / "model")
+    (dest / "keys").mkdir()
+    key = ec.generate_private_key(ec.SECP256R1())
+    (dest / "keys" / "priv.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    write_key(dest / "keys" / "priv.pkcs8.pem", key)
+    write_pub(dest / "keys" / "pub.pem", key.public_key())
+    cert = dest / "cert"
+    cert.mkdir()
+    ca_k = ec.generate_private_key(ec.SECP256R1())
+    leaf_k = ec.generate_private_key(ec.SECP256R1())
+    (cert / "ca-cert.pem").write_bytes(pem(make_cert("mlsec-eval throwaway CA", ca_k, ca=True)))
+    write_key(cert / "ca-priv.pem", ca_k)
+    leaf = make_cert(SIGNER_CN, leaf_k, ("mlsec-eval throwaway CA", ca_k))
+    (cert / "signing-cert.pem").write_bytes(pem(leaf))
+    write_key(cert / "signing-key.pem", leaf_k)
+    _model_signing(
+        "sign", "key", "--private_key", dest / "keys/priv.pem",
+        "--signature", dest / "model.sig", dest / "model",
+    )  # fmt: skip
+    _model_signing(
+        "sign", "certificate", "--private_key", cert / "signing-key.pem",
+        "--signing_certificate", cert / "signing-cert.pem",
+        "--certificate_chain", cert / "ca-cert.pem",
+        "--signature", dest / "model.cert.sig", dest / "model",
+    )  # fmt: skip
+    doc = json.loads((dest / "model.sig").read_text())
+    (dest / "model.sig.payload.json").write_bytes(base64.b64decode(doc["dsseEnvelope"]["payload"]))
     return dest
+
+
+_BUILT: list[Path] = []
+
+
+def example_dir() -> Path:
+    """One example per test process (model_signing takes about a second per bundle)."""
+    if not _BUILT:
+        root = Path(tempfile.mkdtemp(prefix="mlsec-example-"))
+        atexit.register(shutil.rmtree, root, True)
+        _BUILT.append(build_example(root / "example"))
+    return _BUILT[0]
+
+
+def copy_example(tmp: Path) -> Path:
+    """A writable copy of the example (model, bundles, keys, certs), built at test time."""
+    dest = tmp / "example"
+    shutil.copytree(example_dir(), dest)
+    return dest
+
+
+def root_digest_of(example: Path) -> str:
+    """The subject digest model_signing recorded in the example's key bundle."""
+    st = json.loads((example / "model.sig.payload.json").read_text())
+    return "sha256:" + str(st["subject"][0]["digest"]["sha256"])
 
 
 def keypair(d: Path, name: str = "k", curve: ec.EllipticCurve | None = None) -> tuple[Path, Path]:

@@ -15,7 +15,7 @@ from mlsec.errors import BundleError
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.manifest import Manifest
 from tests.conftest import REPO
-from tests.unit.signing.pki import EXAMPLE
+from tests.unit.signing.pki import example_dir, root_digest_of
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -40,8 +40,8 @@ def test_bundle_from_random_json(value):
         Bundle.from_json(json.dumps(value))
 
 
-_HAVE = (EXAMPLE / "model.sig").exists()
-_GOLDEN = json.loads((EXAMPLE / "model.sig").read_text()) if _HAVE else {}
+_EXAMPLE = example_dir()
+_GOLDEN = json.loads((_EXAMPLE / "model.sig").read_text())
 
 
 @settings(max_examples=300, deadline=None)
@@ -53,7 +53,7 @@ def test_bundle_with_one_field_replaced(field, value):
         Bundle.from_json(json.dumps(doc))
 
 
-_STATEMENT = json.loads((EXAMPLE / "model.sig.payload.json").read_text()) if _HAVE else {}
+_STATEMENT = json.loads((_EXAMPLE / "model.sig.payload.json").read_text())
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,12 +78,12 @@ def test_statement_with_random_predicate_parts(value):
         Manifest.from_statement(json.dumps(doc).encode())
 
 
-def test_golden_payload_round_trip():
-    b = Bundle.from_json((EXAMPLE / "model.sig").read_bytes())
-    assert b.payload == (EXAMPLE / "model.sig.payload.json").read_bytes()
+def test_model_signing_payload_round_trip():
+    b = Bundle.from_json((_EXAMPLE / "model.sig").read_bytes())
+    assert b.payload == (_EXAMPLE / "model.sig.payload.json").read_bytes()
     assert base64.b64decode(_GOLDEN["dsseEnvelope"]["payload"]) == b.payload
     m = Manifest.from_statement(b.payload)
-    assert m.root_digest == "1d0ed0d9b4e36b0d521b90383927bdd49a5c893b0724b8976a698f8de6753110"
+    assert "sha256:" + m.root_digest == root_digest_of(_EXAMPLE)
 
 
 def test_cli_app_does_not_import_cryptography_or_sigstore():
