@@ -37,6 +37,7 @@ from mlsec.scan.pickle.lists import (
     TORCH_ALLOW,
     TORCH_DTYPE,
     TORCH_STORAGE,
+    TORCHSCRIPT_CLASS,
 )
 
 __all__ = [
@@ -97,6 +98,8 @@ def _allowed(module: str, name: str, qual: str, extra: frozenset[str]) -> bool:
         return True
     if "." in name:
         return False
+    if module.startswith("__torch__") and TORCHSCRIPT_CLASS.fullmatch(qual):
+        return True
     if module == "numpy" and NUMPY_SCALARS.fullmatch(qual):
         return True
     if module == "numpy.dtypes" and name.endswith("DType") and name[:1].isupper():
