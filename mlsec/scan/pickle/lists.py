@@ -459,13 +459,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "a builtin function that only computes on its arguments (calls no argument, no I/O); the "
         "arguments are objects the allowlist already built",
     ),
-    # Python 2 spellings: __builtin__ is normalised to builtins; these are the names
-    # _compat_pickle maps (xrange -> range, unicode -> str, long -> int...).
-    **_pairs(
-        "builtins",
-        "xrange unicode long basestring unichr StandardError",
-        "a Python 2 name of a builtin type (what pickle's fix_imports maps it to is allowed)",
-    ),
     **_pairs(
         "builtins",
         "BaseException Exception ArithmeticError AssertionError AttributeError BufferError "
@@ -508,6 +501,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     **_pairs("datetime", "datetime date time timedelta timezone tzinfo",
              "a datetime value: its constructor validates and stores numbers/tzinfo"),
     **_pairs("decimal", "Decimal Context", "decimal arithmetic values (Context stores settings)"),
+    **_pairs(
+        "decimal",
+        "DecimalException Clamped InvalidOperation ConversionSyntax DivisionByZero "
+        "DivisionImpossible DivisionUndefined Inexact InvalidContext Rounded Subnormal Overflow "
+        "Underflow FloatOperation",
+        "a decimal signal (exception class) named in a Context's traps and flags",
+    ),
     ("fractions", "Fraction"): "a rational number built from numbers or a numeric string",
     ("uuid", "UUID"): "stores a 128-bit integer; __setstate__ sets int and is_safe",
     ("uuid", "SafeUUID"): "an enum of UUID safety levels (UUID state refers to it)",
@@ -557,6 +557,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("numpy.ma.core", "MaskedArray"): "a masked array; __setstate__ restores data and mask",
     ("numpy.ma.core", "MaskedConstant"): "the numpy.ma.masked singleton",
     ("numpy.ma.core", "mvoid"): "a masked record scalar (data and mask)",
+    ("numpy.ma", "MaskedArray"): "numpy.ma.MaskedArray under its public module (NumPy 2)",
+    ("numpy.ma", "MaskedConstant"): "the numpy.ma.masked singleton's class (public module)",
+    ("numpy.ma", "mvoid"): "a masked record scalar (public module)",
     **_pairs("numpy.random._pickle", "__randomstate_ctor __generator_ctor __bit_generator_ctor",
              _RNG),
     **_pairs("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence SeedSequence", _RNG),

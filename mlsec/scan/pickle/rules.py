@@ -16,6 +16,7 @@ Design rules (DESIGN.md, "allowlist, not only denylist"):
 
 from __future__ import annotations
 
+import _compat_pickle
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -114,6 +115,11 @@ def _allowed(module: str, name: str, qual: str, extra: frozenset[str]) -> bool:
 @lru_cache(maxsize=8192)
 def _judge(module: str, name: str, extra: frozenset[str]) -> Verdict:
     raw = f"{module}.{name}"
+    # Python 2 names pickle maps by (module, name) (__builtin__.xrange -> builtins.range,
+    # __builtin__.reduce -> functools.reduce, UserDict.IterableUserDict -> collections.UserDict).
+    # CPython maps them for protocol < 3; judging the mapped pair always is the stricter reading
+    # (unmapped, a Python 2 module does not import on Python 3 and nothing runs).
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
     nmod = normalise_module(module)
     qual = f"{nmod}.{name}"
     parts = name.split(".")
