@@ -223,13 +223,54 @@ DENY_MODULES = frozenset(
 
 
 # pathlib.Path methods that reach the filesystem or the user's environment.
-PATH_IO_METHODS = (
-    "open read_text read_bytes write_text write_bytes touch mkdir rmdir unlink rename replace "
-    "symlink_to hardlink_to link_to chmod lchmod iterdir glob rglob walk stat lstat exists "
-    "is_dir is_file is_mount is_symlink is_junction is_socket is_fifo is_block_device "
-    "is_char_device owner group readlink resolve samefile absolute expanduser home cwd copy "
-    "copy_into move move_into from_uri"
-).split()
+PATH_IO_METHODS = [
+    "open",
+    "read_text",
+    "read_bytes",
+    "write_text",
+    "write_bytes",
+    "touch",
+    "mkdir",
+    "rmdir",
+    "unlink",
+    "rename",
+    "replace",
+    "symlink_to",
+    "hardlink_to",
+    "link_to",
+    "chmod",
+    "lchmod",
+    "iterdir",
+    "glob",
+    "rglob",
+    "walk",
+    "stat",
+    "lstat",
+    "exists",
+    "is_dir",
+    "is_file",
+    "is_mount",
+    "is_symlink",
+    "is_junction",
+    "is_socket",
+    "is_fifo",
+    "is_block_device",
+    "is_char_device",
+    "owner",
+    "group",
+    "readlink",
+    "resolve",
+    "samefile",
+    "absolute",
+    "expanduser",
+    "home",
+    "cwd",
+    "copy",
+    "copy_into",
+    "move",
+    "move_into",
+    "from_uri",
+]
 
 
 # Exact callables (normalised module.name) outside those modules.
@@ -485,21 +526,49 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("re", "_compile"): "compiles a regular expression; the re engine runs no Python code",
     ("enum", "Enum"): "looks up a member by value, or creates an enum class from names",
     # ---- standard library values training code pickles --------------------------------------
-    **_pairs("collections", "OrderedDict Counter defaultdict deque ChainMap UserDict UserList "
-             "UserString", _CONTAINER + " (defaultdict calls its factory only on a later lookup)"),
+    **_pairs(
+        "collections",
+        "OrderedDict Counter defaultdict deque ChainMap UserDict UserList UserString",
+        _CONTAINER + " (defaultdict calls its factory only on a later lookup)",
+    ),
     **{
         (mod, n): "an abstract base class of collections.abc: building one only fails or makes "
         "an empty object"
         for mod in ("collections.abc", "_collections_abc")
-        for n in (
-            "Awaitable Coroutine AsyncIterable AsyncIterator AsyncGenerator Hashable Iterable "
-            "Iterator Generator Reversible Sized Container Callable Collection Set MutableSet "
-            "Mapping MutableMapping MappingView KeysView ItemsView ValuesView Sequence "
-            "MutableSequence ByteString Buffer"
-        ).split()
+        for n in [
+            "Awaitable",
+            "Coroutine",
+            "AsyncIterable",
+            "AsyncIterator",
+            "AsyncGenerator",
+            "Hashable",
+            "Iterable",
+            "Iterator",
+            "Generator",
+            "Reversible",
+            "Sized",
+            "Container",
+            "Callable",
+            "Collection",
+            "Set",
+            "MutableSet",
+            "Mapping",
+            "MutableMapping",
+            "MappingView",
+            "KeysView",
+            "ItemsView",
+            "ValuesView",
+            "Sequence",
+            "MutableSequence",
+            "ByteString",
+            "Buffer",
+        ]
     },
-    **_pairs("datetime", "datetime date time timedelta timezone tzinfo",
-             "a datetime value: its constructor validates and stores numbers/tzinfo"),
+    **_pairs(
+        "datetime",
+        "datetime date time timedelta timezone tzinfo",
+        "a datetime value: its constructor validates and stores numbers/tzinfo",
+    ),
     **_pairs("decimal", "Decimal Context", "decimal arithmetic values (Context stores settings)"),
     **_pairs(
         "decimal",
@@ -514,9 +583,12 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("argparse", "Namespace"): "Namespace(**kw) only sets attributes (fairseq-style 'args')",
     ("types", "SimpleNamespace"): "SimpleNamespace(**kw) only sets attributes",
     ("__future__", "_Feature"): "a __future__ feature record (release tuples, a flag)",
-    **_pairs("__future__", "nested_scopes generators division absolute_import with_statement "
-             "print_function unicode_literals barry_as_FLUFL generator_stop annotations",
-             "a __future__ feature object (a constant record)"),
+    **_pairs(
+        "__future__",
+        "nested_scopes generators division absolute_import with_statement "
+        "print_function unicode_literals barry_as_FLUFL generator_stop annotations",
+        "a __future__ feature object (a constant record)",
+    ),
     # pathlib: building a path is pure string handling (PurePath parses parts; Path/PosixPath
     # add no I/O to construction). The I/O methods (read_text, write_bytes, open, unlink...) are
     # denied as globals and as getattr targets (DENY_NAMES, DANGEROUS_ATTRS).
@@ -524,8 +596,14 @@ ALLOWED: dict[tuple[str, str], str] = {
         (mod, n): "a filesystem path value: construction only parses strings; I/O needs a "
         "method, and those are denied"
         for mod in ("pathlib", "pathlib._local")
-        for n in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path", "PosixPath",
-                  "WindowsPath")
+        for n in (
+            "PurePath",
+            "PurePosixPath",
+            "PureWindowsPath",
+            "Path",
+            "PosixPath",
+            "WindowsPath",
+        )
     },
     # time zones
     ("zoneinfo", "ZoneInfo"): (
@@ -560,8 +638,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("numpy.ma", "MaskedArray"): "numpy.ma.MaskedArray under its public module (NumPy 2)",
     ("numpy.ma", "MaskedConstant"): "the numpy.ma.masked singleton's class (public module)",
     ("numpy.ma", "mvoid"): "a masked record scalar (public module)",
-    **_pairs("numpy.random._pickle", "__randomstate_ctor __generator_ctor __bit_generator_ctor",
-             _RNG),
+    **_pairs(
+        "numpy.random._pickle", "__randomstate_ctor __generator_ctor __bit_generator_ctor", _RNG
+    ),
     **_pairs("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence SeedSequence", _RNG),
     **_pairs("numpy.random._mt19937", "MT19937", _RNG),
     **_pairs("numpy.random._pcg64", "PCG64 PCG64DXSM", _RNG),
@@ -582,10 +661,16 @@ ALLOWED: dict[tuple[str, str], str] = {
         _NP_UFUNC,
     ),
     # ---- joblib, scipy, scikit-learn, XGBoost, LightGBM -------------------------------------
-    **_pairs("joblib.numpy_pickle", "NumpyArrayWrapper NDArrayWrapper",
-             "joblib's array record (shape, dtype, order); the raw bytes follow in the file"),
-    **_pairs("joblib.numpy_pickle_compat", "NDArrayWrapper ZNDArrayWrapper",
-             "joblib<0.10 array record: names an array inside the same pickle"),
+    **_pairs(
+        "joblib.numpy_pickle",
+        "NumpyArrayWrapper NDArrayWrapper",
+        "joblib's array record (shape, dtype, order); the raw bytes follow in the file",
+    ),
+    **_pairs(
+        "joblib.numpy_pickle_compat",
+        "NDArrayWrapper ZNDArrayWrapper",
+        "joblib<0.10 array record: names an array inside the same pickle",
+    ),
     **_pairs("scipy.sparse._csr", "csr_matrix csr_array", "a sparse matrix of arrays"),
     **_pairs("scipy.sparse._csc", "csc_matrix csc_array", "a sparse matrix of arrays"),
     **_pairs("scipy.sparse._coo", "coo_matrix", "a sparse matrix of arrays"),
@@ -596,15 +681,21 @@ ALLOWED: dict[tuple[str, str], str] = {
     **_pairs("sklearn.neighbors._kd_tree", "newObj", "Cython cls.__new__(cls) of a tree"),
     **_pairs("sklearn.neighbors._ball_tree", "newObj", "Cython cls.__new__(cls) of a tree"),
     ("sklearn.tree._tree", "Tree"): "a fitted tree: arrays of nodes and values",
-    **_pairs("sklearn.feature_selection._univariate_selection", "f_classif f_regression chi2",
-             _SKLEARN_FN),
+    **_pairs(
+        "sklearn.feature_selection._univariate_selection",
+        "f_classif f_regression chi2",
+        _SKLEARN_FN,
+    ),
     ("sklearn.metrics._scorer", "_passthrough_scorer"): _SKLEARN_FN,
     ("sklearn._loss.link", "Interval"): "a dataclass of two bounds",
     **_pairs("sklearn.cluster._kmeans", "_kmeans_single_lloyd _kmeans_single_elkan", _SKLEARN_FN),
     ("scipy._lib.array_api_compat.numpy._aliases", "asarray"): _SKLEARN_FN,
     **_pairs("xgboost.core", "Booster", _GBM),
-    **_pairs("xgboost.sklearn", "XGBClassifier XGBRegressor XGBRanker XGBRFClassifier "
-             "XGBRFRegressor", _GBM),
+    **_pairs(
+        "xgboost.sklearn",
+        "XGBClassifier XGBRegressor XGBRanker XGBRFClassifier XGBRFRegressor",
+        _GBM,
+    ),
     **_pairs("lightgbm.basic", "Booster", _GBM),
     **_pairs("lightgbm.sklearn", "LGBMClassifier LGBMRegressor LGBMRanker LGBMModel", _GBM),
     # ---- torch ------------------------------------------------------------------------------
@@ -616,8 +707,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "per_channel_symmetric per_tensor_affine per_tensor_symmetric",
         "a torch type or constant (allowed by torch.load(weights_only=True))",
     ),
-    **_pairs("torch._tensor", "_rebuild_from_type _rebuild_from_type_v2",
-             _TORCH_REBUILD + "; its function argument is modelled in CALLS_ARGUMENTS"),
+    **_pairs(
+        "torch._tensor",
+        "_rebuild_from_type _rebuild_from_type_v2",
+        _TORCH_REBUILD + "; its function argument is modelled in CALLS_ARGUMENTS",
+    ),
     **_pairs(
         "torch._utils",
         "_rebuild_tensor _rebuild_tensor_v2 _rebuild_tensor_v3 _rebuild_parameter "
@@ -644,8 +738,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("pandas._libs.internals", "_unpickle_block"): (
         "Block.__reduce__: new_block(values, BlockPlacement(placement), ndim) builds a block"
     ),
-    **_pairs("pandas.core.internals.managers", "BlockManager SingleBlockManager",
-             "__setstate__ rebuilds axes with ensure_index and blocks with new_block"),
+    **_pairs(
+        "pandas.core.internals.managers",
+        "BlockManager SingleBlockManager",
+        "__setstate__ rebuilds axes with ensure_index and blocks with new_block",
+    ),
     **_pairs("pandas._libs.internals", "BlockPlacement", "a slice/array of block positions"),
     ("pandas.core.indexes.base", "_new_Index"): (
         "Index.__reduce__: cls.__new__(cls, **d) (cls modelled in CALLS_ARGUMENTS)"
@@ -718,8 +815,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     **_pairs("pandas.core.indexes.timedeltas", "TimedeltaIndex", _PD_CLASS),
     **_pairs("pandas.core.indexes.period", "PeriodIndex", _PD_CLASS),
     **_pairs("pandas.core.indexes.interval", "IntervalIndex", _PD_CLASS),
-    **_pairs("pandas.core.indexes.numeric",
-             "NumericIndex Int64Index UInt64Index Float64Index", _PD_CLASS),
+    **_pairs(
+        "pandas.core.indexes.numeric", "NumericIndex Int64Index UInt64Index Float64Index", _PD_CLASS
+    ),
     **_pairs("pandas.core.arrays.categorical", "Categorical", _PD_CLASS),
     **_pairs("pandas.core.arrays.datetimes", "DatetimeArray", _PD_CLASS),
     **_pairs("pandas.core.arrays.timedeltas", "TimedeltaArray", _PD_CLASS),
@@ -728,15 +826,20 @@ ALLOWED: dict[tuple[str, str], str] = {
     **_pairs("pandas.core.arrays.numpy_", "PandasArray NumpyExtensionArray", _PD_CLASS),
     **_pairs("pandas.core.arrays.string_", "StringArray", _PD_CLASS),
     **_pairs("pandas.core.arrays.string_", "StringDtype", _PD_DTYPE),
-    **_pairs("pandas.core.arrays.string_arrow",
-             "ArrowStringArray ArrowStringArrayNumpySemantics", _PD_CLASS),
+    **_pairs(
+        "pandas.core.arrays.string_arrow",
+        "ArrowStringArray ArrowStringArrayNumpySemantics",
+        _PD_CLASS,
+    ),
     **_pairs("pandas.core.arrays.arrow.array", "ArrowExtensionArray", _PD_CLASS),
     **_pairs("pandas.core.arrays.boolean", "BooleanArray", _PD_CLASS),
     **_pairs("pandas.core.arrays.boolean", "BooleanDtype", _PD_DTYPE),
     **_pairs("pandas.core.arrays.integer", "IntegerArray", _PD_CLASS),
-    **_pairs("pandas.core.arrays.integer",
-             "Int8Dtype Int16Dtype Int32Dtype Int64Dtype UInt8Dtype UInt16Dtype UInt32Dtype "
-             "UInt64Dtype", _PD_DTYPE),
+    **_pairs(
+        "pandas.core.arrays.integer",
+        "Int8Dtype Int16Dtype Int32Dtype Int64Dtype UInt8Dtype UInt16Dtype UInt32Dtype UInt64Dtype",
+        _PD_DTYPE,
+    ),
     **_pairs("pandas.core.arrays.floating", "FloatingArray", _PD_CLASS),
     **_pairs("pandas.core.arrays.floating", "Float32Dtype Float64Dtype", _PD_DTYPE),
     **_pairs("pandas.core.arrays.sparse.array", "SparseArray", _PD_CLASS),

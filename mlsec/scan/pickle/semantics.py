@@ -208,7 +208,9 @@ def on_call(
     return None
 
 
-def _resolve_getattr(rep: Reporter, func: Global, argv: tuple[object, ...], offset: int) -> Global | None:
+def _resolve_getattr(
+    rep: Reporter, func: Global, argv: tuple[object, ...], offset: int
+) -> Global | None:
     """``getattr(X, "name"[, default])`` with X an imported global and a constant name: the
     global ``X.name``, judged as such (dunders and I/O methods stay critical). None otherwise."""
     if not (2 <= len(argv) <= 3 and isinstance(argv[0], Global) and is_str(argv[1])):

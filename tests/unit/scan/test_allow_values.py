@@ -4,8 +4,8 @@ protocol; the lookalikes that reach code, files or internals do not. Also: every
 carries a reason."""
 
 from __future__ import annotations
-
 import __future__
+
 import argparse
 import collections
 import collections.abc
@@ -143,7 +143,12 @@ def test_path_methods_as_globals_are_critical(module: str, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("module", "name"),
-    [("builtins", "type"), ("builtins", "map"), ("builtins", "iter"), ("collections", "namedtuple")],
+    [
+        ("builtins", "type"),
+        ("builtins", "map"),
+        ("builtins", "iter"),
+        ("collections", "namedtuple"),
+    ],
 )
 def test_builtins_that_build_classes_or_call_arguments_are_not_allowed(
     module: str, name: str
