@@ -55,6 +55,21 @@ def test_torchscript_archive_is_clean(tmp_path: Path, how: str) -> None:
     assert "torch.jit._pickle.build_intlist" in seen
 
 
+def test_quantized_and_lite_torchscript_are_clean(tmp_path: Path) -> None:
+    # dynamic quantisation pickles torch's own C++ class __torch__.torch.classes.quantized.*;
+    # the lite-interpreter format adds bytecode.pkl
+    q = torch.ao.quantization.quantize_dynamic(
+        torch.nn.Sequential(torch.nn.Linear(4, 4)), {torch.nn.Linear}, dtype=torch.qint8
+    )
+    torch.jit.save(torch.jit.script(q), tmp_path / "quant.pt")
+    torch.jit.script(Block().eval())._save_for_lite_interpreter(str(tmp_path / "lite.ptl"))
+    for name in ("quant.pt", "lite.ptl"):
+        report = _scan(tmp_path / name)
+        assert report.findings == (), (name, [(f.rule, f.symbol) for f in report.findings])
+    seen = set().union(*(f.globals for f in _scan(tmp_path / "quant.pt").files))
+    assert "__torch__.torch.classes.quantized.LinearPackedParamsBase" in seen
+
+
 def test_cli_exits_0_on_torchscript(tmp_path: Path, cli) -> None:
     _archive(tmp_path, "traced")
     _archive(tmp_path, "scripted")
