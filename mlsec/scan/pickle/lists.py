@@ -858,14 +858,6 @@ ALLOWED: dict[tuple[str, str], str] = {
 ALLOW_EXACT = frozenset(f"{m}.{n}" for m, n in ALLOWED)
 
 
-def allow_reason(qual: str) -> str | None:
-    """Why ``module.name`` is allowed, or None when it is not on the list."""
-    for (m, n), why in ALLOWED.items():
-        if f"{m}.{n}" == qual:
-            return why
-    return None
-
-
 # dtypes and numpy scalar types are referenced by name (numpy.float64, numpy.int64…).
 NUMPY_SCALARS = re.compile(
     r"numpy\.(?:float(?:16|32|64|128)|u?int(?:8|16|32|64)|complex(?:64|128|256)|bool_?|"
