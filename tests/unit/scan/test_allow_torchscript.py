@@ -122,3 +122,8 @@ def test_payload_in_a_torchscript_debug_pkl_is_caught(tmp_path: Path) -> None:
     q = tmp_path / "evil.pt"
     q.write_bytes(out.getvalue())
     assert _scan(q).max_severity is Severity.CRITICAL
+
+
+def test_storage_loader_is_not_allowed() -> None:
+    # torch.storage._load_from_bytes is torch.load of bytes the pickle chooses: never allowed
+    assert judge_global("torch.storage", "_load_from_bytes").severity is not None
