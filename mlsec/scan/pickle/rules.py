@@ -117,8 +117,8 @@ def _judge(module: str, name: str, extra: frozenset[str]) -> Verdict:
     raw = f"{module}.{name}"
     # Python 2 names pickle maps by (module, name) (__builtin__.xrange -> builtins.range,
     # __builtin__.reduce -> functools.reduce, UserDict.IterableUserDict -> collections.UserDict).
-    # CPython maps them for protocol < 3; judging the mapped pair always is the stricter reading
-    # (unmapped, a Python 2 module does not import on Python 3 and nothing runs).
+    # CPython maps them for protocol < 3. Judging the mapped pair at every protocol is exact:
+    # unmapped, each original pair either fails to import on Python 3 or is the same object.
     module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
     nmod = normalise_module(module)
     qual = f"{nmod}.{name}"
