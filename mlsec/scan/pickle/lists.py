@@ -582,6 +582,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("uuid", "SafeUUID"): "an enum of UUID safety levels (UUID state refers to it)",
     ("argparse", "Namespace"): "Namespace(**kw) only sets attributes (fairseq-style 'args')",
     ("types", "SimpleNamespace"): "SimpleNamespace(**kw) only sets attributes",
+    **_pairs(
+        "typing",
+        "Any Union Optional List Dict Tuple Set FrozenSet Callable Type Literal ClassVar Final "
+        "Sequence Mapping MutableMapping Iterable Iterator",
+        "a typing special form or alias (config metadata refers to them): calling one raises "
+        "TypeError; subscripting needs operator.getitem, which is denied",
+    ),
     ("__future__", "_Feature"): "a __future__ feature record (release tuples, a flag)",
     **_pairs(
         "__future__",

@@ -15,6 +15,7 @@ import fractions
 import pathlib
 import pickle
 import types
+import typing
 import uuid
 import zoneinfo
 from collections.abc import Callable
@@ -65,6 +66,7 @@ VALUES: dict[str, Callable[[], object]] = {
     ],
     "builtins": lambda: [len, abs, max, range(3), slice(1, 2), frozenset({1}), ValueError("x")],
     "future": lambda: [__future__.annotations, __future__.division],
+    "typing": lambda: [typing.Any, typing.Optional, typing.List, typing.Dict],
 }
 
 
