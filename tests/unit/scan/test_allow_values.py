@@ -66,7 +66,7 @@ VALUES: dict[str, Callable[[], object]] = {
     ],
     "builtins": lambda: [len, abs, max, range(3), slice(1, 2), frozenset({1}), ValueError("x")],
     "future": lambda: [__future__.annotations, __future__.division],
-    "typing": lambda: [typing.Any, typing.Optional, typing.List, typing.Dict],
+    "typing": lambda: [typing.Any, typing.Optional, typing.List, typing.Dict],  # noqa: UP006
 }
 
 
