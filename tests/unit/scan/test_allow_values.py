@@ -130,6 +130,15 @@ def test_getattr_without_constants_stays_critical(scan_bytes: ScanBytes) -> None
     assert scan_bytes(proto(4, body)).max_severity is Severity.CRITICAL
 
 
+def test_getattr_reused_from_the_memo_is_judged_at_each_call(scan_bytes: ScanBytes) -> None:
+    safe = stack_glob("zoneinfo", "ZoneInfo") + s("_unpickle") + b"\x86R0"
+    computed = stack_glob("argparse", "Namespace") + b")R" + s("x") + b"\x86R"
+    body = stack_glob("builtins", "getattr") + b"\x94" + safe + b"h\x00" + computed
+    report = scan_bytes(proto(4, body))
+    assert report.max_severity is Severity.CRITICAL
+    assert "builtins.getattr" in {f.symbol for f in report.findings}
+
+
 @pytest.mark.parametrize(
     ("module", "name"),
     [
