@@ -577,6 +577,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "Underflow FloatOperation",
         "a decimal signal (exception class) named in a Context's traps and flags",
     ),
+    ("array", "array"): "a typed array of numbers built from a type code and items",
+    ("array", "_array_reconstructor"): (
+        "array.__reduce_ex__: checks that its class argument is an array subtype (TypeError "
+        "otherwise) and builds it from a type code, machine format and bytes"
+    ),
     ("fractions", "Fraction"): "a rational number built from numbers or a numeric string",
     ("uuid", "UUID"): "stores a 128-bit integer; __setstate__ sets int and is_safe",
     ("uuid", "SafeUUID"): "an enum of UUID safety levels (UUID state refers to it)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import __future__
 
 import argparse
+import array
 import collections
 import collections.abc
 import datetime
@@ -44,6 +45,7 @@ VALUES: dict[str, Callable[[], object]] = {
     ],
     "decimal": lambda: [decimal.Decimal("1.5"), decimal.Context(prec=5)],
     "fraction": lambda: fractions.Fraction(1, 3),
+    "array": lambda: array.array("i", [1, 2, 3]),
     "uuid": lambda: uuid.UUID("12345678-1234-5678-1234-567812345678"),
     "collections": lambda: [
         collections.OrderedDict(a=1),
