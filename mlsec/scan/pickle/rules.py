@@ -16,6 +16,7 @@ Design rules (DESIGN.md, "allowlist, not only denylist"):
 
 from __future__ import annotations
 
+import _compat_pickle
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,6 +38,7 @@ from mlsec.scan.pickle.lists import (
     TORCH_ALLOW,
     TORCH_DTYPE,
     TORCH_STORAGE,
+    TORCHSCRIPT_CLASS,
 )
 
 __all__ = [
@@ -97,6 +99,8 @@ def _allowed(module: str, name: str, qual: str, extra: frozenset[str]) -> bool:
         return True
     if "." in name:
         return False
+    if module.startswith("__torch__") and TORCHSCRIPT_CLASS.fullmatch(qual):
+        return True
     if module == "numpy" and NUMPY_SCALARS.fullmatch(qual):
         return True
     if module == "numpy.dtypes" and name.endswith("DType") and name[:1].isupper():
@@ -111,6 +115,11 @@ def _allowed(module: str, name: str, qual: str, extra: frozenset[str]) -> bool:
 @lru_cache(maxsize=8192)
 def _judge(module: str, name: str, extra: frozenset[str]) -> Verdict:
     raw = f"{module}.{name}"
+    # Python 2 names pickle maps by (module, name) (__builtin__.xrange -> builtins.range,
+    # __builtin__.reduce -> functools.reduce, UserDict.IterableUserDict -> collections.UserDict).
+    # CPython maps them for protocol < 3. Judging the mapped pair at every protocol is exact:
+    # unmapped, each original pair either fails to import on Python 3 or is the same object.
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
     nmod = normalise_module(module)
     qual = f"{nmod}.{name}"
     parts = name.split(".")

@@ -22,6 +22,7 @@ from mlsec.scan.pickle.values import (
 
 __all__ = [
     "JOBLIB_WRAPPER",
+    "JUDGED_AT_CALL",
     "WATCHED",
     "Reporter",
     "is_str",
@@ -72,15 +73,31 @@ class Reporter:
         if key not in self.judged:
             self.judged[key] = True
             self.globals.add(f"{module}.{name}")
+            if g.qual in JUDGED_AT_CALL:
+                return g  # judged where it is used: see on_call and report_use
             v = rules.judge_global(module, name, self.extra)
             if v.severity is not None:
                 self.add(v.rule, v.severity, v.reason, v.symbol, offset, WHY_GLOBAL)
         return g
 
+    def report_use(self, g: Global, offset: int) -> None:
+        """Report ``g`` (a global judged at call) by its own verdict: it is used in a way whose
+        effect cannot be read from the stream."""
+        v = rules.judge_global(g.module, g.name, self.extra)
+        if v.severity is not None:
+            self.add(v.rule, v.severity, v.reason, v.symbol, g.offset, WHY_GLOBAL)
+
 
 def is_str(v: object) -> bool:
     """Exactly a str (what STACK_GLOBAL and getattr accept as names)."""
     return type(v) is str
+
+
+# Denied globals judged where they are called, by what the call reaches: getattr(X, "name") with
+# an imported X and a constant name *is* the global X.name (a ZoneInfo pickles as
+# builtins.getattr(zoneinfo.ZoneInfo, "_unpickle")). Any other use of them (computed target or
+# name, passed to a helper that calls its argument) is reported with their own verdict.
+JUDGED_AT_CALL = frozenset({"builtins.getattr"})
 
 
 # torch helpers that restore an object's attributes from a dict argument, like BUILD does.
@@ -121,7 +138,15 @@ def on_call(
                 "An import whose name is computed while loading cannot be checked statically.",
             )
             return None
+        if q in JUDGED_AT_CALL:
+            resolved = _resolve_getattr(rep, func, argv, offset)
+            if resolved is not None:
+                return resolved
+            rep.report_use(func, offset)
         for i in rules.CALLS_ARGUMENTS.get(q, ()):
+            a = argv[i] if i < len(argv) else None
+            if isinstance(a, Global) and a.qual in JUDGED_AT_CALL:
+                rep.report_use(a, offset)
             if i < len(argv) and isinstance(argv[i], Call | PersId | Ext):
                 what = describe(argv[i])
                 rep.add(
@@ -181,6 +206,31 @@ def on_call(
         "A callable obtained from another call (getattr, attrgetter, a factory) hides what runs.",
     )
     return None
+
+
+def _resolve_getattr(
+    rep: Reporter, func: Global, argv: tuple[object, ...], offset: int
+) -> Global | None:
+    """``getattr(X, "name"[, default])`` with X an imported global and a constant name: the
+    global ``X.name``, judged as such (dunders and I/O methods stay critical). None otherwise."""
+    if not (2 <= len(argv) <= 3 and isinstance(argv[0], Global) and is_str(argv[1])):
+        return None
+    target, attr = argv[0], argv[1]
+    assert isinstance(attr, str)
+    if not attr or target.qual in JUDGED_AT_CALL or target.module == "?":
+        return None
+    sev = rules.judge_attribute(attr)
+    if sev is not None:
+        sym = f"{target!r}.{attr}"
+        rep.add(
+            "PICKLE-DUNDER-ACCESS",
+            sev,
+            f"attribute access {sym} reaches interpreter internals or a dangerous callable",
+            sym,
+            offset,
+            "Attribute chains from an allowed object reach builtins and the OS.",
+        )
+    return rep.global_(target.module, f"{target.name}.{attr}", offset)
 
 
 def mutate(rep: Reporter, target: object, offset: int, opname: str) -> None:
@@ -292,7 +342,8 @@ def joblib_skip(wrapper: Call, data: Any, pos: int, end: int) -> tuple[int, bool
 
 # Globals whose REDUCE needs a look at the arguments (everything else is judged at import time).
 WATCHED = (
-    rules.LOADS_LIKE
+    JUDGED_AT_CALL
+    | rules.LOADS_LIKE
     | rules.RESOLVERS
     | rules.CALLS_ARGUMENTS.keys()
     | _STATE_ARGS.keys()
