@@ -10,7 +10,7 @@ import typer
 
 from mlsec import __version__
 from mlsec.cli import admit, crypt, demo, inspect, registry, sbom, scan, sign
-from mlsec.cli.common import State
+from mlsec.cli.common import State, Terminated, interrupts_clean_up
 from mlsec.errors import ExitCode, MlsecError
 
 
@@ -77,11 +77,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     State.debug = "--debug" in args
     State.quiet = False
     try:
-        rv = _app_for(args)(args=args, prog_name="mlsec", standalone_mode=False)
+        with interrupts_clean_up():
+            rv = _app_for(args)(args=args, prog_name="mlsec", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show()
         return ExitCode.ERROR
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns KeyboardInterrupt (and so Terminated) into Abort; keep the signal's code.
+        if isinstance(exc.__cause__, Terminated):
+            print(f"mlsec: terminated by {exc.__cause__.name}", file=sys.stderr)
+            return exc.__cause__.exit_code
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            print("mlsec: interrupted", file=sys.stderr)
+            return 130
         print("mlsec: aborted", file=sys.stderr)
         return ExitCode.ERROR
     except click.exceptions.ClickException as exc:
@@ -93,6 +101,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"mlsec: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"mlsec: hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except Terminated as exc:
+        print(f"mlsec: terminated by {exc.name}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mlsec: interrupted", file=sys.stderr)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -106,6 +110,53 @@ def emit_text(text: str, output: Path | None = None) -> None:
         sys.stdout.flush()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that every ``finally`` and ``except
+    BaseException`` cleanup runs exactly as for Ctrl-C (SIGINT)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum  # the shell's convention: 143 SIGTERM, 129 SIGHUP
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def interrupts_clean_up() -> Iterator[None]:
+    """Within the block SIGINT raises :class:`KeyboardInterrupt` and SIGTERM / SIGHUP raise
+    :class:`Terminated` (what CI runners and Kubernetes send), so temp files, ``.part`` files and
+    staging directories are removed as they are on any error. After the first such signal the
+    others are ignored until the block ends, so the cleanup itself is not cut short. A signal
+    the parent set to be ignored (``nohup``, background jobs) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in _INTERRUPTS}
+
+    def handler(signum: int, frame: object) -> None:
+        for s in previous:
+            if previous[s] is not signal.SIG_IGN:
+                signal.signal(s, signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    for s, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)
+
+
 def info(message: str) -> None:
     """A log line on stderr (suppressed by --quiet)."""
     if not State.quiet:
@@ -189,6 +240,9 @@ def format_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+MAX_PASSPHRASE_FILE_BYTES = 64 * 1024
+
+
 def read_passphrase(
     file: Path | None, *, confirm: bool, what: str, unencrypted_flag: str | None = None
 ) -> Passphrase:
@@ -199,10 +253,11 @@ def read_passphrase(
     from mlsec.signing.keys import Passphrase
 
     if file is not None:
-        try:
-            lines = file.read_bytes().splitlines()
-        except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        from mlsec.ioutil import read_capped
+
+        lines = read_capped(
+            file, MAX_PASSPHRASE_FILE_BYTES, what="passphrase file", error=UsageError
+        ).splitlines()
         if not lines or not lines[0]:
             raise UsageError(f"{file}: empty passphrase file")
         return Passphrase(lines[0])
