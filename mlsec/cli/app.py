@@ -10,7 +10,7 @@ import typer
 
 from mlsec import __version__
 from mlsec.cli import admit, crypt, demo, inspect, registry, sbom, scan, sign
-from mlsec.cli.common import State, Terminated, interrupts_clean_up
+from mlsec.cli.common import Interrupts, State
 from mlsec.errors import ExitCode, MlsecError
 
 
@@ -76,20 +76,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     State.debug = "--debug" in args
     State.quiet = False
+    caught = Interrupts()
     try:
-        with interrupts_clean_up():
+        with caught.clean_up():
             rv = _app_for(args)(args=args, prog_name="mlsec", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show()
         return ExitCode.ERROR
-    except click.exceptions.Abort as exc:
-        # click turns KeyboardInterrupt (and so Terminated) into Abort; keep the signal's code.
-        if isinstance(exc.__cause__, Terminated):
-            print(f"mlsec: terminated by {exc.__cause__.name}", file=sys.stderr)
-            return exc.__cause__.exit_code
-        if isinstance(exc.__cause__, KeyboardInterrupt):
-            print("mlsec: interrupted", file=sys.stderr)
-            return 130
+    except click.exceptions.Abort:
         print("mlsec: aborted", file=sys.stderr)
         return ExitCode.ERROR
     except click.exceptions.ClickException as exc:
@@ -102,12 +96,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             print(f"mlsec: hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
-    except Terminated as exc:
-        print(f"mlsec: terminated by {exc.name}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
-        print("mlsec: interrupted", file=sys.stderr)
-        return 130
+        if caught.signum is None:
+            print("mlsec: interrupted", file=sys.stderr)
+            return 130
     except Exception as exc:  # the one place that turns bugs into a clean line
         if State.debug:
             raise
@@ -116,6 +108,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.ERROR
+    if caught.signum is not None:  # typer turns any interrupt into exit code 130
+        return caught.report()
     return rv if isinstance(rv, int) else ExitCode.OK
 
 

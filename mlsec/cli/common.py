@@ -114,47 +114,55 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where the program is, so that every ``finally`` and ``except
     BaseException`` cleanup runs exactly as for Ctrl-C (SIGINT)."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.exit_code = 128 + signum  # the shell's convention: 143 SIGTERM, 129 SIGHUP
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
 
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@contextlib.contextmanager
-def interrupts_clean_up() -> Iterator[None]:
-    """Within the block SIGINT raises :class:`KeyboardInterrupt` and SIGTERM / SIGHUP raise
-    :class:`Terminated` (what CI runners and Kubernetes send), so temp files, ``.part`` files and
-    staging directories are removed as they are on any error. After the first such signal the
-    others are ignored until the block ends, so the cleanup itself is not cut short. A signal
-    the parent set to be ignored (``nohup``, background jobs) stays ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in _INTERRUPTS}
+class Interrupts:
+    """SIGINT, SIGTERM and SIGHUP (what CI runners and Kubernetes send) as exceptions, so temp
+    files, ``.part`` files and staging directories are removed as on any error."""
 
-    def handler(signum: int, frame: object) -> None:
-        for s in previous:
-            if previous[s] is not signal.SIG_IGN:
-                signal.signal(s, signal.SIG_IGN)
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Terminated(signum)
+    def __init__(self) -> None:
+        self.signum: int | None = None
 
-    for s, old in previous.items():
-        if old is not signal.SIG_IGN:
-            signal.signal(s, handler)
-    try:
-        yield
-    finally:
+    @contextlib.contextmanager
+    def clean_up(self) -> Iterator[None]:
+        """Within the block SIGINT raises :class:`KeyboardInterrupt`, SIGTERM and SIGHUP raise
+        :class:`Terminated`. After the first one the others are ignored until the block ends, so
+        the cleanup is not cut short. A signal the parent set to be ignored (``nohup``,
+        background jobs) stays ignored."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in _INTERRUPTS}
+
+        def handler(signum: int, frame: object) -> None:
+            for s, old in previous.items():
+                if old is not signal.SIG_IGN:
+                    signal.signal(s, signal.SIG_IGN)
+            self.signum = signum
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
+
         for s, old in previous.items():
-            signal.signal(s, old if old is not None else signal.SIG_DFL)
+            if old is not signal.SIG_IGN:
+                signal.signal(s, handler)
+        try:
+            yield
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old if old is not None else signal.SIG_DFL)
+
+    def report(self) -> int:
+        """Say which signal ended the run; its exit code: 128 + the signal number (130 SIGINT,
+        143 SIGTERM, 129 SIGHUP), as a shell reports a process the signal killed."""
+        assert self.signum is not None
+        if self.signum == signal.SIGINT:
+            print("mlsec: interrupted", file=sys.stderr)
+        else:
+            print(f"mlsec: terminated by {signal.Signals(self.signum).name}", file=sys.stderr)
+        return 128 + self.signum
 
 
 def info(message: str) -> None:

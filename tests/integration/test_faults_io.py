@@ -8,7 +8,6 @@ once the command has read it, so the signal arrives while the command is working
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -138,16 +137,35 @@ def test_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
         ("decrypt", "{enc}", "-i", "/dev/zero", "-o", "{out}"),
         ("encrypt", "{src}", "-R", "/dev/zero", "-o", "{out}"),
         ("encrypt", "{src}", "--passphrase-file", "/dev/zero", "-o", "{out}"),
-        ("sign", "{src}", "--key", "/dev/zero", "--no-passphrase", "-o", "{out}"),
+        ("sign", "{src}", "--key", "/dev/zero", "-o", "{out}"),
+        ("verify", "{src}", "--key", "/dev/zero", "--signature", "{enc}"),
+        ("verify", "{src}", "--key", "{pub}", "--signature", "/dev/zero"),
     ],
-    ids=["age-keygen-y", "identity", "recipients", "passphrase-file", "signing-key"],
+    ids=[
+        "age-keygen-y",
+        "identity",
+        "recipients",
+        "passphrase-file",
+        "signing-key",
+        "public-key",
+        "signature",
+    ],
 )
 def test_dev_zero_as_a_small_input_is_refused_quickly(tmp_path: Path, args: tuple[str]) -> None:
     src = tmp_path / "m.bin"
     src.write_bytes(b"x" * 100)
     enc = tmp_path / "m.bin.age"
     enc.write_bytes(b"age-encryption.org/v1\n")
-    fill = {"src": src, "enc": enc, "out": tmp_path / "out"}
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pub = tmp_path / "key.pub"
+    pub.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    fill = {"src": src, "enc": enc, "out": tmp_path / "out", "pub": pub}
     r = run_mlsec(*(a.format(**fill) for a in args), env=_env(tmp_path), timeout=60)
     _one_error(r, "/dev/zero: larger than")
     assert not (tmp_path / "out").exists()
@@ -240,9 +258,10 @@ def test_decrypt_extract_killed_by_sigterm_leaves_nothing(tmp_path: Path) -> Non
 
 
 def test_pull_killed_by_sigterm_leaves_no_pull_dir(tmp_path: Path) -> None:
+    # One blob: it is downloaded on the main thread, so the test controls exactly where the
+    # signal lands (several blobs download on worker threads that stop at their next chunk).
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (model / "weights.bin").write_bytes(os.urandom(4 * CHUNK))
     layout = tmp_path / "layout"
     r = run_mlsec("push", model, f"oci:{layout}:v1", env=_env(tmp_path))
