@@ -290,3 +290,29 @@ def test_push_encrypt_to_killed_by_sigterm_leaves_no_seal_dir(tmp_path: Path) ->
     err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == 143, err
     assert _leftovers(tmp_path / "TMPDIR") == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("inspect",), ("scan", "--format", "json"), ("sbom",)],
+    ids=["inspect", "scan", "sbom"],
+)
+def test_every_report_output_keeps_a_fifo_and_dev_null(
+    tmp_path: Path, example_model: Path, command: tuple[str, ...]
+) -> None:
+    r = run_mlsec(*command, example_model, "-o", "/dev/null", env=_env(tmp_path))
+    assert r.returncode in (0, 1), r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "report.link"
+    link.symlink_to(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    r = run_mlsec(*command, example_model, "-o", link, env=_env(tmp_path))
+    reader.join(timeout=120)
+    assert r.returncode in (0, 1), r.stderr
+    assert got and got[0].strip(), "the report went through the FIFO"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
