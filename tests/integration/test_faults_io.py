@@ -62,7 +62,7 @@ def _leftovers(*dirs: Path) -> list[str]:
 
 
 def test_dev_null_as_output_stays_a_device(tmp_path: Path) -> None:
-    key, recipient = _keys(tmp_path)
+    _, recipient = _keys(tmp_path)
     src = tmp_path / "m.bin"
     src.write_bytes(os.urandom(1000))
     r = run_mlsec("encrypt", src, "-r", recipient, "-o", "/dev/null", env=_env(tmp_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
@@ -160,10 +161,8 @@ def test_read_capped_bounds_devices_fifos_and_files(tmp_path: Path) -> None:
     os.mkfifo(fifo)
 
     def write(data: bytes) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError):  # the reader stopped at its cap, as it must
             fifo.write_bytes(data)
-        except BrokenPipeError:  # the reader stopped at its cap, as it must
-            pass
 
     def feed(data: bytes) -> threading.Thread:
         t = threading.Thread(target=write, args=(data,))
