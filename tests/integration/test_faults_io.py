@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the null_device fixture is imported from tests/unit/test_ioutil.py
 """A hostile environment around the files a user names: outputs that are devices, FIFOs,
 symlinks or directories; inputs that never end; SIGTERM / SIGHUP in the middle of a run.
 
@@ -20,6 +21,7 @@ import pytest
 
 from mlsec.crypt import generate_identity
 from tests.conftest import REPO, run_mlsec
+from tests.unit.test_ioutil import null_device  # noqa: F401 - a pytest fixture
 
 CHUNK = 1 << 20
 
@@ -61,22 +63,22 @@ def _leftovers(*dirs: Path) -> list[str]:
 # --- outputs -------------------------------------------------------------------------------
 
 
-def test_dev_null_as_output_stays_a_device(tmp_path: Path) -> None:
+def test_a_device_as_output_stays_a_device(tmp_path: Path, null_device: Path) -> None:
     _, recipient = _keys(tmp_path)
     src = tmp_path / "m.bin"
     src.write_bytes(os.urandom(1000))
-    r = run_mlsec("encrypt", src, "-r", recipient, "-o", "/dev/null", env=_env(tmp_path))
+    r = run_mlsec("encrypt", src, "-r", recipient, "-o", null_device, env=_env(tmp_path))
     assert r.returncode == 0, r.stderr
-    r = run_mlsec("age-keygen", "-o", "/dev/null", env=_env(tmp_path))
+    r = run_mlsec("age-keygen", "-o", null_device, env=_env(tmp_path))
     assert r.returncode == 0, r.stderr  # a device is not "an existing file": no --force needed
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert stat.S_ISCHR(os.lstat(null_device).st_mode)
 
 
 def test_fifo_output_is_written_in_place(tmp_path: Path) -> None:
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     r = run_mlsec("age-keygen", "-o", fifo, env=_env(tmp_path))
     reader.join(timeout=60)
@@ -175,7 +177,7 @@ def test_identity_from_a_fifo_is_read_to_its_end(tmp_path: Path) -> None:
     identity, recipient = generate_identity()
     fifo = tmp_path / "id.fifo"
     os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_text(identity + "\n"))
+    writer = threading.Thread(target=lambda: fifo.write_text(identity + "\n"), daemon=True)
     writer.start()
     r = run_mlsec("age-keygen", "-y", fifo, env=_env(tmp_path))
     writer.join(timeout=60)
@@ -297,19 +299,19 @@ def test_push_encrypt_to_killed_by_sigterm_leaves_no_seal_dir(tmp_path: Path) ->
     [("inspect",), ("scan", "--format", "json"), ("sbom",)],
     ids=["inspect", "scan", "sbom"],
 )
-def test_every_report_output_keeps_a_fifo_and_dev_null(
-    tmp_path: Path, example_model: Path, command: tuple[str, ...]
+def test_every_report_output_keeps_a_fifo_and_a_device(
+    tmp_path: Path, example_model: Path, null_device: Path, command: tuple[str, ...]
 ) -> None:
-    r = run_mlsec(*command, example_model, "-o", "/dev/null", env=_env(tmp_path))
+    r = run_mlsec(*command, example_model, "-o", null_device, env=_env(tmp_path))
     assert r.returncode in (0, 1), r.stderr
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert stat.S_ISCHR(os.lstat(null_device).st_mode)
 
     fifo = tmp_path / "report.fifo"
     os.mkfifo(fifo)
     link = tmp_path / "report.link"
     link.symlink_to(fifo)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     r = run_mlsec(*command, example_model, "-o", link, env=_env(tmp_path))
     reader.join(timeout=120)

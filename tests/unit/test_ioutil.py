@@ -16,6 +16,18 @@ from mlsec.errors import KeyFileError, MlsecError, UsageError
 from mlsec.ioutil import open_output, read_capped, write_output
 
 
+@pytest.fixture
+def null_device(tmp_path: Path) -> Path:
+    """A character device to use as an output. As root it is a null device node made in tmp_path
+    (c 1 3), never /dev/null itself: root could replace /dev/null for the whole machine if the
+    code under test regressed. Others get /dev/null, which they cannot replace."""
+    if os.geteuid() != 0:
+        return Path("/dev/null")
+    node = tmp_path / "null"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    return node
+
+
 @pytest.fixture(params=["unnamed", "named"])
 def temp_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with O_TMPFILE (where the kernel has it) and with the named temp fallback."""
@@ -69,17 +81,17 @@ def test_unnamed_output_has_no_name_until_it_is_complete(tmp_path: Path) -> None
     assert out.read_bytes() == b"x" * 100_000
 
 
-def test_dev_null_is_written_in_place(tmp_path: Path) -> None:
-    write_output("/dev/null", b"discarded")
-    write_output("/dev/null", b"discarded", overwrite=False)  # a device is not a file to clobber
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+def test_a_character_device_is_written_in_place(null_device: Path) -> None:
+    write_output(null_device, b"discarded")
+    write_output(null_device, b"discarded", overwrite=False)  # a device is not a file to clobber
+    assert stat.S_ISCHR(os.lstat(null_device).st_mode)
 
 
 def test_fifo_is_written_in_place(tmp_path: Path) -> None:
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     write_output(fifo, b"through the pipe", overwrite=False)
     reader.join(timeout=30)
@@ -120,7 +132,9 @@ def test_symlink_rules(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
     to_fifo.symlink_to(tmp_path / "fifo")
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append((tmp_path / "fifo").read_bytes()))
+    reader = threading.Thread(
+        target=lambda: got.append((tmp_path / "fifo").read_bytes()), daemon=True
+    )
     reader.start()
     write_output(to_fifo, b"via link")  # how /dev/stdout -> /proc/self/fd/1 works
     reader.join(timeout=30)
@@ -165,7 +179,7 @@ def test_read_capped_bounds_devices_fifos_and_files(tmp_path: Path) -> None:
             fifo.write_bytes(data)
 
     def feed(data: bytes) -> threading.Thread:
-        t = threading.Thread(target=write, args=(data,))
+        t = threading.Thread(target=write, args=(data,), daemon=True)
         t.start()
         return t
 
