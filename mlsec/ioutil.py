@@ -10,8 +10,11 @@
 - a character device or a FIFO (``/dev/null``, ``/dev/stdout`` on a pipe, a named pipe): written
   in place, never replaced, removed or truncated into a regular file.
 - a directory, a socket or a block device: refused (:class:`~mlsec.errors.UsageError`, exit 2).
-- a symlink: followed to what it points at, and that target is handled by the rules above (so
-  ``/dev/stdout`` works, and a link to a regular file keeps being a link to the new content).
+- a file descriptor link (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``): written in
+  place through that descriptor, whatever it is open on (a pipe, a terminal, a file the shell
+  opened for ``> out.json``), as a shell would.
+- another symlink: followed to what it points at, and that target is handled by the rules above
+  (a link to a regular file keeps being a link, to the new content).
   A dangling symlink is refused, and so is a symlink in a sticky world-writable directory (like
   ``/tmp``) that belongs to someone else, the case the kernel's ``protected_symlinks`` guards.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -83,6 +87,25 @@ def _resolve_link(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+_FD_DIR = re.compile(r"/proc/(\d+)(?:/task/\d+)?/fd")
+
+
+def _fd_link(path: Path) -> tuple[int, int] | None:
+    """(pid, fd) when ``path`` is, or leads through symlinks to, a file descriptor link
+    (``/dev/stdout``, ``/dev/fd/3``, ``/proc/self/fd/1``). Those are the kernel's magic links:
+    their targets (``pipe:[…]``, a terminal, a file the shell opened) are not paths to resolve."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on a symlink chain
+        parent, name = os.path.split(current)
+        match = _FD_DIR.fullmatch(os.path.realpath(parent))
+        if match and name.isdigit():
+            return int(match.group(1)), int(name)
+        if not os.path.islink(current):
+            return None
+        current = os.path.join(parent, os.readlink(current))
+    return None
+
+
 def check_output_target(path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
     """Raise now what :func:`open_output` would refuse (so a command fails before its work)."""
     _target(Path(path), overwrite)
@@ -98,6 +121,8 @@ def _target(path: Path, overwrite: bool) -> tuple[Path, os.stat_result | None]:
         return path, None
     except OSError as exc:
         raise UsageError(f"{path}: cannot write: {_reason(exc)}") from None
+    if stat.S_ISLNK(st.st_mode) and _fd_link(path) is not None:
+        return path, st  # a file descriptor: written in place, as a shell's `> /dev/stdout`
     if stat.S_ISLNK(st.st_mode):
         real = _resolve_link(path)
         try:
@@ -126,6 +151,19 @@ def open_output(
     for the caller to name.
     """
     dest, st = _target(Path(path), overwrite)
+    fd_link = _fd_link(dest) if st is not None and stat.S_ISLNK(st.st_mode) else None
+    if fd_link is not None:
+        pid, number = fd_link
+        # Our own descriptor is written through a duplicate (keeping the shell's O_APPEND and
+        # offset); another process's is reopened through /proc.
+        fd = (
+            os.dup(number)
+            if pid == os.getpid()
+            else os.open(dest, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        )
+        with os.fdopen(fd, "wb", buffering=_BUFFER) as f:
+            yield f
+        return
     if st is not None and _in_place(st.st_mode):
         # O_NOCTTY: a terminal named as output must not become our controlling terminal.
         fd = os.open(dest, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)

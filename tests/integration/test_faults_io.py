@@ -318,3 +318,25 @@ def test_every_report_output_keeps_a_fifo_and_a_device(
     assert r.returncode in (0, 1), r.stderr
     assert got and got[0].strip(), "the report went through the FIFO"
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+
+
+def test_dev_stdout_as_output_goes_to_the_pipe_or_the_shells_file(tmp_path: Path) -> None:
+    r = run_mlsec("age-keygen", "-o", "/dev/stdout", env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "AGE-SECRET-KEY-1" in r.stdout
+    out = tmp_path / "out.txt"
+    out.write_text("earlier\n")
+    inode = out.stat().st_ino
+    with open(out, "a") as appending:  # mlsec age-keygen -o /dev/stdout >> out.txt
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlsec", "age-keygen", "-o", "/dev/stdout"],
+            env=_env(tmp_path),
+            stdout=appending,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("earlier\n# created: ") and "AGE-SECRET-KEY-1" in text
+    assert out.stat().st_ino == inode  # written through the descriptor, not replaced

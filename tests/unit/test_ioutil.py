@@ -197,3 +197,25 @@ def test_read_capped_errors_are_one_line(tmp_path: Path) -> None:
         read_capped(tmp_path / "nope", 10)
     with pytest.raises(MlsecError, match=r"is a directory, not a policy$"):
         read_capped(tmp_path, 10, what="policy")
+
+
+def test_file_descriptor_links_are_written_through_the_descriptor(tmp_path: Path) -> None:
+    """/dev/stdout, /dev/fd/N and /proc/self/fd/N name a descriptor, whose target (pipe:[…]) is
+    no path: the output goes through the descriptor, as a shell's `> /dev/stdout` does."""
+    r, w = os.pipe()
+    try:
+        stdout_like = tmp_path / "stdout"
+        stdout_like.symlink_to(f"/proc/self/fd/{w}")  # /dev/stdout -> /proc/self/fd/1
+        write_output(stdout_like, b"one ", overwrite=False)
+        write_output(f"/dev/fd/{w}", b"two")
+        assert os.read(r, 100) == b"one two"
+        assert stdout_like.is_symlink()
+    finally:
+        os.close(r)
+        os.close(w)
+
+    log = tmp_path / "log"
+    log.write_bytes(b"kept\n")
+    with open(log, "ab") as appending:  # `>> log`: the descriptor's O_APPEND is kept
+        write_output(f"/proc/self/fd/{appending.fileno()}", b"added\n")
+    assert log.read_bytes() == b"kept\nadded\n"
