@@ -222,6 +222,7 @@ def age_keygen_cmd(
         write_output(output, text.encode(), mode=0o600, overwrite=force)
     except OSError as exc:
         raise CryptError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    info(f"wrote {output} (mode 0600); public key: {recipient}")
+    private = " (mode 0600)" if output.is_file() and not output.is_symlink() else ""
+    info(f"wrote {output}{private}; public key: {recipient}")
     print(recipient)
     return 0
