@@ -340,3 +340,18 @@ def test_dev_stdout_as_output_goes_to_the_pipe_or_the_shells_file(tmp_path: Path
     text = out.read_text()
     assert text.startswith("earlier\n# created: ") and "AGE-SECRET-KEY-1" in text
     assert out.stat().st_ino == inode  # written through the descriptor, not replaced
+
+
+@pytest.mark.parametrize("name", ["index.json", "oci-layout"])
+def test_endless_file_in_an_image_layout_is_refused(tmp_path: Path, name: str) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 1000)
+    layout = tmp_path / "layout"
+    r = run_mlsec("push", model, f"oci:{layout}:v1", env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    (layout / name).unlink()
+    (layout / name).symlink_to("/dev/zero")
+    r = run_mlsec("pull", f"oci:{layout}:v1", tmp_path / "dest", env=_env(tmp_path), timeout=60)
+    _one_error(r, "larger than")
+    assert not (tmp_path / "dest").exists()
