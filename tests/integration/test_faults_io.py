@@ -355,3 +355,24 @@ def test_endless_file_in_an_image_layout_is_refused(tmp_path: Path, name: str) -
     r = run_mlsec("pull", f"oci:{layout}:v1", tmp_path / "dest", env=_env(tmp_path), timeout=60)
     _one_error(r, "larger than")
     assert not (tmp_path / "dest").exists()
+
+
+def test_pull_identity_killed_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    key, recipient = _keys(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(4 * CHUNK))
+    layout = tmp_path / "layout"
+    r = run_mlsec("push", model, f"oci:{layout}:v1", "--encrypt-to", recipient, env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    blob = max((layout / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    data = blob.read_bytes()
+    blob.unlink()
+    os.mkfifo(blob)
+    dest_parent = tmp_path / "dest"
+    dest_parent.mkdir()
+    proc = _start(tmp_path, "pull", f"oci:{layout}:v1", dest_parent / "model", "--identity", key)
+    _feed_then_signal(proc, blob, data[: 2 * CHUNK], signal.SIGTERM)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 143, err
+    assert _leftovers(dest_parent, tmp_path / "TMPDIR") == []
