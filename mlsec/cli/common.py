@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlsec.errors import MlsecError
-from mlsec.ioutil import atomic_write_bytes
+from mlsec.ioutil import write_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -94,7 +94,7 @@ def render_text(renderable: object, width: int = 200) -> str:
 
 
 def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
-    """Write a JSON document to ``output`` atomically, or to stdout."""
+    """Write a JSON document to ``output`` (see :func:`mlsec.ioutil.open_output`), or stdout."""
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 
@@ -102,7 +102,7 @@ def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
 def emit_text(text: str, output: Path | None = None) -> None:
     if output is not None:
         try:
-            atomic_write_bytes(output, text.encode())
+            write_output(output, text.encode())
         except OSError as exc:
             raise MlsecError(f"{output}: cannot write: {exc.strerror or exc}") from None
     else:
