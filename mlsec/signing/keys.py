@@ -24,6 +24,7 @@ __all__ = [
     "generate_keypair",
     "hash_for",
     "key_hint",
+    "keypair_paths",
     "load_private_key",
     "load_public_key",
     "public_pem",
@@ -85,15 +86,10 @@ def key_hint(key: ec.EllipticCurvePublicKey) -> str:
     return hashlib.sha256(public_pem(key)).hexdigest()
 
 
-def generate_keypair(
-    prefix: str | os.PathLike[str],
-    *,
-    curve: Curve = Curve.P256,
-    passphrase: Passphrase | None,
-    overwrite: bool = False,
-) -> tuple[Path, Path]:
-    """Write ``PREFIX.key`` (PKCS#8, encrypted unless ``passphrase`` is None; mode 0600) and
-    ``PREFIX.pub`` (SubjectPublicKeyInfo PEM). Returns both paths."""
+def keypair_paths(prefix: str | os.PathLike[str], *, overwrite: bool = False) -> tuple[Path, Path]:
+    """``(PREFIX.key, PREFIX.pub)`` for ``prefix``, or :class:`KeyFileError` if they cannot be
+    written: ``prefix`` is a directory (``-o keys/``) or an existing non-regular file (``-o
+    /dev/full`` must not create ``/dev/full.key``), or a file exists and not ``overwrite``."""
     base = Path(prefix)
     if str(prefix).endswith(("/", os.sep)) or base.is_dir():
         raise KeyFileError(
@@ -111,6 +107,20 @@ def generate_keypair(
             raise KeyFileError(f"{p}: exists and is not a regular file")
         if not overwrite and os.path.lexists(p):
             raise KeyFileError(f"{p}: already exists", hint="remove it or pick another prefix")
+    return key_path, pub_path
+
+
+def generate_keypair(
+    prefix: str | os.PathLike[str],
+    *,
+    curve: Curve = Curve.P256,
+    passphrase: Passphrase | None,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``PREFIX.key`` (PKCS#8, encrypted unless ``passphrase`` is None; mode 0600) and
+    ``PREFIX.pub`` (SubjectPublicKeyInfo PEM). Returns both paths."""
+    key_path, pub_path = keypair_paths(prefix, overwrite=overwrite)
+    base = key_path.with_suffix("")
     curve_obj: ec.EllipticCurve = ec.SECP256R1() if curve is Curve.P256 else ec.SECP384R1()
     key = ec.generate_private_key(curve_obj)
     enc: serialization.KeySerializationEncryption = (

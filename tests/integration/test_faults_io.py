@@ -376,3 +376,17 @@ def test_pull_identity_killed_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
     err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == 143, err
     assert _leftovers(dest_parent, tmp_path / "TMPDIR") == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_full_device_is_an_error_and_stays_a_device(tmp_path: Path, example_model: Path) -> None:
+    """`inspect -o /dev/full` once turned /dev/full into a JSON file. The node is made in
+    tmp_path (c 1 7 is what /dev/full is), so a regression cannot damage the machine."""
+    full = tmp_path / "full"
+    os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    r = run_mlsec("inspect", example_model, "-o", full, env=_env(tmp_path))
+    _one_error(r, "No space left on device")
+    assert stat.S_ISCHR(os.lstat(full).st_mode)
+    r = run_mlsec("keygen", "-o", full, env=_env(tmp_path))
+    _one_error(r, "not a regular file")
+    assert not (tmp_path / "full.key").exists() and not (tmp_path / "full.pub").exists()
