@@ -9,6 +9,7 @@ once the command has read it, so the signal arrives while the command is working
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -142,6 +143,7 @@ def test_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
         ("sign", "{src}", "--key", "/dev/zero", "-o", "{out}"),
         ("verify", "{src}", "--key", "/dev/zero", "--signature", "{enc}"),
         ("verify", "{src}", "--key", "{pub}", "--signature", "/dev/zero"),
+        ("admit", "{src}", "--policy", "/dev/zero"),
     ],
     ids=[
         "age-keygen-y",
@@ -151,6 +153,7 @@ def test_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
         "signing-key",
         "public-key",
         "signature",
+        "admit-policy",
     ],
 )
 def test_dev_zero_as_a_small_input_is_refused_quickly(tmp_path: Path, args: tuple[str]) -> None:
@@ -169,8 +172,31 @@ def test_dev_zero_as_a_small_input_is_refused_quickly(tmp_path: Path, args: tupl
     )
     fill = {"src": src, "enc": enc, "out": tmp_path / "out", "pub": pub}
     r = run_mlsec(*(a.format(**fill) for a in args), env=_env(tmp_path), timeout=60)
-    _one_error(r, "/dev/zero: larger than")
+    _one_error(r, "larger than")
+    assert "/dev/zero: " in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_dev_zero_as_admit_signature_is_bounded_evidence(tmp_path: Path) -> None:
+    """admit reads a signature it cannot use as evidence (verified: false, so a policy that
+    wants one denies): reading it must still end."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    src = tmp_path / "m.bin"
+    src.write_bytes(b"x" * 100)
+    pub = tmp_path / "key.pub"
+    pub.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    args = ("admit", src, "--policy", "default", "--key", pub, "--signature", "/dev/zero")
+    r = run_mlsec(*args, "--format", "json", env=_env(tmp_path), timeout=60)
+    assert r.returncode == 1, r.stderr
+    signature = json.loads(r.stdout)["evidence"]["signature"]
+    assert signature["verified"] is False
+    assert "/dev/zero: larger than 64 MiB" in signature["error"]
 
 
 def test_identity_from_a_fifo_is_read_to_its_end(tmp_path: Path) -> None:
@@ -390,3 +416,13 @@ def test_a_full_device_is_an_error_and_stays_a_device(tmp_path: Path, example_mo
     r = run_mlsec("keygen", "-o", full, env=_env(tmp_path))
     _one_error(r, "not a regular file")
     assert not (tmp_path / "full.key").exists() and not (tmp_path / "full.pub").exists()
+
+
+def test_dev_zero_as_push_signature_is_named_for_what_it_is(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 1000)
+    layout = tmp_path / "layout"
+    r = run_mlsec("push", model, f"oci:{layout}:v1", "--signature", "/dev/zero", env=_env(tmp_path))
+    _one_error(r, "/dev/zero: not a regular file")  # it exists: "no such file" was wrong
+    assert not layout.exists()  # refused before anything was pushed
