@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,7 +195,7 @@ def _new_file(dest: Path, mode: int, *, overwrite: bool) -> Iterator[BinaryIO]:
     fd = _open_unnamed(directory)
     named: Path | None = None  # the temp file's name while it has one
     if fd is None:
-        named = directory / f".{dest.name}.{secrets.token_hex(6)}.part"
+        named = directory / f".{dest.name}.{os.urandom(6).hex()}.part"
         fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb", buffering=_BUFFER) as f:
@@ -234,7 +233,7 @@ def _link_unnamed(fd: int, dest: Path, overwrite: bool) -> Path | None:
         except FileExistsError:
             if not overwrite:
                 raise _exists(dest) from None
-        temp = f".{dest.name}.{secrets.token_hex(6)}.part"
+        temp = f".{dest.name}.{os.urandom(6).hex()}.part"
         os.link(source, temp, dst_dir_fd=dfd, follow_symlinks=True)
         return dest.parent / temp
     finally:

@@ -144,6 +144,8 @@ def test_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
         ("verify", "{src}", "--key", "/dev/zero", "--signature", "{enc}"),
         ("verify", "{src}", "--key", "{pub}", "--signature", "/dev/zero"),
         ("admit", "{src}", "--policy", "/dev/zero"),
+        ("sbom", "{src}", "--requirements", "/dev/zero", "-o", "{out}"),
+        ("verify", "{src}", "--certificate-chain", "/dev/zero", "--signature", "{enc}"),
     ],
     ids=[
         "age-keygen-y",
@@ -154,6 +156,8 @@ def test_symlink_to_a_regular_file_is_followed(tmp_path: Path) -> None:
         "public-key",
         "signature",
         "admit-policy",
+        "requirements",
+        "certificate-chain",
     ],
 )
 def test_dev_zero_as_a_small_input_is_refused_quickly(tmp_path: Path, args: tuple[str]) -> None:
