@@ -10,7 +10,7 @@ import typer
 
 from mlsec import __version__
 from mlsec.cli import admit, crypt, demo, inspect, registry, sbom, scan, sign
-from mlsec.cli.common import State
+from mlsec.cli.common import Interrupts, State
 from mlsec.errors import ExitCode, MlsecError
 
 
@@ -76,8 +76,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     State.debug = "--debug" in args
     State.quiet = False
+    caught = Interrupts()
     try:
-        rv = _app_for(args)(args=args, prog_name="mlsec", standalone_mode=False)
+        with caught.clean_up():
+            rv = _app_for(args)(args=args, prog_name="mlsec", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show()
         return ExitCode.ERROR
@@ -95,8 +97,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"mlsec: hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("mlsec: interrupted", file=sys.stderr)
-        return 130
+        if caught.signum is None:
+            print("mlsec: interrupted", file=sys.stderr)
+            return 130
     except Exception as exc:  # the one place that turns bugs into a clean line
         if State.debug:
             raise
@@ -105,6 +108,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.ERROR
+    if caught.signum is not None:  # typer turns any interrupt into exit code 130
+        return caught.report()
     return rv if isinstance(rv, int) else ExitCode.OK
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlsec.errors import MlsecError
-from mlsec.ioutil import atomic_write_bytes
+from mlsec.ioutil import write_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,7 +94,7 @@ def render_text(renderable: object, width: int = 200) -> str:
 
 
 def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
-    """Write a JSON document to ``output`` atomically, or to stdout."""
+    """Write a JSON document to ``output`` (see :func:`mlsec.ioutil.open_output`), or stdout."""
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 
@@ -98,12 +102,67 @@ def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
 def emit_text(text: str, output: Path | None = None) -> None:
     if output is not None:
         try:
-            atomic_write_bytes(output, text.encode())
+            write_output(output, text.encode())
         except OSError as exc:
             raise MlsecError(f"{output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that every ``finally`` and ``except
+    BaseException`` cleanup runs exactly as for Ctrl-C (SIGINT)."""
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupts:
+    """SIGINT, SIGTERM and SIGHUP (what CI runners and Kubernetes send) as exceptions, so temp
+    files, ``.part`` files and staging directories are removed as on any error."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @contextlib.contextmanager
+    def clean_up(self) -> Iterator[None]:
+        """Within the block SIGINT raises :class:`KeyboardInterrupt`, SIGTERM and SIGHUP raise
+        :class:`Terminated`. After the first one the others are ignored until the block ends, so
+        the cleanup is not cut short. A signal the parent set to be ignored (``nohup``,
+        background jobs) stays ignored."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in _INTERRUPTS}
+
+        def handler(signum: int, frame: object) -> None:
+            for s, old in previous.items():
+                if old is not signal.SIG_IGN:
+                    signal.signal(s, signal.SIG_IGN)
+            self.signum = signum
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
+
+        for s, old in previous.items():
+            if old is not signal.SIG_IGN:
+                signal.signal(s, handler)
+        try:
+            yield
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old if old is not None else signal.SIG_DFL)
+
+    def report(self) -> int:
+        """Say which signal ended the run; its exit code: 128 + the signal number (130 SIGINT,
+        143 SIGTERM, 129 SIGHUP), as a shell reports a process the signal killed."""
+        assert self.signum is not None
+        if self.signum == signal.SIGINT:
+            print("mlsec: interrupted", file=sys.stderr)
+        else:
+            print(f"mlsec: terminated by {signal.Signals(self.signum).name}", file=sys.stderr)
+        return 128 + self.signum
 
 
 def info(message: str) -> None:
@@ -189,6 +248,9 @@ def format_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+MAX_PASSPHRASE_FILE_BYTES = 64 * 1024
+
+
 def read_passphrase(
     file: Path | None, *, confirm: bool, what: str, unencrypted_flag: str | None = None
 ) -> Passphrase:
@@ -199,10 +261,11 @@ def read_passphrase(
     from mlsec.signing.keys import Passphrase
 
     if file is not None:
-        try:
-            lines = file.read_bytes().splitlines()
-        except OSError as exc:
-            raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        from mlsec.ioutil import read_capped
+
+        lines = read_capped(
+            file, MAX_PASSPHRASE_FILE_BYTES, what="passphrase file", error=UsageError
+        ).splitlines()
         if not lines or not lines[0]:
             raise UsageError(f"{file}: empty passphrase file")
         return Passphrase(lines[0])

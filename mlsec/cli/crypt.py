@@ -11,6 +11,7 @@ import typer
 
 from mlsec.cli.common import LazyProgress, format_size, info, read_passphrase
 from mlsec.errors import CryptError, UsageError
+from mlsec.ioutil import check_output_target
 
 if TYPE_CHECKING:
     from mlsec.crypt import Identity, Recipient
@@ -95,6 +96,7 @@ def encrypt_cmd(
         raise UsageError("give recipients (-r RECIPIENT / -R FILE) or a passphrase (-p)")
     is_dir = path.is_dir()
     out = output or path.with_name(path.name + (".tar.age" if is_dir else ".age"))
+    check_output_target(out, overwrite=force)  # refuse before asking for a passphrase
     targets: list[Recipient] | Passphrase
     if use_passphrase:
         targets = _passphrase(passphrase_file, confirm=True, what=str(out))
@@ -165,8 +167,11 @@ def decrypt_cmd(
         output = path.with_name(path.name[: -len(".age")])
     if not path.exists():
         raise CryptError(f"{path}: no such file")
-    if output.exists() and not force:
-        raise CryptError(f"{output}: already exists (use --force to overwrite)")
+    if extract is not None:
+        if output.exists() and not force:
+            raise CryptError(f"{output}: already exists (use --force to overwrite)")
+    else:
+        check_output_target(output, overwrite=force)  # refuse before asking for a passphrase
     keys: list[Identity] | Passphrase
     if use_passphrase:
         keys = _passphrase(passphrase_file, confirm=False, what=str(path))
@@ -211,14 +216,13 @@ def age_keygen_cmd(
     if output is None:
         sys.stdout.write(text)
         return 0
-    from mlsec.ioutil import atomic_write_bytes
+    from mlsec.ioutil import write_output
 
-    if output.exists() and not force:
-        raise CryptError(f"{output}: already exists (use --force to overwrite)")
     try:
-        atomic_write_bytes(output, text.encode(), mode=0o600)
+        write_output(output, text.encode(), mode=0o600, overwrite=force)
     except OSError as exc:
         raise CryptError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    info(f"wrote {output} (mode 0600); public key: {recipient}")
+    private = " (mode 0600)" if output.is_file() and not output.is_symlink() else ""
+    info(f"wrote {output}{private}; public key: {recipient}")
     print(recipient)
     return 0

@@ -139,7 +139,9 @@ def push_cmd(
 
     for extra in (signature, sbom):
         if extra is not None and not extra.is_file():
-            raise UsageError(f"{extra}: no such file")
+            raise UsageError(
+                f"{extra}: {'not a regular file' if extra.exists() else 'no such file'}"
+            )
     if encrypt_to and (ignore or allow_symlinks):
         raise UsageError(
             "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"

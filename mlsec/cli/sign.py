@@ -86,7 +86,9 @@ def keygen_cmd(
 ) -> int:
     """Create an ECDSA key pair: PREFIX.key (encrypted PKCS#8, mode 0600) and PREFIX.pub."""
     from mlsec.signing import Curve, generate_keypair
+    from mlsec.signing.keys import keypair_paths
 
+    keypair_paths(output, overwrite=force)  # refuse a bad PREFIX before asking for a passphrase
     pw = None if no_passphrase else _passphrase(passphrase_file, confirm=True, what=f"{output}.key")
     key_path, pub_path = generate_keypair(
         output, curve=Curve(curve.value), passphrase=pw, overwrite=force

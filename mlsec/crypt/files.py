@@ -1,19 +1,19 @@
-"""File helpers: write to a temp file beside the destination and move it into place only after
-success, so a failed (or tampered) encryption or decryption leaves nothing behind and never
-clobbers an existing file."""
+"""File helpers: outputs appear only after success (see :mod:`mlsec.ioutil`), so a failed,
+tampered or interrupted encryption or decryption leaves nothing behind and never clobbers an
+existing file."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mlsec.crypt.keys import MAX_SCRYPT_WORK_FACTOR, Identity, Recipient
 from mlsec.crypt.stream import decrypt, encrypt
-from mlsec.errors import CryptError
+from mlsec.errors import CryptError, UsageError
+from mlsec.ioutil import open_output
 from mlsec.signing.keys import Passphrase
 
 if TYPE_CHECKING:
@@ -34,42 +34,25 @@ def default_mode() -> int:
 
 @contextlib.contextmanager
 def _output(dest: Path, mode: int | None, overwrite: bool) -> Iterator[BinaryIO]:
-    """A temp file beside ``dest``, linked or renamed into place only when the block succeeds."""
-    if not overwrite and dest.exists():
-        raise CryptError(f"{dest}: already exists (use --force to overwrite)")
-    parent = dest.parent
+    """Where an output goes, by :func:`mlsec.ioutil.open_output`'s rules: a new or replaced file
+    appears only when the block succeeds (unnamed until then where the file system allows, so
+    not even SIGKILL leaves a partial file); a FIFO or a device is written in place."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=parent)
+        opened = open_output(dest, default_mode() if mode is None else mode, overwrite=overwrite)
+        f = opened.__enter__()
+    except UsageError as exc:  # a refused target: this library's error, same message
+        raise CryptError(exc.message, hint=exc.hint) from None
     except OSError as exc:
         raise CryptError(f"{dest}: cannot write: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "wb", buffering=_IO_BUFFER) as f:
-            yield f
-            try:
-                os.fchmod(f.fileno(), default_mode() if mode is None else mode)
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise CryptError(f"{dest}: cannot write: {exc.strerror or exc}") from None
-        _commit(tmp, dest, overwrite)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _commit(tmp: str, dest: Path, overwrite: bool) -> None:
+        yield f
+    except BaseException as exc:
+        opened.__exit__(type(exc), exc, exc.__traceback__)
+        raise
     try:
-        if overwrite:
-            os.replace(tmp, dest)
-            return
-        try:
-            os.link(tmp, dest)  # atomic, and never clobbers a file created meanwhile
-        except FileExistsError:
-            raise CryptError(f"{dest}: already exists (use --force to overwrite)") from None
-        except OSError:  # a filesystem without hard links
-            if dest.exists():
-                raise CryptError(f"{dest}: already exists (use --force to overwrite)") from None
-            os.replace(tmp, dest)
+        opened.__exit__(None, None, None)
+    except UsageError as exc:
+        raise CryptError(exc.message, hint=exc.hint) from None
     except OSError as exc:
         raise CryptError(f"{dest}: cannot write: {exc.strerror or exc}") from None
 

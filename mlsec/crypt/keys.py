@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from mlsec.crypt import bech32
 from mlsec.crypt.header import Stanza, b64decode, b64encode, hkdf
 from mlsec.errors import CryptError
+from mlsec.ioutil import read_capped
 from mlsec.signing.keys import Passphrase
 
 __all__ = [
@@ -284,15 +284,12 @@ def parse_recipients(text: str, source: str = "recipients") -> list[X25519Recipi
 
 
 def _read_text(path: str | os.PathLike[str]) -> str:
-    p = Path(path)
+    # Capped by bytes read, not by stat: /dev/zero or a FIFO must not fill memory.
+    data = read_capped(path, MAX_KEY_FILE_BYTES, what="key file", error=CryptError)
     try:
-        if p.stat().st_size > MAX_KEY_FILE_BYTES:
-            raise CryptError(f"{p}: larger than 16 MiB, not a key file")
-        return p.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise CryptError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise CryptError(f"{p}: not a text key file") from None
+        raise CryptError(f"{path}: not a text key file") from None
 
 
 def load_identities(path: str | os.PathLike[str]) -> list[X25519Identity]:

@@ -75,13 +75,15 @@ def deny_messages(modules: Sequence[tuple[str, str]], evidence: dict[str, Any]) 
 
 def load_modules(paths: Sequence[Path]) -> list[tuple[str, str]]:
     """Read Rego module files (one-line errors)."""
+    from mlsec.ioutil import read_capped
+
     out = []
     for p in paths:
+        data = read_capped(p, 1 << 20, what="Rego module", error=PolicyError)
         try:
-            out.append((p.name, p.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise PolicyError(f"{p}: cannot read Rego module: {reason or exc}") from None
+            out.append((p.name, data.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise PolicyError(f"{p}: cannot read Rego module: not UTF-8 text") from None
     return out
 
 

@@ -64,12 +64,19 @@ def parse_challenge(header: str) -> Challenge:
     return Challenge(scheme.lower(), params)
 
 
+_MAX_CONFIG = 16 * 1024 * 1024
+
+
 def docker_config_credentials(host: str) -> Credentials | None:
     """Credentials for ``host`` from the Docker config: its credential helper, else ``auths``."""
     base = os.environ.get("DOCKER_CONFIG")
     path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
     try:
-        doc = json.loads(path.read_bytes())
+        with open(path, "rb") as f:
+            data = f.read(_MAX_CONFIG + 1)  # bounded: DOCKER_CONFIG may name anything
+        if len(data) > _MAX_CONFIG:
+            raise ValueError(f"larger than {_MAX_CONFIG} bytes")
+        doc = json.loads(data)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, RecursionError) as exc:

@@ -25,6 +25,7 @@ from mlsec.progress import NULL_PROGRESS, Progress
 from mlsec.registry.oci import (
     INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
+    MAX_MANIFEST_SIZE,
     REF_NAME,
     Descriptor,
     Index,
@@ -36,6 +37,19 @@ from mlsec.registry.store import BlobSource, NotFoundError
 __all__ = ["LayoutStore"]
 
 _LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+_MAX_INDEX = 64 * 1024 * 1024
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path`` (a layout is input too: a FIFO or a huge file there
+    must not be read without end); ``OSError`` as ``read_bytes`` would raise it."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RegistryError(f"{path}: larger than {limit} bytes")
+    return data
 
 
 class LayoutStore:
@@ -58,7 +72,7 @@ class LayoutStore:
     def _check_layout(self) -> None:
         marker = self.path / "oci-layout"
         try:
-            doc = json.loads(marker.read_bytes())
+            doc = json.loads(_read_capped(marker, 64 * 1024))
         except FileNotFoundError:
             raise NotFoundError(
                 f"{self.path}: not an OCI image layout (no oci-layout file)"
@@ -89,7 +103,7 @@ class LayoutStore:
 
     def _index(self) -> Index:
         try:
-            data = (self.path / "index.json").read_bytes()
+            data = _read_capped(self.path / "index.json", _MAX_INDEX)
         except FileNotFoundError:
             raise NotFoundError(f"{self.path}: not an OCI image layout (no index.json)") from None
         except OSError as exc:
@@ -148,7 +162,7 @@ class LayoutStore:
                 raise NotFoundError(f"{self.name}: unknown tag {reference!r}")
             path = self._blob(desc.digest)
         try:
-            data = path.read_bytes()
+            data = _read_capped(path, MAX_MANIFEST_SIZE)
         except FileNotFoundError:
             raise NotFoundError(f"{self.name}: manifest {reference} not found") from None
         if desc is not None and digest_bytes(data) != desc.digest:

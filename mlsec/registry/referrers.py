@@ -149,14 +149,10 @@ def attach(
     the store has no referrers API, the ``sha256-<hex>`` tag's image index is updated as well.
     """
     reference = parse_reference(ref) if isinstance(ref, str) else ref
+    from mlsec.ioutil import read_capped
+
     path = Path(file)
-    try:
-        size = path.stat().st_size
-        if size > MAX_REFERRER_SIZE:
-            raise RegistryError(f"{path}: larger than {MAX_REFERRER_SIZE} bytes")
-        content = path.read_bytes()
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    content = read_capped(path, MAX_REFERRER_SIZE, what="referrer", error=RegistryError)
     layer = Descriptor(artifact_type, digest_bytes(content), len(content), {TITLE: path.name})
     with store_for(reference, store) as st:
         data, media_type, subject_digest = fetch_manifest(st, reference.reference, str(reference))

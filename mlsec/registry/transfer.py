@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -239,9 +240,15 @@ def safe_titles(layers: tuple[Descriptor, ...]) -> list[PurePosixPath]:
 
 
 def _stream_verified(
-    st: Store, desc: Descriptor, target: Path, label: str, progress: Progress
+    st: Store,
+    desc: Descriptor,
+    target: Path,
+    label: str,
+    progress: Progress,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Copy a blob into ``target`` while hashing it; refuse a wrong size or digest."""
+    """Copy a blob into ``target`` while hashing it; refuse a wrong size or digest. Gives up
+    between chunks once ``stop`` is set (another download failed, or the run is interrupted)."""
     h = hashlib.sha256()
     buf = bytearray(_READ)
     view = memoryview(buf)
@@ -257,6 +264,8 @@ def _stream_verified(
             n = src.readinto(view) if hasattr(src, "readinto") else _readinto(src, view)
             if not n:
                 break
+            if stop is not None and stop.is_set():
+                raise RegistryError(f"{label}: cancelled")
             got += n
             if got > desc.size:
                 raise RegistryError(
@@ -391,10 +400,12 @@ def _download(
         except OSError as exc:
             raise RegistryError(f"{title}: cannot write: {exc.strerror or exc}") from None
 
+    stop = threading.Event()
+
     def fetch(item: tuple[Descriptor, PurePosixPath]) -> None:
         layer, title = item
         try:
-            _stream_verified(st, layer, tmp.joinpath(*title.parts), str(title), progress)
+            _stream_verified(st, layer, tmp.joinpath(*title.parts), str(title), progress, stop)
         except FileExistsError:
             raise _clash(title) from None
         except OSError as exc:
@@ -402,7 +413,7 @@ def _download(
 
     progress.start("pulling", sum(d.size for d in manifest.layers))
     try:
-        _parallel(fetch, sorted(first.values(), key=lambda x: -x[0].size), st.concurrency)
+        _parallel(fetch, sorted(first.values(), key=lambda x: -x[0].size), st.concurrency, stop)
         for layer, title in zip(manifest.layers, titles, strict=True):
             source = first[layer.digest][1]
             if source is title:
@@ -430,8 +441,15 @@ def _clash(title: PurePosixPath) -> RegistryError:
 T = TypeVar("T")
 
 
-def _parallel(fn: Callable[[T], None], items: Sequence[T], workers: int) -> None:
-    """``fn`` over ``items`` on up to ``workers`` threads; the first error cancels the rest."""
+def _parallel(
+    fn: Callable[[T], None],
+    items: Sequence[T],
+    workers: int,
+    stop: threading.Event | None = None,
+) -> None:
+    """``fn`` over ``items`` on up to ``workers`` threads; the first error (or an interrupt:
+    SIGINT, SIGTERM) cancels the rest and sets ``stop``, so running ``fn`` calls that watch it
+    end early and the caller's cleanup does not race with them."""
     if workers <= 1 or len(items) <= 1:
         for item in items:
             fn(item)
@@ -442,6 +460,8 @@ def _parallel(fn: Callable[[T], None], items: Sequence[T], workers: int) -> None
             for fut in as_completed(futures):
                 fut.result()
         except BaseException:
+            if stop is not None:
+                stop.set()
             for fut in futures:
                 fut.cancel()
             raise

@@ -161,12 +161,11 @@ class _Reader:
         if len(self.seen) >= _MAX_FILES:
             raise SbomError(f"{where}: more than {_MAX_FILES} included requirements files")
         self.seen.add(real)
+        from mlsec.ioutil import read_capped
+
+        data = read_capped(real, _MAX_FILE_BYTES, what="requirements file", error=SbomError)
         try:
-            if real.stat().st_size > _MAX_FILE_BYTES:
-                raise SbomError(f"{where}: requirements file larger than {_MAX_FILE_BYTES} bytes")
-            text = real.read_bytes().decode("utf-8-sig")
-        except OSError as exc:
-            raise SbomError(f"{where}: cannot read requirements: {exc.strerror or exc}") from None
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise SbomError(f"{where}: requirements file is not UTF-8 text") from None
         name = self.display(path)

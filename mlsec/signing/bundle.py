@@ -78,12 +78,13 @@ class Bundle:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Bundle:
         """Read and parse the bundle at ``path``. :class:`BundleError` naming the file when it is
-        too large or malformed; ``OSError`` when it cannot be read (callers say what that means).
+        missing, unreadable, too large or malformed.
         """
+        from mlsec.ioutil import read_capped
+
         p = Path(path)
-        if p.stat().st_size > _MAX_BUNDLE:
-            raise BundleError(f"{p}: larger than 64 MiB, not a signature bundle")
-        data = p.read_bytes()
+        # Capped by bytes read, not stat: /dev/zero or a FIFO as --signature must end.
+        data = read_capped(p, _MAX_BUNDLE, what="signature bundle", error=BundleError)
         try:
             return cls.from_json(data)
         except BundleError as exc:

@@ -15,8 +15,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mlsec.errors import KeyFileError
-from mlsec.ioutil import atomic_write_bytes
+from mlsec.errors import KeyFileError, MlsecError
+from mlsec.ioutil import read_capped, write_output
 
 __all__ = [
     "Curve",
@@ -24,6 +24,7 @@ __all__ = [
     "generate_keypair",
     "hash_for",
     "key_hint",
+    "keypair_paths",
     "load_private_key",
     "load_public_key",
     "public_pem",
@@ -85,6 +86,30 @@ def key_hint(key: ec.EllipticCurvePublicKey) -> str:
     return hashlib.sha256(public_pem(key)).hexdigest()
 
 
+def keypair_paths(prefix: str | os.PathLike[str], *, overwrite: bool = False) -> tuple[Path, Path]:
+    """``(PREFIX.key, PREFIX.pub)`` for ``prefix``, or :class:`KeyFileError` if they cannot be
+    written: ``prefix`` is a directory (``-o keys/``) or an existing non-regular file (``-o
+    /dev/full`` must not create ``/dev/full.key``), or a file exists and not ``overwrite``."""
+    base = Path(prefix)
+    if str(prefix).endswith(("/", os.sep)) or base.is_dir():
+        raise KeyFileError(
+            f"{prefix}: is a directory; --output is a prefix for PREFIX.key and PREFIX.pub",
+            hint=f"e.g. --output {base / 'signer'}",
+        )
+    if base.suffix in (".key", ".pub"):  # "--output signer.key" means the prefix "signer"
+        base = base.with_suffix("")
+    elif os.path.lexists(base) and not base.is_file():
+        # keygen -o /dev/full must not create /dev/full.key
+        raise KeyFileError(f"{base}: exists and is not a regular file; give a new file prefix")
+    key_path, pub_path = Path(f"{base}.key"), Path(f"{base}.pub")
+    for p in (key_path, pub_path):
+        if os.path.lexists(p) and not p.is_file():
+            raise KeyFileError(f"{p}: exists and is not a regular file")
+        if not overwrite and os.path.lexists(p):
+            raise KeyFileError(f"{p}: already exists", hint="remove it or pick another prefix")
+    return key_path, pub_path
+
+
 def generate_keypair(
     prefix: str | os.PathLike[str],
     *,
@@ -94,14 +119,8 @@ def generate_keypair(
 ) -> tuple[Path, Path]:
     """Write ``PREFIX.key`` (PKCS#8, encrypted unless ``passphrase`` is None; mode 0600) and
     ``PREFIX.pub`` (SubjectPublicKeyInfo PEM). Returns both paths."""
-    base = Path(prefix)
-    if base.suffix in (".key", ".pub"):  # "--output signer.key" means the prefix "signer"
-        base = base.with_suffix("")
-    key_path, pub_path = Path(f"{base}.key"), Path(f"{base}.pub")
-    if not overwrite:
-        for p in (key_path, pub_path):
-            if p.exists():
-                raise KeyFileError(f"{p}: already exists", hint="remove it or pick another prefix")
+    key_path, pub_path = keypair_paths(prefix, overwrite=overwrite)
+    base = key_path.with_suffix("")
     curve_obj: ec.EllipticCurve = ec.SECP256R1() if curve is Curve.P256 else ec.SECP384R1()
     key = ec.generate_private_key(curve_obj)
     enc: serialization.KeySerializationEncryption = (
@@ -111,18 +130,24 @@ def generate_keypair(
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
     try:
-        atomic_write_bytes(key_path, pem, mode=0o600)
-        atomic_write_bytes(pub_path, public_pem(key.public_key()), mode=0o644)
+        write_output(key_path, pem, mode=0o600, overwrite=overwrite)
+        try:
+            write_output(pub_path, public_pem(key.public_key()), mode=0o644, overwrite=overwrite)
+        except BaseException:
+            key_path.unlink(missing_ok=True)  # half a key pair is no key pair
+            raise
     except OSError as exc:
         raise KeyFileError(f"{base}: cannot write key: {exc.strerror or exc}") from None
+    except MlsecError as exc:
+        raise KeyFileError(exc.message, hint=exc.hint) from None
     return key_path, pub_path
 
 
+MAX_KEY_FILE_BYTES = 1 << 20  # a PEM key or certificate (chain) is a few KiB
+
+
 def _read(path: str | os.PathLike[str]) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return read_capped(path, MAX_KEY_FILE_BYTES, what="key file", error=KeyFileError)
 
 
 def is_encrypted(path: str | os.PathLike[str]) -> bool:

@@ -54,11 +54,9 @@ def load_certificates(path: str) -> list[x509.Certificate]:
     """Every PEM certificate in ``path`` (a chain file may hold several)."""
     from cryptography import x509
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise SigningError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    from mlsec.ioutil import read_capped
+
+    data = read_capped(path, 16 << 20, what="certificate file", error=SigningError)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
