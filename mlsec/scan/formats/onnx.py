@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats._members import unsafe_path
-from mlsec.scan.formats._protobuf import fields, text
+from mlsec._protobuf import fields, text
 from mlsec.scan.model import Finding, Severity
 
 __all__ = ["STANDARD_DOMAINS", "analyze_onnx"]

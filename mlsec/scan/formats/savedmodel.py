@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlsec.scan.base import Blob, ScanContext
-from mlsec.scan.formats._protobuf import fields, text
+from mlsec._protobuf import fields, text
 from mlsec.scan.model import Finding, Severity
 
 __all__ = [
