@@ -18,6 +18,8 @@ loading process, so what it can reach is exactly the operators and custom classe
   process group the loading process set up.
 
 The code is parsed with :mod:`ast` (TorchScript's printer emits Python syntax) and never run.
+Archives for the lite interpreter also carry ``bytecode.pkl``, which that interpreter runs
+instead of the code: the operator names in its string constants are judged the same way.
 Everything else it uses — ``torch.conv2d``, ``ops.prim.RaiseException``, ``__torch__.*`` — is
 libtorch's own computation and is not reported.
 """
@@ -38,6 +40,7 @@ __all__ = [
     "BUILTIN_OP_NAMESPACES",
     "FILE_OPS",
     "analyze_code",
+    "bytecode_findings",
     "code_findings",
     "is_code_member",
 ]
@@ -120,6 +123,11 @@ _FILE_WORDS = re.compile(r"(?:^|_)(?:read|write|load|save|open|file|path|fopen|m
 _MAX_CODE = 32 * 1024 * 1024
 _MAX_ALIAS_HOPS = 16
 _CODE_MEMBER = re.compile(r"^(?:[^/]+/)?code/.+\.py$")
+# The lite interpreter (``_save_for_lite_interpreter``) runs bytecode.pkl, whose operator table
+# names each operator as "namespace::name"; types name custom classes.
+_BYTECODE_MEMBER = re.compile(r"^(?:[^/]+/)?bytecode\.pkl$")
+_QUALIFIED_OP = re.compile(r"^([A-Za-z_]\w*)::(\w+)$")
+_CLASS_TYPE = re.compile(r"__torch__\.torch\.classes\.(\w+)\.(\w+)")
 
 
 def is_code_member(name: str) -> bool:
@@ -130,8 +138,12 @@ def is_code_member(name: str) -> bool:
 def analyze_code(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Finding]:
     """Judge every TorchScript code member of a PyTorch zip archive."""
     for entry in index.entries[: ctx.limits.max_members]:
-        if is_code_member(entry.name) and not entry.is_symlink:
+        if entry.is_symlink:
+            continue
+        if is_code_member(entry.name):
             yield from _member(blob, index, entry, ctx.child(entry.name, Format.TEXT))
+        elif _BYTECODE_MEMBER.match(entry.name):
+            yield from _member(blob, index, entry, ctx.child(entry.name, Format.PICKLE))
 
 
 def _member(blob: Blob, index: ZipIndex, entry: ZipEntry, ctx: ScanContext) -> Iterator[Finding]:
@@ -152,7 +164,35 @@ def _member(blob: Blob, index: ZipIndex, entry: ZipEntry, ctx: ScanContext) -> I
     if len(data) > cap:
         yield _unreadable(ctx, f"inflates past {cap} bytes")
         return
-    yield from code_findings(data.decode("utf-8", "replace"), ctx)
+    if ctx.format is Format.PICKLE:
+        yield from bytecode_findings(data, ctx)
+    else:
+        yield from code_findings(data.decode("utf-8", "replace"), ctx)
+
+
+def bytecode_findings(data: bytes, ctx: ScanContext) -> Iterator[Finding]:
+    """The operators and custom classes a lite-interpreter ``bytecode.pkl`` names, read from the
+    pickle's string constants (the pickle itself is judged by the pickle engine)."""
+    import pickletools
+    import warnings
+
+    targets: dict[tuple[str, str, str], None] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _op, arg, _pos in pickletools.genops(data):
+                if not isinstance(arg, str):
+                    continue
+                if m := _QUALIFIED_OP.match(arg):
+                    targets.setdefault(("op", m.group(1), m.group(2)))
+                for c in _CLASS_TYPE.finditer(arg):
+                    targets.setdefault(("class", c.group(1), c.group(2)))
+    except Exception as exc:  # pickletools raises ValueError and others on malformed streams
+        yield _unreadable(ctx, f"is not a readable pickle ({type(exc).__name__}: {exc})")
+    for target in targets:
+        finding = _judge(target, ctx)
+        if finding is not None:
+            yield finding
 
 
 def _unreadable(ctx: ScanContext, what: str) -> Finding:

@@ -266,3 +266,45 @@ def test_code_outside_a_pytorch_archive_is_not_torchscript(tmp_path: Path) -> No
     with zipfile.ZipFile(p, "w") as z:
         z.writestr("proj/code/x.py", "torch.save(x, 'y')\n")
     assert [f for f in scan(open_artifact(p)).findings if f.rule.startswith("TORCHSCRIPT-")] == []
+
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("lite") / "model.ptl"
+    m = torch.jit.script(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Conv1d(1, 1, 1)))
+    m._save_for_lite_interpreter(str(p))
+    return p
+
+
+def _patch_bytecode(src: Path, dst: Path, old: bytes, new: bytes) -> Path:
+    assert len(old) == len(new)  # a same-length swap keeps the pickle's framing valid
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("/bytecode.pkl"):
+                assert old in data
+                data = data.replace(old, new)
+            zout.writestr(info, data)
+    return dst
+
+
+def test_lite_interpreter_model_is_clean(lite: Path) -> None:
+    with zipfile.ZipFile(lite) as z:
+        assert any(n.endswith("/bytecode.pkl") for n in z.namelist())
+    assert _ts_findings(scan(open_artifact(lite))) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (b"aten::relu", b"aten::save", ("TORCHSCRIPT-FILE-OP", "high", "aten::save")),
+        (b"aten::linear", b"evil::linear", ("TORCHSCRIPT-CUSTOM-OP", "medium", "evil::linear")),
+    ],
+)
+def test_lite_bytecode_operator_table(
+    lite: Path, tmp_path: Path, old: bytes, new: bytes, expected: tuple[str, str, str]
+) -> None:
+    p = _patch_bytecode(lite, tmp_path / "evil.ptl", old, new)
+    found = [f for f in scan(open_artifact(p)).findings if f.rule.startswith("TORCHSCRIPT-")]
+    assert [(f.rule, str(f.severity), f.symbol) for f in found] == [expected]
+    assert (found[0].member or "").endswith("bytecode.pkl")
