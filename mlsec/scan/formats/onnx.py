@@ -151,8 +151,9 @@ def analyze_onnx(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     # External data resolves against the directory of the model file; inside an archive there is
     # no such directory yet, and only the names can be judged.
     base = blob.path.parent if blob.path is not None and ctx.member is None else None
+    disk_cache: _DiskCache = {}
     for tensor, entries in model.external:
-        yield from external_data_findings(tensor, entries, ctx, base)
+        yield from external_data_findings(tensor, entries, ctx, base, disk_cache)
 
 
 def _operators(model: _Model, ctx: ScanContext) -> Iterator[Finding]:
@@ -274,10 +275,18 @@ def _number(value: str) -> int | None:
     return None
 
 
+_DiskCache = dict[str, tuple[tuple[str, Severity, str] | None, int]]
+
+
 def external_data_findings(
-    tensor: str, entries: list[tuple[str, str]], ctx: ScanContext, base: Path | None
+    tensor: str,
+    entries: list[tuple[str, str]],
+    ctx: ScanContext,
+    base: Path | None,
+    disk_cache: _DiskCache | None = None,
 ) -> Iterator[Finding]:
-    """Judge one tensor's external-data entries."""
+    """Judge one tensor's external-data entries (``base``: the model's directory on disk, if
+    any; ``disk_cache`` shares file-system checks between tensors of one model)."""
     seen: dict[str, str] = {}
     for key, value in entries:
         if key in seen and key in ("location", "offset", "length", "basepath"):
@@ -341,7 +350,10 @@ def external_data_findings(
             continue
         if base is None:
             continue
-        disk = _on_disk(location, base)
+        cache = {} if disk_cache is None else disk_cache
+        if location not in cache:
+            cache[location] = (_on_disk(location, base), _size(base / location))
+        disk, size = cache[location]
         if disk is not None:
             rule, severity, what = disk
             yield ctx.finding(
@@ -352,19 +364,24 @@ def external_data_findings(
                 symbol=tensor,
             )
             continue
-        yield from _bounds(tensor, location, entries, ctx, base)
+        yield from _bounds(tensor, location, entries, ctx, size)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def _bounds(
-    tensor: str, location: str, entries: list[tuple[str, str]], ctx: ScanContext, base: Path
+    tensor: str, location: str, entries: list[tuple[str, str]], ctx: ScanContext, size: int
 ) -> Iterator[Finding]:
+    if size < 0:
+        return
     values = dict(reversed(entries))  # the first entry of each key
     offset = _number(values.get("offset", "0")) or 0
     length = _number(values["length"]) if "length" in values else None
-    try:
-        size = (base / location).stat().st_size
-    except OSError:
-        return
     end = offset + (length or 0)
     if offset > size or end > size:
         yield ctx.finding(
