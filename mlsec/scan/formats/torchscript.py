@@ -122,10 +122,11 @@ FILE_OPS: dict[tuple[str, str], str] = {
 _FILE_WORDS = re.compile(r"(?:^|_)(?:read|write|load|save|open|file|path|fopen|mmap)", re.I)
 _MAX_CODE = 32 * 1024 * 1024
 _MAX_ALIAS_HOPS = 16
-_CODE_MEMBER = re.compile(r"^(?:[^/]+/)?code/.+\.py$")
+# "<archive>/code/..." for torch.jit.save; torch.package keeps TorchScript under ".data/ts_code/".
+_CODE_MEMBER = re.compile(r"(?:^|/)code/.+\.py$")
 # The lite interpreter (``_save_for_lite_interpreter``) runs bytecode.pkl, whose operator table
 # names each operator as "namespace::name"; types name custom classes.
-_BYTECODE_MEMBER = re.compile(r"^(?:[^/]+/)?bytecode\.pkl$")
+_BYTECODE_MEMBER = re.compile(r"(?:^|/)bytecode\.pkl$")
 _QUALIFIED_OP = re.compile(r"^([A-Za-z_]\w*)::(\w+)$")
 _CLASS_TYPE = re.compile(r"__torch__\.torch\.classes\.(\w+)\.(\w+)")
 
