@@ -133,7 +133,7 @@ _CLASS_TYPE = re.compile(r"__torch__\.torch\.classes\.(\w+)\.(\w+)")
 
 def is_code_member(name: str) -> bool:
     """``archive/code/__torch__/....py``: TorchScript source the loader compiles."""
-    return _CODE_MEMBER.match(name) is not None
+    return _CODE_MEMBER.search(name) is not None
 
 
 def analyze_code(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Finding]:
@@ -143,7 +143,7 @@ def analyze_code(blob: Blob, index: ZipIndex, ctx: ScanContext) -> Iterator[Find
             continue
         if is_code_member(entry.name):
             yield from _member(blob, index, entry, ctx.child(entry.name, Format.TEXT))
-        elif _BYTECODE_MEMBER.match(entry.name):
+        elif _BYTECODE_MEMBER.search(entry.name):
             yield from _member(blob, index, entry, ctx.child(entry.name, Format.PICKLE))
 
 
