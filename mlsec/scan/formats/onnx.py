@@ -251,7 +251,7 @@ def _on_disk(location: str, base: Path) -> tuple[str, Severity, str] | None:
     try:
         st = target.stat()
     except FileNotFoundError:
-        return ("ONNX-EXTERNAL-DATA-MISSING", Severity.LOW, "does not exist beside the model")
+        return None  # the model will not load; nothing is read from elsewhere
     except OSError as exc:
         return ("ONNX-EXTERNAL-DATA-PATH", Severity.HIGH, f"cannot be inspected ({exc})")
     import stat as stat_mod
