@@ -189,7 +189,7 @@ _EXTERNAL_KEYS = frozenset({"location", "offset", "length", "checksum", "basepat
 # onnxruntime's tag for "the offset is an address in this process" (tensorprotoutils.h): a file
 # that uses it makes the runtime (and OpenVINO's ONNX frontend) read arbitrary memory.
 _ORT_MEM_ADDR = "*/_ORT_MEM_ADDR_/*"
-# Windows device names: opened as devices in any directory, with any extension.
+# Windows device names: opened as devices in any directory.
 _WIN_DEVICES = frozenset(
     {"con", "prn", "aux", "nul", "conin$", "conout$", "clock$"}
     | {f"{p}{i}" for p in ("com", "lpt") for i in (*range(10), "¹", "²", "³")}
@@ -227,8 +227,9 @@ def location_escape(location: str) -> str | None:
     if any(".." in p and not p.strip(". ") for p in parts):
         return "climbs out of the model directory with '..'"
     for part in parts:
-        stem = part.split(".", 1)[0].rstrip(" ").lower()
-        if stem in _WIN_DEVICES:
+        # Only a bare device name: "aux.0.weight" is a real tensor file name (torch exports name
+        # files after tensors), and Windows 11 no longer maps names with an extension to devices.
+        if part.rstrip(" .").lower() in _WIN_DEVICES:
             return f"names the Windows device {part!r}"
     return None
 

@@ -116,7 +116,8 @@ ESCAPES = [
     "#../inmemory",
     "~/.ssh/id_rsa",
     "... /secret",
-    "sub/CON.bin",
+    "sub/CON",
+    "nul ",
     "",
 ]
 
@@ -126,6 +127,23 @@ def test_escaping_locations_are_high(tmp_path: Path, location: str) -> None:
     w = _point(_weights(), ("location", location), ("offset", "0"), ("length", "1024"))
     report = _scan(_write(tmp_path / "m", helper.make_model(_graph([w]))))
     assert [(f.rule, f.severity) for f in report.findings] == [("ONNX-EXTERNAL-DATA-PATH", "high")]
+
+
+def test_tensor_named_files_are_fine(tmp_path: Path) -> None:
+    # one file per tensor, named after it, as onnx and torch.onnx write them
+    d = tmp_path / "m"
+    d.mkdir()
+    tensors = []
+    for name in (
+        "aux.0.weight",
+        "encoder.layer.0.attention.self.query.weight",
+        "onnx__MatMul_1234",
+    ):
+        (d / name).write_bytes(b"\x00" * 1024)
+        tensors.append(
+            _point(_weights(name), ("location", name), ("offset", "0"), ("length", "1024"))
+        )
+    assert _scan(_write(d, helper.make_model(_graph(tensors)))).findings == ()
 
 
 def test_symlink_inside_the_model_directory_pointing_out(tmp_path: Path) -> None:
