@@ -314,23 +314,30 @@ def _chain(node: ast.AST, aliases: dict[str, list[str]]) -> list[str] | None:
 
 def _resolve(chain: list[str]) -> tuple[str, str, str] | None:
     """``("op" | "class", namespace, name)`` for a path the TorchScript resolver maps to an
-    operator or a custom class; None for everything else (the archive's own code, prefixes)."""
+    operator or a custom class; None for everything else (the archive's own code, prefixes).
+
+    Modelled on the resolver's sugared values: ``torch`` is the ``aten`` builtin module, ``ops.X``
+    the builtin module ``X``, and a builtin module's ``autograd`` attribute is ``aten`` again
+    (``torch.autograd.save`` is ``aten::save``); any other attribute of a module is its operator.
+    """
     head, rest = chain[0], chain[1:]
     if head == "__torch__":
         if rest[:2] == ["torch", "classes"] and len(rest) >= 3:
             return ("class", rest[2], rest[3] if len(rest) > 3 else "")
         return None
-    if head == "torch":
-        if rest[:1] == ["ops"]:
-            rest = rest[1:]
-        elif rest[:1] == ["classes"]:
-            return ("class", rest[1], rest[2] if len(rest) > 2 else "") if len(rest) > 1 else None
-        else:
-            return ("op", "aten", rest[0]) if rest else None
-    # "ops.<namespace>.<op>" (and torch.ops. after the strip above)
-    if not rest:
-        return None
-    return ("op", rest[0], rest[1] if len(rest) > 1 else "")
+    if head == "torch" and rest[:1] == ["classes"]:
+        return ("class", rest[1], rest[2] if len(rest) > 2 else "") if len(rest) > 1 else None
+    if head == "torch" and rest[:1] != ["ops"]:
+        ns = "aten"
+    else:
+        if head == "torch":
+            rest = rest[1:]  # torch.ops.X is ops.X
+        if not rest:
+            return None
+        ns, rest = rest[0], rest[1:]
+    while rest[:1] == ["autograd"]:
+        ns, rest = "aten", rest[1:]
+    return ("op", ns, rest[0] if rest else "")
 
 
 def _judge(target: tuple[str, str, str], ctx: ScanContext) -> Finding | None:

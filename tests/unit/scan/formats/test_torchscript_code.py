@@ -143,6 +143,13 @@ def _rewrite(src: Path, dst: Path, extra: str, *, method: int = zipfile.ZIP_STOR
 
 
 HOSTILE = [
+    ('torch.autograd.save(x, "/tmp/a")', "TORCHSCRIPT-FILE-OP", "high", "aten::save"),
+    (
+        '_9 = ops.prim.autograd.from_file("/etc/passwd")',
+        "TORCHSCRIPT-FILE-OP",
+        "high",
+        "aten::from_file",
+    ),
     ('torch.save(x, "/tmp/mlsec-pwned")', "TORCHSCRIPT-FILE-OP", "high", "aten::save"),
     (
         '_9 = torch.from_file("/etc/passwd", True, 4096)',
