@@ -273,7 +273,8 @@ def _dotted(node: ast.AST) -> list[str] | None:
             return None
 
 
-_ROOTS = frozenset({"torch", "ops", "__torch__"})
+# The importer's environment: "math" is the aten builtin module too (math.floor is aten::floor).
+_ROOTS = frozenset({"torch", "math", "ops", "__torch__"})
 
 
 def _aliases(tree: ast.AST) -> dict[str, list[str]]:
@@ -327,7 +328,7 @@ def _resolve(chain: list[str]) -> tuple[str, str, str] | None:
         return None
     if head == "torch" and rest[:1] == ["classes"]:
         return ("class", rest[1], rest[2] if len(rest) > 2 else "") if len(rest) > 1 else None
-    if head == "torch" and rest[:1] != ["ops"]:
+    if head == "math" or (head == "torch" and rest[:1] != ["ops"]):
         ns = "aten"
     else:
         if head == "torch":

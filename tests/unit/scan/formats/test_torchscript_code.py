@@ -143,6 +143,7 @@ def _rewrite(src: Path, dst: Path, extra: str, *, method: int = zipfile.ZIP_STOR
 
 
 HOSTILE = [
+    ('math.save(x, "/tmp/m")', "TORCHSCRIPT-FILE-OP", "high", "aten::save"),
     ('torch.autograd.save(x, "/tmp/a")', "TORCHSCRIPT-FILE-OP", "high", "aten::save"),
     (
         '_9 = ops.prim.autograd.from_file("/etc/passwd")',
