@@ -120,14 +120,18 @@ class _Walker:
                 self.meta_graph(a, b)
 
     def meta_graph(self, a: int, b: int) -> None:
-        """MetaGraphDef: graph_def=2, saver_def=3, collection_def=4, signature_def=5,
-        object_graph_def=7 (tensorflow/core/protobuf/meta_graph.proto)."""
+        """MetaGraphDef: meta_info_def=1, graph_def=2, saver_def=3, collection_def=4,
+        signature_def=5, object_graph_def=7 (tensorflow/core/protobuf/meta_graph.proto)."""
         meta = _Meta()
         self.metas.append(meta)
         for f, w, x, y in fields(self.buf, a, b):
             if w != 2:
                 continue
-            if f == 2:
+            if f == 1:  # MetaInfoDef.function_aliases=8: map<function name, alias>
+                for f2, w2, x2, y2 in fields(self.buf, x, y):
+                    if f2 == 8 and w2 == 2:
+                        meta.live.extend(("f", n) for n in self._strings((x2, y2), 1))
+            elif f == 2:
                 self.graph(meta, x, y)
             elif f == 3:  # SaverDef: filename_tensor_name=1, save_tensor_name=2, restore_op_name=3
                 for f2, w2, x2, y2 in fields(self.buf, x, y):

@@ -82,12 +82,14 @@ def meta_graph(
     collections: dict[str, list[str]] | None = None,
     concrete: list[str] = (),  # type: ignore[assignment]
     tags: tuple[str, ...] = ("serve",),
+    aliases: dict[str, str] | None = None,
 ) -> bytes:
     """MetaGraphDef: meta_info_def=1 (tags=4, tensorflow_version=5), graph_def=2, saver_def=3
     (filename_tensor_name=1, save_tensor_name=2, restore_op_name=3, max_to_keep=4, sharded=5,
     version=7), collection_def=4 (node_list=1 {value=1}), signature_def=5, object_graph_def=7
     (nodes=1: SavedObject user_object=4, function=6 {concrete_functions=1})."""
     info = b"".join(_ld(4, t) for t in tags) + _ld(5, "2.16.1") + _ld(6, "v2.16.1-0-g5bc9d26649c")
+    info += b"".join(_ld(8, _entry(fn, alias)) for fn, alias in (aliases or {}).items())
     out = _ld(1, info) + _ld(2, g)
     if saver is not None:
         fn, save, restore = saver
@@ -155,6 +157,7 @@ def tf2_model(
     more_functions: tuple[bytes, ...] = (),
     more_nodes: tuple[bytes, ...] = (),
     concrete: tuple[str, ...] = ("__inference___call___20",),
+    aliases: dict[str, str] | None = None,
 ) -> bytes:
     """``tf.saved_model.save`` of a tf.Module with one variable and a ``__call__`` signature."""
     g = graph(
@@ -186,6 +189,7 @@ def tf2_model(
             "__saved_model_init_op": signature({"__saved_model_init_op": "NoOp"}),
         },
         concrete=list(concrete),
+        aliases=aliases,
     )  # fmt: skip
     return saved_model(meta)
 
@@ -354,3 +358,9 @@ def test_without_a_saver_def_a_signature_still_decides(tmp_path: Path) -> None:
     sig = {"serving_default": signature({"y": "save/MergeV2Checkpoints"})}
     report = _scan(tmp_path, saved_model(meta_graph(g, saver=None, signatures=sig)))
     assert _found(report) == {("MergeV2Checkpoints", "high")}
+
+
+def test_function_alias_makes_a_saver_function_live(tmp_path: Path) -> None:
+    # MetaInfoDef.function_aliases (field 8) exposes a function to users by name.
+    report = _scan(tmp_path, tf2_model(aliases={"__inference__traced_restore_72": "restore"}))
+    assert _found(report) == {("RestoreV2", "high")}
