@@ -316,3 +316,17 @@ def test_lite_bytecode_operator_table(
     found = [f for f in scan(open_artifact(p)).findings if f.rule.startswith("TORCHSCRIPT-")]
     assert [(f.rule, str(f.severity), f.symbol) for f in found] == [expected]
     assert (found[0].member or "").endswith("bytecode.pkl")
+
+
+def test_hostile_shapes_of_code_stay_bounded() -> None:
+    from mlsec.formats import Format
+    from mlsec.scan.base import ScanContext, ScanOptions
+    from mlsec.scan.formats.torchscript import code_findings
+
+    ctx = ScanContext(file="m.pt", options=ScanOptions(), format=Format.TEXT, member="a/code/x.py")
+    deep = "x = " + "a." * 200_000 + "b\n"
+    assert [f.rule for f in code_findings(deep, ctx)] == ["TORCHSCRIPT-UNPARSABLE"]
+    cycle = "_a = _b.c\n_b = _a.d\n_x = _a.e(1)\n"  # aliases that refer to each other
+    assert list(code_findings(cycle, ctx)) == []
+    chain = "_a = ops.q\n" + "".join(f"_{i + 1}x = _{i}x.f\n" for i in range(100)) + "_0x = _a\n"
+    assert [f.symbol for f in code_findings(chain, ctx)] == ["q::f"]
