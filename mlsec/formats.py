@@ -14,6 +14,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
+from mlsec._protobuf import prefix_fields as _protobuf_fields
+
 __all__ = ["PREFIX_SIZE", "Format", "is_pickle_prefix", "sniff", "sniff_bytes", "sniff_file"]
 
 # How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
@@ -224,47 +226,6 @@ def is_pickle_prefix(head: bytes) -> bool:
         except Exception:  # a parse failure, or running off the end of the prefix
             return count >= 64
     return count >= 64
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _protobuf_fields(head: bytes, limit: int = 8) -> list[tuple[int, int]] | None:
-    """(field number, wire type) of the first top-level protobuf fields, or None if the bytes
-    are not one."""
-    fields: list[tuple[int, int]] = []
-    pos = 0
-    try:
-        while pos < len(head) and len(fields) < limit:
-            key, pos = _read_varint(head, pos)
-            field, wire = key >> 3, key & 7
-            if field == 0 or wire not in (0, 1, 2, 5):
-                return None
-            if wire == 0:
-                _, pos = _read_varint(head, pos)
-            elif wire == 1:
-                pos += 8
-            elif wire == 5:
-                pos += 4
-            else:
-                length, pos = _read_varint(head, pos)
-                if length > 1 << 34:
-                    return None
-                pos += length
-            fields.append((field, wire))
-    except ValueError:
-        pass  # a prefix ends mid-field; what was parsed still counts
-    return fields or None
 
 
 # ONNX ModelProto fields and their wire types: ir_version=1 and model_version=5 are varints;

@@ -115,6 +115,10 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 # One unreadable member must not end the walk (modelscan#354): report, go on.
                 yield _corrupt(e, exc, ctx)
         yield from _overlaps(located, ctx)
+        if ctx.format is Format.PYTORCH_ZIP:  # TorchScript code/ members (torchscript.py)
+            from mlsec.scan.formats.torchscript import analyze_code
+
+            yield from cap(analyze_code(blob, index, ctx))
         yield from cap.summary()
 
 

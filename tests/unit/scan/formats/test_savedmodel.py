@@ -7,6 +7,7 @@ from pathlib import Path
 from mlsec.artifact import open_artifact
 from mlsec.scan import scan
 from tests.unit.scan.formats.helpers import rules
+from tests.unit.scan.formats.test_savedmodel_saver import tf2_model
 
 
 def _varint(n: int) -> bytes:
@@ -61,7 +62,7 @@ TF2_STANDARD = _graph(
 
 
 def test_standard_savedmodel_is_clean(tmp_path: Path) -> None:
-    report = _scan(tmp_path, _saved_model(TF2_STANDARD))
+    report = _scan(tmp_path, tf2_model())
     assert report.files[0].format == "tf-savedmodel"
     assert report.findings == ()
 
@@ -113,7 +114,7 @@ def test_keras_metadata_lambda(tmp_path: Path) -> None:
     ]
     d = tmp_path / "m"
     d.mkdir()
-    (d / "saved_model.pb").write_bytes(_saved_model(TF2_STANDARD))
+    (d / "saved_model.pb").write_bytes(tf2_model())
     (d / "keras_metadata.pb").write_bytes(b"".join(objs))
     report = scan(open_artifact(d))
     assert [(f.file, f.rule) for f in report.findings] == [("keras_metadata.pb", "KERAS-LAMBDA")]
