@@ -50,6 +50,10 @@ class UsageError(MlsecError):
     """The caller asked for something that cannot be done (bad option combination, bad value)."""
 
 
+class ConfigError(UsageError):
+    """The config file (mlsec.toml, [tool.mlsec]) cannot be read or names an unknown option."""
+
+
 class ArtifactError(MlsecError):
     """The artifact cannot be opened: missing path, unreadable file, unsafe symlink, loop."""
 

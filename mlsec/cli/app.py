@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 import typer
@@ -11,6 +12,7 @@ import typer
 from mlsec import __version__
 from mlsec.cli import admit, crypt, demo, inspect, registry, sbom, scan, sign
 from mlsec.cli.common import Interrupts, State
+from mlsec.cli.config import config_arg, default_map, find_config
 from mlsec.errors import ExitCode, MlsecError
 
 
@@ -46,6 +48,13 @@ def _root(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines."),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="Per-command defaults (TOML; default ./mlsec.toml or [tool.mlsec] in "
+        "./pyproject.toml; env MLSEC_CONFIG). Flags and MLSEC_<COMMAND>_<OPTION> override it.",
+    ),
 ) -> None:
     State.debug = debug
     State.quiet = quiet
@@ -65,10 +74,35 @@ for _module in (inspect, scan, sbom, sign, crypt, registry, admit, demo):
         _BY_COMMAND[_info.name or ""] = _own
 
 
+def _command_name(args: Sequence[str]) -> str | None:
+    # The root options are flags except --config FILE, so the first other word names the command.
+    it = iter(args)
+    for a in it:
+        if a == "--config":
+            next(it, None)
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
 def _app_for(args: Sequence[str]) -> typer.Typer:
-    # The root options are flags, so the first word that is not an option names the command.
-    name = next((a for a in args if not a.startswith("-")), None)
-    return _BY_COMMAND.get(name or "", app)
+    return _BY_COMMAND.get(_command_name(args) or "", app)
+
+
+def _invoke(args: list[str]) -> object:
+    group = typer.main.get_command(_app_for(args))
+    name = _command_name(args)
+    defaults: dict[str, Any] | None = None
+    helping = "--help" in args or "-h" in args
+    if (
+        isinstance(group, click.Group)
+        and name is not None
+        and name in group.commands
+        and not helping
+    ):
+        found = find_config(config_arg(args))
+        defaults = default_map(found, list(_BY_COMMAND), name, group.commands[name])
+    return group.main(args=args, prog_name="mlsec", standalone_mode=False, default_map=defaults)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +113,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     caught = Interrupts()
     try:
         with caught.clean_up():
-            rv = _app_for(args)(args=args, prog_name="mlsec", standalone_mode=False)
+            rv = _invoke(args)
     except click.exceptions.UsageError as exc:
         exc.show()
         return ExitCode.ERROR
