@@ -146,12 +146,9 @@ def _annotations(obj: object, what: str) -> dict[str, str]:
 def _load(data: bytes, what: str) -> dict[str, Any]:
     if len(data) > MAX_MANIFEST_SIZE:
         raise RegistryError(f"{what}: larger than {MAX_MANIFEST_SIZE} bytes")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RegistryError(f"{what}: malformed JSON: {exc}") from None
-    except RecursionError:
-        raise RegistryError(f"{what}: JSON nested too deeply") from None
+    from mlsec.jsonsafe import loads
+
+    obj = loads(data, what, RegistryError)
     if not isinstance(obj, dict):
         raise RegistryError(f"{what}: not a JSON object")
     if obj.get("schemaVersion") != 2:
