@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.errors import BundleError
+from mlsec.jsonsafe import loads
 
 __all__ = ["MEDIA_TYPE", "MEDIA_TYPES", "Bundle", "Material"]
 
@@ -96,10 +97,7 @@ class Bundle:
             raise BundleError("bundle: larger than 64 MiB, refusing to parse")
         if not data.strip():
             raise BundleError("bundle: empty file")
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise BundleError(f"bundle: not valid JSON ({exc})") from None
+        doc = loads(data, "bundle", BundleError)
         top = _obj(
             doc,
             "bundle",
