@@ -136,30 +136,45 @@ def push_cmd(
 
     from mlsec.artifact import open_artifact
     from mlsec.registry import SBOM_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, attach, push
+    from mlsec.registry.referrers import check_sbom_for, check_signature_for, read_attachment
 
     for extra in (signature, sbom):
         if extra is not None and not extra.is_file():
             raise UsageError(f"{extra}: no such file")
+    # Before anything is uploaded: refuse key material, a signature that is not this model's
+    # and an SBOM that does not describe its files.
+    sig_bytes = read_attachment(signature) if signature is not None else None
+    sbom_bytes = read_attachment(sbom) if sbom is not None else None
+    own = [os.path.abspath(p) for p in (signature, sbom) if p is not None]
     if encrypt_to and (ignore or allow_symlinks):
         raise UsageError(
             "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"
         )
     recipients = _recipients(encrypt_to or [])
+    progress = LazyProgress()
+    art = None
+    if not recipients or sbom_bytes is not None:
+        art = open_artifact(
+            path,
+            ignore=[*(ignore or ()), *own],
+            allow_symlinks=allow_symlinks,
+            digests=True,
+            progress=progress,
+        )
+    if sig_bytes is not None and signature is not None:
+        check_signature_for(
+            sig_bytes, str(signature), path, ignore=ignore or (), signature_path=signature
+        )
+    if sbom_bytes is not None and sbom is not None and art is not None:
+        check_sbom_for(sbom_bytes, str(sbom), art)
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
-        progress = LazyProgress()
         if recipients:
             from mlsec.registry.sealed import push_encrypted
 
             result = push_encrypted(path, reference, recipients, store=store, progress=progress)
         else:
-            art = open_artifact(
-                path,
-                ignore=ignore or (),
-                allow_symlinks=allow_symlinks,
-                digests=True,
-                progress=progress,
-            )
+            assert art is not None
             result = push(art, reference, store=store, progress=progress)
         attached = []
         for extra, kind in ((signature, SIGNATURE_ARTIFACT_TYPE), (sbom, SBOM_ARTIFACT_TYPE)):

@@ -182,7 +182,20 @@ class Manifest:
             obj["subject"] = self.subject.to_dict()
         if self.annotations:
             obj["annotations"] = dict(self.annotations)
-        return _dump(obj)
+        # Never write what ``parse`` (so every pull) refuses: fail before anything is uploaded.
+        if len(self.layers) > MAX_LAYERS:
+            raise RegistryError(
+                f"manifest: {len(self.layers)} files, more than the {MAX_LAYERS} a pull accepts",
+                hint="pack the model into fewer files (e.g. a tar archive) before pushing",
+            )
+        data = _dump(obj)
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise RegistryError(
+                f"manifest: {len(data)} bytes for {len(self.layers)} files, larger than the"
+                f" {MAX_MANIFEST_SIZE} bytes a pull accepts",
+                hint="pack the model into fewer files (e.g. a tar archive) before pushing",
+            )
+        return data
 
     @classmethod
     def parse(cls, data: bytes, what: str = "manifest") -> Manifest:
@@ -234,7 +247,12 @@ class Index:
         }
         if self.annotations:
             obj["annotations"] = dict(self.annotations)
-        return _dump(obj)
+        data = _dump(obj)
+        if len(data) > MAX_MANIFEST_SIZE or len(self.manifests) > MAX_LAYERS:
+            raise RegistryError(
+                f"index: {len(self.manifests)} entries, larger than an index a reader accepts"
+            )
+        return data
 
     @classmethod
     def parse(cls, data: bytes, what: str = "index") -> Index:
