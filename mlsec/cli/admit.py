@@ -152,12 +152,14 @@ def admit_cmd(
         from rich.table import Table
 
         verdict = "ALLOW" if decision.allowed else "DENY"
-        table = Table(title=f"{verdict}: {path} under policy {pol.name!r}")
+        from mlsec.cli.text import cell
+
+        table = Table(title=cell(f"{verdict}: {path} under policy {pol.name!r}"))
         table.add_column("rule")
         table.add_column("result")
         table.add_column("reason")
         for c in decision.checks:
-            table.add_row(c.rule, "pass" if c.passed else "DENY", c.message)
+            table.add_row(cell(c.rule), "pass" if c.passed else "DENY", cell(c.message))
         if not decision.checks:
             table.add_row("-", "pass", "the policy sets no rule")
         text = render_text(table)

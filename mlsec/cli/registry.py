@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, format_size, info
+from mlsec.cli.text import escape
 from mlsec.errors import UsageError
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def push_cmd(
     if fmt is OutputFormat.JSON:
         emit_json({"schema": PUSH_SCHEMA, **result.to_dict()})
         return 0
-    print(f"pushed   {result.reference}")
+    print(escape(f"pushed   {result.reference}"))
     print(f"digest   {result.digest}")
     print(
         f"layers   {result.layers} ({format_size(result.total_bytes)}; "
@@ -263,14 +264,16 @@ def pull_cmd(
     if fmt is OutputFormat.JSON:
         emit_json({"schema": PULL_SCHEMA, **result.to_dict()})
         return 0
-    print(f"pulled   {result.reference}")
+    print(escape(f"pulled   {result.reference}"))
     print(f"digest   {result.digest}")
     print(
-        f"files    {len(result.files)} ({format_size(result.total_bytes)}, all digests verified)"
-        f" -> {result.dest}"
+        escape(
+            f"files    {len(result.files)} ({format_size(result.total_bytes)},"
+            f" all digests verified) -> {result.dest}"
+        )
     )
     for p in result.referrer_files:
-        print(f"referrer {p}")
+        print(escape(f"referrer {p}"))
     if with_referrers and not result.referrer_files:
         info("mlsec: no referrers attached to this model")
     return 0
