@@ -120,9 +120,18 @@ def admit_cmd(
         from mlsec.cli.registry import _identities, _open
         from mlsec.errors import ArtifactError
         from mlsec.policy.api import admit_reference
+        from mlsec.errors import RegistryError
         from mlsec.registry import RefKind, parse_reference
 
-        reference = parse_reference(path)
+        if path.startswith(("/", "./", "../", "~")) or path in (".", "..") or os.sep in path[:1]:
+            raise ArtifactError(f"{path}: no such file or directory")
+        try:
+            reference = parse_reference(path)
+        except RegistryError as exc:
+            # Neither a path that exists nor a reference: say both, the path first.
+            raise ArtifactError(
+                f"{path}: no such file or directory (nor a valid reference: {exc.message})"
+            ) from None
         local = reference.layout
         bare = reference.kind is RefKind.LAYOUT and not path.startswith("oci:")
         if bare and local is not None and not local.exists():
