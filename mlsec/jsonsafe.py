@@ -133,11 +133,9 @@ def loads(
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_pairs,
-            **({} if allow_nan else {"parse_constant": _refuse_constant}),
-        )
+        if allow_nan:
+            return json.loads(text, object_pairs_hook=_pairs)
+        return json.loads(text, object_pairs_hook=_pairs, parse_constant=_refuse_constant)
     except _Duplicate as dup:
         line = _duplicate_line(raw, dup.key)
         where = f":{line}" if line else ""

@@ -29,7 +29,7 @@ class _Refused(Exception):
 def _loader_class() -> Any:
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no stubs here
         """SafeLoader that refuses duplicate and merge keys."""
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:

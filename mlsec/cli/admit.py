@@ -118,9 +118,8 @@ def admit_cmd(
         )
     else:
         from mlsec.cli.registry import _identities, _open
-        from mlsec.errors import ArtifactError
+        from mlsec.errors import ArtifactError, RegistryError
         from mlsec.policy.api import admit_reference
-        from mlsec.errors import RegistryError
         from mlsec.registry import RefKind, parse_reference
 
         if path.startswith(("/", "./", "../", "~")) or path in (".", "..") or os.sep in path[:1]:
