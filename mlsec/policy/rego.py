@@ -90,6 +90,7 @@ _NOISE = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"|`[^`]*`')
 _CALL = re.compile(r"(?<![\w.\]])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\(")
 # A function is defined at the top level: its head starts a line.
 _DEFINED = re.compile(r"^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\(", re.M)
+_IMPORT = re.compile(r"^\s*import\s+data((?:\.[A-Za-z_]\w*)+)(?:\s+as\s+([A-Za-z_]\w*))?", re.M)
 _KEYWORDS = frozenset({"if", "not", "some", "every", "in", "with", "contains", "else", "as"})
 
 
@@ -101,9 +102,13 @@ def called_functions(modules: Sequence[tuple[str, str]]) -> dict[str, tuple[str,
     for mod_name, source in modules:
         clean = _NOISE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), source)
         defined.update(m.group(1) for m in _DEFINED.finditer(clean))
+        # `import data.lib` (or `... as x`) makes `lib.f(...)` a call into another module.
+        aliases = {m.group(2) or m.group(1).rsplit(".", 1)[-1] for m in _IMPORT.finditer(clean)}
         for m in _CALL.finditer(clean):
             name = m.group(1)
             if name in _KEYWORDS or name.startswith(("data.", "input.")):
+                continue
+            if name.split(".", 1)[0] in aliases:
                 continue
             calls.setdefault(name, (mod_name, clean.count("\n", 0, m.start()) + 1))
     return {n: where for n, where in calls.items() if n not in defined}

@@ -86,3 +86,12 @@ def test_admit_with_an_unsupported_builtin_is_exit_2(cli, example_model, tmp_pat
     assert r.exit_code == 2, r.stdout
     assert r.stdout == ""
     assert "net.cidr_contains" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_functions_of_imported_modules_are_not_builtins() -> None:
+    lib = "package mlsec.lib\nimport rego.v1\n\nbig(n) if { n > 10 }\n"
+    main = HEAD.replace("import rego.v1\n", "import rego.v1\nimport data.mlsec.lib\n") + (
+        'deny contains "big" if { lib.big(input.n) }\n'
+    )
+    assert deny_messages([("p.rego", main), ("lib.rego", lib)], {"n": 11}) == ["big"]
+    assert deny_messages([("p.rego", main), ("lib.rego", lib)], {"n": 1}) == []
