@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsec.errors import PolicyError
+from mlsec.jsonsafe import loads
 
 __all__ = ["MEMORY_BYTES", "QUERY", "TIMEOUT_SECONDS", "deny_messages", "load_modules"]
 
@@ -150,8 +151,8 @@ def deny_messages(modules: Sequence[tuple[str, str]], evidence: dict[str, Any]) 
     if raw == "undefined":
         raise PolicyError(f"{name}: the policy does not define {QUERY} (package mlsec; deny)")
     try:
-        value = json.loads(raw)["expressions"][0]
-    except (ValueError, KeyError, IndexError, TypeError):
+        value = loads(raw, name, PolicyError, what="Rego result", allow_nan=True)["expressions"][0]
+    except (PolicyError, KeyError, IndexError, TypeError):
         raise PolicyError(
             f"{name}: unexpected result from the Rego evaluator: {raw[:200]}"
         ) from None

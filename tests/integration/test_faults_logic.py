@@ -253,3 +253,12 @@ def test_swapped_signature_and_sbom_bundles_are_exit_1_both_ways(cli, tmp_path: 
     assert r.exit_code == 1, r.stderr
     r = cli("verify", "--sbom", bom, "--signature", sig, model, "--key", pub)
     assert r.exit_code == 1, r.stderr
+
+
+def test_a_model_card_nested_100k_deep_is_exit_2_in_one_line(cli, tmp_path: Path) -> None:
+    card = "---\nlicense: mit\ntags: " + "[" * 100_000 + "]" * 100_000 + "\n---\n# Model\n"
+    model = _model(tmp_path / "m", {"README.md": card.encode(), "w.bin": b"w"})
+    r = cli("sbom", model)
+    assert r.exit_code == 2
+    _one_line(r.stderr)
+    assert "README.md:3: the YAML front matter is nested deeper than 64 levels" in r.stderr
