@@ -6,13 +6,19 @@ so without these checks a ``deny`` rule built on one silently drops out and the 
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from mlsec.errors import PolicyError
 from mlsec.policy import rego
 from mlsec.policy.rego import called_functions, deny_messages
 
-pytest.importorskip("regopy")
+# Not imported here: regopy corrupts memory when imported beside another re2-based module, which
+# is one reason mlsec evaluates in a child process.
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("regopy") is None, reason="regopy (the mlsec[rego] extra) is absent"
+)
 
 HEAD = "package mlsec\nimport rego.v1\n\n"
 ALWAYS = 'deny contains "always" if { true }\n'
