@@ -189,6 +189,8 @@ class Manifest:
             raise BundleError("statement: no subject")
         if ptype == PREDICATE_TYPE_COMPAT:
             return cls._from_compat(subjects)
+        if not isinstance(ptype, str):
+            raise BundleError(f"statement: predicateType is {ptype!r}, not a string")
         if ptype != PREDICATE_TYPE:
             # A well-formed statement about something else (an SBOM attestation given as the
             # model's signature) does not verify this model: exit 1, as in the other direction.
