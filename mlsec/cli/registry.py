@@ -140,8 +140,10 @@ def push_cmd(
     from mlsec.registry.referrers import check_sbom_for, check_signature_for, read_attachment
 
     for extra in (signature, sbom):
-        if extra is not None and not extra.is_file():
+        if extra is not None and not extra.exists():
             raise UsageError(f"{extra}: no such file")
+        if extra is not None and not extra.is_file():
+            raise UsageError(f"{extra}: not a regular file")
     # Before anything is uploaded: refuse key material, a signature that is not this model's
     # and an SBOM that does not describe its files.
     sig_bytes = read_attachment(signature) if signature is not None else None

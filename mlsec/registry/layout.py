@@ -25,6 +25,7 @@ from mlsec.progress import NULL_PROGRESS, Progress
 from mlsec.registry.oci import (
     INDEX_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
+    MAX_MANIFEST_SIZE,
     REF_NAME,
     Descriptor,
     Index,
@@ -58,7 +59,7 @@ class LayoutStore:
     def _check_layout(self) -> None:
         marker = self.path / "oci-layout"
         try:
-            doc = loads(marker.read_bytes()[:65536], str(marker), RegistryError)
+            doc = loads(_read_capped(marker, 65536), str(marker), RegistryError)
         except FileNotFoundError:
             raise NotFoundError(
                 f"{self.path}: not an OCI image layout (no oci-layout file)"
@@ -89,7 +90,7 @@ class LayoutStore:
 
     def _index(self) -> Index:
         try:
-            data = (self.path / "index.json").read_bytes()
+            data = _read_capped(self.path / "index.json", MAX_MANIFEST_SIZE + 1)
         except FileNotFoundError:
             raise NotFoundError(f"{self.path}: not an OCI image layout (no index.json)") from None
         except OSError as exc:
@@ -148,7 +149,7 @@ class LayoutStore:
                 raise NotFoundError(f"{self.name}: unknown tag {reference!r}")
             path = self._blob(desc.digest)
         try:
-            data = path.read_bytes()
+            data = _read_capped(path, MAX_MANIFEST_SIZE + 1)
         except FileNotFoundError:
             raise NotFoundError(f"{self.name}: manifest {reference} not found") from None
         if desc is not None and digest_bytes(data) != desc.digest:
@@ -195,3 +196,10 @@ def _sniff_media_type(data: bytes) -> str:
     if isinstance(obj, dict) and isinstance(obj.get("mediaType"), str):
         return str(obj["mediaType"])
     return INDEX_MEDIA_TYPE if isinstance(obj, dict) and "manifests" in obj else MANIFEST_MEDIA_TYPE
+
+
+def _read_capped(path: Path, cap: int) -> bytes:
+    """At most ``cap`` bytes of ``path`` (a layout file may be a FIFO or a device: never read it
+    whole). Callers refuse data of ``cap`` bytes as too large."""
+    with open(path, "rb") as f:
+        return f.read(cap)

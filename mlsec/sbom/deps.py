@@ -162,9 +162,11 @@ class _Reader:
             raise SbomError(f"{where}: more than {_MAX_FILES} included requirements files")
         self.seen.add(real)
         try:
-            if real.stat().st_size > _MAX_FILE_BYTES:
+            with open(real, "rb") as f:  # capped by bytes read, whatever stat says
+                data = f.read(_MAX_FILE_BYTES + 1)
+            if len(data) > _MAX_FILE_BYTES:
                 raise SbomError(f"{where}: requirements file larger than {_MAX_FILE_BYTES} bytes")
-            text = real.read_bytes().decode("utf-8-sig")
+            text = data.decode("utf-8-sig")
         except OSError as exc:
             raise SbomError(f"{where}: cannot read requirements: {exc.strerror or exc}") from None
         except UnicodeDecodeError:

@@ -82,9 +82,10 @@ class Bundle:
         too large or malformed; ``OSError`` when it cannot be read (callers say what that means).
         """
         p = Path(path)
-        if p.stat().st_size > _MAX_BUNDLE:
+        with open(p, "rb") as f:  # capped by bytes read: stat says 0 for /dev/zero or a FIFO
+            data = f.read(_MAX_BUNDLE + 1)
+        if len(data) > _MAX_BUNDLE:
             raise BundleError(f"{p}: larger than 64 MiB, not a signature bundle")
-        data = p.read_bytes()
         try:
             return cls.from_json(data)
         except BundleError as exc:

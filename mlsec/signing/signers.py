@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # x509 costs ~40 ms to import: only the certificate method pa
 
 __all__ = ["CertificateSigner", "KeySigner", "Signer", "SigstoreSigner", "load_certificates"]
 
+_MAX_TRUST_CONFIG = 16 * 1024 * 1024  # a sigstore ClientTrustConfig is a few KiB
+_MAX_PEM = 1024 * 1024  # a certificate chain is a few KiB
+
 
 class Signer(Protocol):
     """Signs a DSSE payload and returns the bundle that carries it."""
@@ -56,9 +59,11 @@ def load_certificates(path: str) -> list[x509.Certificate]:
 
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(_MAX_PEM + 1)  # capped by bytes read, whatever stat says
     except OSError as exc:
         raise SigningError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > _MAX_PEM:
+        raise SigningError(f"{path}: larger than {_MAX_PEM} bytes, not a certificate chain")
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -156,8 +161,8 @@ class SigstoreSigner:
             )
         try:
             if self._trust_config:
-                with open(self._trust_config) as f:
-                    config = ClientTrustConfig.from_json(f.read())
+                with open(self._trust_config, encoding="utf-8") as f:
+                    config = ClientTrustConfig.from_json(f.read(_MAX_TRUST_CONFIG))
             elif self._staging:
                 config = ClientTrustConfig.staging()
             else:
