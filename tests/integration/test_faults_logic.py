@@ -262,3 +262,25 @@ def test_a_model_card_nested_100k_deep_is_exit_2_in_one_line(cli, tmp_path: Path
     assert r.exit_code == 2
     _one_line(r.stderr)
     assert "README.md:3: the YAML front matter is nested deeper than 64 levels" in r.stderr
+
+
+def _limit_memory() -> None:  # in the child: a read that is not capped fails fast, not the host
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_signature_that_never_ends_is_read_with_a_cap(tmp_path: Path) -> None:
+    from tests.conftest import run_mlsec
+
+    model = _model(tmp_path / "m")
+    _key, pub = keypair(tmp_path)
+    r = run_mlsec(
+        "verify", model, "--signature", "/dev/zero", "--key", pub, preexec_fn=_limit_memory
+    )
+    assert r.returncode == 2
+    assert "/dev/zero: larger than 64 MiB, not a signature bundle" in r.stderr
+    r = run_mlsec("push", model, f"oci:{tmp_path / 'lay'}:v1", "--signature", "/dev/zero")
+    assert r.returncode == 2
+    assert "/dev/zero: not a regular file" in r.stderr
