@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from mlsec.errors import MlsecError
@@ -21,9 +22,18 @@ __all__ = ["MAX_DEPTH", "check_depth", "loads"]
 MAX_DEPTH = 128
 """Deepest nesting accepted: far beyond any real bundle, SBOM or config, far below the stack."""
 
-# A string token (escapes included) or a bracket; everything else cannot change the nesting.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-_TOKEN_KEYS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
+# A string (escapes included, the loop unrolled so a long string is one fast match) or a
+# bracket; nothing else can change the nesting.
+_STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
+_STRINGS = re.compile(_STRING, re.DOTALL)
+_TOKEN = re.compile(_STRING + rb"|[\[\]{}]", re.DOTALL)
+_TOKEN_KEYS = re.compile(_STRING + rb"|[\[\]{},:]", re.DOTALL)
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_DELTA = [0] * 256
+for _c in b"[{":
+    _DELTA[_c] = 1
+for _c in b"]}":
+    _DELTA[_c] = -1
 
 
 class _Duplicate(Exception):
@@ -34,8 +44,14 @@ class _Duplicate(Exception):
 def check_depth(data: bytes, max_depth: int = MAX_DEPTH) -> int | None:
     """Return the offset where nesting first exceeds ``max_depth`` in JSON ``data``, else None.
 
-    Strings are skipped, so brackets inside them do not count. Linear and non-recursive.
+    Strings are skipped, so brackets inside them do not count. Linear and non-recursive: the
+    strings are cut out and the brackets kept in C; only the error path walks tokens in Python.
     """
+    if data.count(b"[") + data.count(b"{") <= max_depth:
+        return None
+    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
+    if max(accumulate(map(_DELTA.__getitem__, brackets)), default=0) <= max_depth:
+        return None
     depth = 0
     for m in _TOKEN.finditer(data):
         c = data[m.start()]
