@@ -44,6 +44,7 @@ __all__ = [
     "attach",
     "check_sbom_for",
     "check_signature_for",
+    "contains_key_material",
     "fallback_tag",
     "read_attachment",
     "referrers",
@@ -154,6 +155,12 @@ _KEY_MATERIAL = re.compile(
 )
 
 
+def contains_key_material(data: bytes) -> bool:
+    """Whether ``data`` holds a private key of a kind mlsec recognises (PEM, age, PuTTY): such
+    bytes are never published as a referrer, nor written beside a pulled model."""
+    return _KEY_MATERIAL.search(data) is not None
+
+
 def read_attachment(file: str | os.PathLike[str]) -> bytes:
     """The bytes of a file to attach, read with a cap whatever ``stat`` says; key material of
     any kind is refused (:class:`UsageError`, exit 2)."""
@@ -165,7 +172,7 @@ def read_attachment(file: str | os.PathLike[str]) -> bytes:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(content) > MAX_REFERRER_SIZE:
         raise UsageError(f"{path}: larger than {MAX_REFERRER_SIZE} bytes, not attached")
-    if _KEY_MATERIAL.search(content):
+    if contains_key_material(content):
         raise UsageError(
             f"{path}: contains private key material; refusing to publish it",
             hint="attach the signature bundle (.sig) or the SBOM, never a key",
