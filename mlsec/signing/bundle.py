@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mlsec.errors import BundleError
+from mlsec.errors import BundleError, VerificationError
 from mlsec.jsonsafe import loads
 
 __all__ = ["MEDIA_TYPE", "MEDIA_TYPES", "Bundle", "Material"]
@@ -98,7 +98,12 @@ class Bundle:
             raise BundleError("bundle: larger than 64 MiB, refusing to parse")
         if not data.strip():
             raise BundleError("bundle: empty file")
-        doc = loads(data, "bundle", BundleError)
+        try:
+            doc = loads(data, "bundle", BundleError)
+        except BundleError as exc:
+            if "duplicate key" in exc.message:  # two payloads or signatures: read two ways
+                raise VerificationError(f"ambiguous signed {exc.message}") from None
+            raise
         top = _obj(
             doc,
             "bundle",

@@ -50,8 +50,8 @@ def test_a_deep_config_json_never_crashes_a_command(cli, tmp_path: Path) -> None
     r = cli("push", model, f"oci:{tmp_path / 'lay'}:v1", "--signature", sig)
     assert r.exit_code == 0, r.stderr
     r = cli("admit", model, "--policy", "permissive", "-f", "json")
-    assert r.exit_code in (0, 1, 2)
-    assert "internal error" not in r.stderr
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["allowed"] is True
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])

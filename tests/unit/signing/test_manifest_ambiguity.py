@@ -166,3 +166,19 @@ def test_a_sbom_listing_a_file_twice_does_not_match(tmp_path) -> None:
     twice = [*files, comp("./w/a.bin", b"other")]
     diffs = compare_files({"components": twice}, art)
     assert any("more than once" in d.reason for d in diffs)
+
+
+def test_a_bundle_with_two_payloads_does_not_verify(tmp_path, signer_and_verifier) -> None:
+    from mlsec.signing.bundle import Bundle
+
+    signer, _verifier = signer_and_verifier
+    payload = _statement([("a.bin", _sha(b"a"))])
+    text = signer.sign(payload, IN_TOTO_PAYLOAD_TYPE).to_json().decode()
+    doc = json.loads(text)
+    env = doc["dsseEnvelope"]
+    twice = text.replace('"payload": ', f'"payload": {json.dumps(env["payload"])}, "payload": ', 1)
+    assert twice != text
+    with pytest.raises(
+        VerificationError, match=r"ambiguous signed bundle.*duplicate key 'payload'"
+    ):
+        Bundle.from_json(twice)
