@@ -88,6 +88,11 @@ def keygen_cmd(
     """Create an ECDSA key pair: PREFIX.key (encrypted PKCS#8, mode 0600) and PREFIX.pub."""
     from mlsec.signing import Curve, generate_keypair
 
+    if output.is_dir():  # "-o keys/" would otherwise write keys.key beside the directory
+        raise UsageError(
+            f"{output}: is a directory; --output takes a prefix",
+            hint=f"-o {output / 'signer'} writes {output / 'signer'}.key and .pub",
+        )
     pw = None if no_passphrase else _passphrase(passphrase_file, confirm=True, what=f"{output}.key")
     key_path, pub_path = generate_keypair(
         output, curve=Curve(curve.value), passphrase=pw, overwrite=force

@@ -284,3 +284,12 @@ def test_a_signature_that_never_ends_is_read_with_a_cap(tmp_path: Path) -> None:
     r = run_mlsec("push", model, f"oci:{tmp_path / 'lay'}:v1", "--signature", "/dev/zero")
     assert r.returncode == 2
     assert "/dev/zero: not a regular file" in r.stderr
+
+
+def test_keygen_into_a_directory_is_refused_not_written_beside_it(cli, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    r = cli("keygen", "-o", f"{keys}/", "--no-passphrase")
+    assert r.exit_code == 2
+    assert "is a directory" in r.stderr
+    assert list(tmp_path.iterdir()) == [keys] and not any(keys.iterdir())
