@@ -273,6 +273,10 @@ def _text_kind(head: bytes, lname: str) -> Format:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         if len(head) < PREFIX_SIZE:
+            from mlsec.jsonsafe import check_depth
+
+            if check_depth(body) is not None:
+                return Format.JSON  # too deep to parse safely: JSON to the scanner, which says so
             try:
                 json.loads(text)
             except ValueError:

@@ -118,11 +118,19 @@ def admit_cmd(
         )
     else:
         from mlsec.cli.registry import _identities, _open
-        from mlsec.errors import ArtifactError
+        from mlsec.errors import ArtifactError, RegistryError
         from mlsec.policy.api import admit_reference
         from mlsec.registry import RefKind, parse_reference
 
-        reference = parse_reference(path)
+        if path.startswith(("/", "./", "../", "~")) or path in (".", "..") or os.sep in path[:1]:
+            raise ArtifactError(f"{path}: no such file or directory")
+        try:
+            reference = parse_reference(path)
+        except RegistryError as exc:
+            # Neither a path that exists nor a reference: say both, the path first.
+            raise ArtifactError(
+                f"{path}: no such file or directory (nor a valid reference: {exc.message})"
+            ) from None
         local = reference.layout
         bare = reference.kind is RefKind.LAYOUT and not path.startswith("oci:")
         if bare and local is not None and not local.exists():
@@ -152,12 +160,14 @@ def admit_cmd(
         from rich.table import Table
 
         verdict = "ALLOW" if decision.allowed else "DENY"
-        table = Table(title=f"{verdict}: {path} under policy {pol.name!r}")
+        from mlsec.cli.text import cell
+
+        table = Table(title=cell(f"{verdict}: {path} under policy {pol.name!r}"))
         table.add_column("rule")
         table.add_column("result")
         table.add_column("reason")
         for c in decision.checks:
-            table.add_row(c.rule, "pass" if c.passed else "DENY", c.message)
+            table.add_row(cell(c.rule), "pass" if c.passed else "DENY", cell(c.message))
         if not decision.checks:
             table.add_row("-", "pass", "the policy sets no rule")
         text = render_text(table)

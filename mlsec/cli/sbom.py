@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlsec.cli.common import IgnoreOpt, LazyProgress, emit_text, info
+from mlsec.cli.text import escape
 from mlsec.sbom import SbomFormat
 
 
@@ -102,5 +103,5 @@ def sbom_cmd(
     )
     if audit:
         summary += f", {len(sbom.vulnerabilities)} known vulnerabilities"
-    info(summary + (f" -> {output}" if output else ""))
+    info(escape(summary + (f" -> {output}" if output else "")))
     return 0

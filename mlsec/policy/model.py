@@ -42,7 +42,6 @@ A ``.rego`` file given as the policy is a policy of Rego rules only (see ``mlsec
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,10 +125,9 @@ def load_policy(spec: str | os.PathLike[str]) -> Policy:
     if path.suffix == ".rego":
         return Policy(name=path.stem, source=str(path), rego_modules=((path.name, text),))
     if path.suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise PolicyError(f"{path}: malformed JSON: {exc}") from None
+        from mlsec.jsonsafe import loads
+
+        doc = loads(data, str(path), PolicyError, what="policy")
         if not isinstance(doc, dict):
             raise PolicyError(f"{path}: the policy is not a mapping")
     else:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import socket
 import ssl
 import threading
@@ -31,6 +30,7 @@ from typing import BinaryIO, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mlsec.errors import RegistryError
+from mlsec.jsonsafe import loads
 from mlsec.progress import Progress
 from mlsec.registry.auth import Challenge, Credentials, parse_challenge
 from mlsec.registry.oci import (
@@ -308,9 +308,9 @@ class RegistryStore:
         if resp.status != 200:
             raise RegistryError(f"{parts.netloc}: token service answered HTTP {resp.status}")
         try:
-            doc = json.loads(data)
+            doc = loads(data, "token", RegistryError)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError, RecursionError):
+        except (RegistryError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{parts.netloc}: token service sent no token")
@@ -506,10 +506,10 @@ def _auth_required(host: str) -> RegistryError:
 def _error_text(body: bytes) -> str:
     """The first ``errors[].code: message`` of a distribution-spec error body, else its text."""
     try:
-        doc = json.loads(body)
+        doc = loads(body, "error", RegistryError)
         err = doc["errors"][0]
         return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")[:200]
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+    except (RegistryError, KeyError, IndexError, TypeError, AttributeError):
         return body.decode("utf-8", "replace").strip().splitlines()[0][:200] if body.strip() else ""
 
 

@@ -98,8 +98,11 @@ def test_sealed_pull_with_referrers_lands_them_beside_dest(
 ) -> None:
     model = make_model(tmp_path / "model")
     key, recipient = _keys(tmp_path, "key")
+    from tests.unit.signing.pki import keypair
+
     sig = tmp_path / "model.sig"
-    sig.write_text('{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}\n')
+    skey, _pub = keypair(tmp_path, "signer")
+    assert registry_cli("sign", model, "--key", skey, "-o", sig).exit_code == 0
     ref = f"{registry.host}/sealed/refs:v1"
     r = registry_cli("push", model, ref, "--encrypt-to", recipient, "--signature", sig)
     assert r.exit_code == 0, r.stderr
