@@ -72,7 +72,7 @@ _MAX_WAIT = 30.0
 def retry_wait(header: str | None, retry: int, *, now: float | None = None) -> float:
     """Seconds to wait before try ``retry + 1``: ``Retry-After`` (seconds or an HTTP date) when the
     server sends it, else ``0.5 * 2**retry``; never more than 30 s."""
-    wait = _BACKOFF * (2**retry)
+    wait: float = _BACKOFF * float(2**retry)
     if header:
         value = header.strip()
         if value.isdigit():
