@@ -12,12 +12,14 @@ from mlsec.cli.common import (
     ChainOpt,
     FormatOpt,
     IdentityOpt,
+    IgnoreFileOpt,
     IssuerOpt,
     LazyProgress,
     OutputFormat,
     PublicKeyOpt,
     emit_json,
     emit_text,
+    load_ignore,
     render_text,
 )
 from mlsec.cli.registry import PasswordStdinOpt, PlainHttpOpt, UsernameOpt
@@ -76,6 +78,7 @@ def admit_cmd(
     plain_http: PlainHttpOpt = False,
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
+    ignorefile: IgnoreFileOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
     output: Annotated[
         Path | None,
@@ -93,6 +96,7 @@ def admit_cmd(
     from mlsec.signing import default_signature_path
 
     pol = load_policy(policy)
+    ignore = load_ignore(ignorefile)
     verifier = None
     if key or certificate_chain or identity or issuer:
         from mlsec.cli.sign import _verifier
@@ -115,6 +119,7 @@ def admit_cmd(
             audit=audit,
             osv_url=osv_url,
             progress=LazyProgress(),
+            ignore=ignore,
         )
     else:
         from mlsec.cli.registry import _identities, _open
@@ -151,6 +156,7 @@ def admit_cmd(
                 audit=audit,
                 osv_url=osv_url,
                 progress=LazyProgress(),
+                ignore=ignore,
             )
         finally:
             store.close()
