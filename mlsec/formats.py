@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["PREFIX_SIZE", "Format", "is_pickle_prefix", "sniff", "sniff_bytes", "sniff_file"]
+__all__ = ["PICKLE_FIRST", "PREFIX_SIZE", "Format", "is_pickle_prefix", "sniff", "sniff_bytes", "sniff_file"]
 
 # How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
 PREFIX_SIZE = 64 * 1024
@@ -73,8 +73,14 @@ _ARCHIVES = frozenset(
 )
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-# Opcodes a protocol 0/1 pickle can start with (protocol 2+ starts with PROTO, 0x80).
-_PICKLE_FIRST = frozenset(b"(}])NIJKLMFGSTUVXcidlt")
+# Opcodes a stream without PROTO can start with: MARK and those that take nothing from the
+# stack (protocol 2+ starts with PROTO, 0x80). Only a first test: is_pickle_prefix decides.
+PICKLE_FIRST = frozenset(
+    b"(IJKLMSTUBCNVXF"  # MARK, numbers, strings, bytes, None, floats
+    b"G])}\x8f"  # BINFLOAT, empty containers
+    b"ghjcP"  # memo gets (invalid without a put: rejected later), GLOBAL, PERSID
+    b"\x82\x83\x84\x88\x89\x8a\x8b\x8c\x8d\x8e\x95\x96\x97"
+)
 
 
 def sniff(path: Path) -> Format:
@@ -158,7 +164,7 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):
         return Format.ZLIB
-    if head[0] in _PICKLE_FIRST and is_pickle_prefix(head):
+    if head[0] in PICKLE_FIRST and is_pickle_prefix(head):
         return Format.PICKLE
     proto = _protobuf_kind(head, lname)
     if proto is not None:
@@ -207,23 +213,95 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def is_pickle_prefix(head: bytes) -> bool:
-    """The bytes parse as pickle opcodes from offset 0 up to a STOP, or for at least 64 opcodes
-    (a long pickle cut by the prefix end). Random binary data essentially never does."""
+    """The bytes are (the start of) a pickle stream as CPython's unpickler reads it.
+
+    Decided by running the opcode stream against the unpickler's stack discipline (a MARK before
+    TUPLE/LIST/DICT/INST/…, enough items for every opcode, memo keys defined before GET, GLOBAL
+    names that can be imported), not by a first byte: ``torch==2.1.0`` starts with TUPLE, which
+    needs a MARK, so ``pickle.load`` fails on its first opcode. It is a pickle when
+
+    - the stream reaches STOP validly (``pickle.load`` returns there, whatever follows), or
+    - at least 64 opcodes parse validly up to the end of ``head`` (a long pickle cut by the
+      prefix). Text essentially never survives that many.
+
+    A stream that imports something and then breaks is not a pickle *file*, but ``pickle.load``
+    still runs its import: text and unknown bytes therefore also go through the scanner's pickle
+    probe (see ``mlsec.scan.registry``), so no file type is a free pass. Bounded by ``head``.
+    """
+    verdict, n = _pickle_stream(head, 0)
+    return verdict == "stop" or (verdict == "cut" and n >= 64)
+
+
+# Opcodes that change the stack in ways the generic count does not model.
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_EVEN = frozenset({"DICT", "SETITEMS"})
+
+
+def _dotted(name: object) -> bool:
+    return isinstance(name, str) and all(part.isidentifier() for part in name.split("."))
+
+
+def _pickle_stream(head: bytes, start: int) -> tuple[str, int]:
+    """Run one stream from ``start`` the way CPython's C unpickler checks it (stack and mark
+    fences, memo, argument syntax). Returns ("stop", end), ("cut", opcodes) when the bytes end
+    first, or ("invalid", opcodes)."""
     import pickletools  # stdlib modules load when needed: `mlsec --help` stays fast
     import warnings
 
+    frames = [0]  # items above each MARK fence; frames[0] is the bottom of the stack
+    memo: set[object] = set()
     count = 0
+    f = io.BytesIO(head)
+    f.seek(start)
+    ops = pickletools.genops(f)
     with warnings.catch_warnings():
         # pickletools decodes string arguments of random bytes with escape_decode, which warns
         warnings.simplefilter("ignore")
-        try:
-            for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
-                count += 1
-                if opcode.name == "STOP":
-                    return count >= 2
-        except Exception:  # a parse failure, or running off the end of the prefix
-            return count >= 64
-    return count >= 64
+        while True:
+            try:
+                opcode, arg, _pos = next(ops)
+            except StopIteration:
+                return ("cut", count)
+            except Exception:  # a malformed argument, or an argument cut by the end of head
+                return ("cut", count) if f.tell() >= len(head) else ("invalid", count)
+            count += 1
+            name = opcode.name
+            before = [s.name for s in opcode.stack_before]
+            if name == "MARK":
+                frames.append(0)
+                continue
+            if name == "STOP":
+                return ("stop", f.tell()) if frames[-1] >= 1 else ("invalid", count)
+            if name in _MEMO_PUT or name == "MEMOIZE":
+                if frames[-1] < 1:
+                    return ("invalid", count)
+                memo.add(arg if name != "MEMOIZE" else len(memo))
+                continue
+            if name in _MEMO_GET:
+                if arg not in memo:
+                    return ("invalid", count)
+                frames[-1] += 1
+                continue
+            if name in ("GLOBAL", "INST"):
+                module, _, attr = str(arg).partition(" ")
+                if not (_dotted(module) and _dotted(attr)):
+                    return ("invalid", count)
+            if "mark" in before:
+                if len(frames) < 2:
+                    return ("invalid", count)
+                below, above = before.index("mark"), before[before.index("mark") + 1 :]
+                need = len([s for s in above if s != "stackslice"])
+                items = frames.pop()
+                if items < need or (name in _EVEN and items % 2):
+                    return ("invalid", count)
+                if frames[-1] < below:
+                    return ("invalid", count)
+                frames[-1] += len(opcode.stack_after) - below
+            else:
+                if frames[-1] < len(before):
+                    return ("invalid", count)
+                frames[-1] += len(opcode.stack_after) - len(before)
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
