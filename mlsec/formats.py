@@ -220,22 +220,46 @@ def is_pickle_prefix(head: bytes) -> bool:
     names that can be imported), not by a first byte: ``torch==2.1.0`` starts with TUPLE, which
     needs a MARK, so ``pickle.load`` fails on its first opcode. It is a pickle when
 
-    - the stream reaches STOP validly (``pickle.load`` returns there, whatever follows), or
+    - the stream reaches STOP validly (``pickle.load`` returns there) and what follows is
+      nothing, another such stream (legacy ``torch.save`` writes five), or binary data (raw
+      storage, tar padding); prose after a STOP is a text file in which ``Mrs.`` happened to
+      parse (BININT2 "rs", STOP), or
     - at least 64 opcodes parse validly up to the end of ``head`` (a long pickle cut by the
       prefix). Text essentially never survives that many.
 
     A stream that imports something and then breaks is not a pickle *file*, but ``pickle.load``
     still runs its import: text and unknown bytes therefore also go through the scanner's pickle
-    probe (see ``mlsec.scan.registry``), so no file type is a free pass. Bounded by ``head``.
+    probe (see ``mlsec.scan.registry``), so no file type is a free pass. Bounded by ``head`` and
+    8 streams.
     """
-    verdict, n = _pickle_stream(head, 0)
-    return verdict == "stop" or (verdict == "cut" and n >= 64)
+    pos = 0
+    for _ in range(8):
+        verdict, end = _pickle_stream(head, pos)
+        if verdict != "stop":
+            # A later stream cut by the end of a full prefix may have begun just before it.
+            return verdict == "cut" and (end >= 64 or (pos > 0 and len(head) >= PREFIX_SIZE))
+        if end >= len(head) or not _is_text(head[end : end + 4096]):
+            return True
+        pos = end
+    return True
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return len(data) >= 4096 and exc.start >= len(data) - 4  # a character cut by the slice
+    return True
 
 
 # Opcodes that change the stack in ways the generic count does not model.
 _MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _EVEN = frozenset({"DICT", "SETITEMS"})
+# pickletools' wording when the bytes end inside an argument or between two opcodes.
+_CUT_WORDS = ("no newline found", "remain", "not enough data", "exhausted before seeing STOP")
 
 
 def _dotted(name: object) -> bool:
@@ -263,8 +287,10 @@ def _pickle_stream(head: bytes, start: int) -> tuple[str, int]:
                 opcode, arg, _pos = next(ops)
             except StopIteration:
                 return ("cut", count)
-            except Exception:  # a malformed argument, or an argument cut by the end of head
-                return ("cut", count) if f.tell() >= len(head) else ("invalid", count)
+            except Exception as exc:  # a malformed argument, or one cut by the end of head
+                message = str(exc)  # pickletools' wording for an argument that runs off the end
+                cut = any(w in message for w in _CUT_WORDS)
+                return ("cut" if cut else "invalid", count)
             count += 1
             name = opcode.name
             before = [s.name for s in opcode.stack_before]
