@@ -446,52 +446,15 @@ def _zip_kind(f: BinaryIO) -> Format:
 
 
 def _zip_names(f: BinaryIO) -> list[str]:
-    """Member names from the central directory, read directly: building a ZipInfo per entry
-    (``zipfile.namelist``) costs ~0.1 s on a 20,000-tensor checkpoint. Anything unusual (zip64,
-    a comment that hides the end record, a prefix before the archive) goes to ``zipfile``."""
-    try:
-        size = f.seek(0, 2)
-        tail_len = min(size, 98)  # end record (22) + zip64 locator (20) + zip64 end record (56)
-        f.seek(size - tail_len)
-        tail = f.read(tail_len)
-        if len(tail) >= 22 and tail[-22:-18] == b"PK\x05\x06":
-            count, cd_size, cd_offset = struct.unpack_from("<HII", tail, len(tail) - 12)
-            cd_end = size - 22
-            if len(tail) == 98 and tail[-42:-38] == b"PK\x06\x07" and tail[:4] == b"PK\x06\x06":
-                # zip64 (PyTorch always writes it): the real counts are in the zip64 end record.
-                count, cd_size, cd_offset = struct.unpack_from("<QQQ", tail, 32)
-                cd_end = size - 98
-            if cd_offset + cd_size == cd_end and count < 10_000_000:
-                f.seek(cd_offset)
-                names = _central_names(f.read(cd_size), count)
-                if names is not None:
-                    return names
-    except (OSError, ValueError, struct.error):
-        pass
-    return _zipfile_names(f)
-
-
-def _central_names(cd: bytes, count: int) -> list[str] | None:
-    names: list[str] = []
-    pos = 0
-    unpack = struct.unpack_from
-    for _ in range(count):
-        if cd[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > len(cd):
-            return None
-        flags = unpack("<H", cd, pos + 8)[0]
-        n, m, k = unpack("<HHH", cd, pos + 28)
-        raw = cd[pos + 46 : pos + 46 + n]
-        names.append(raw.decode("utf-8" if flags & 0x800 else "cp437", "replace"))
-        pos += 46 + n + m + k
-    return names if pos == len(cd) else None
-
-
-def _zipfile_names(f: BinaryIO) -> list[str]:
+    """Member names from the central directory, as the scanner reads it (:mod:`mlsec._zipindex`,
+    the one zip reader): sniffing and scanning cannot disagree on what a zip holds. An archive
+    that reader refuses is a plain zip here; the scanner reports why."""
     import zipfile
 
-    f.seek(0)
+    from mlsec._zipindex import read_index
+
     try:
-        with zipfile.ZipFile(f) as zf:
-            return zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+        size = f.seek(0, 2)
+        return [e.name for e in read_index(f, size).entries]
+    except (zipfile.BadZipFile, OSError, ValueError, struct.error):
         return []
