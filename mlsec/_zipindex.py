@@ -32,7 +32,7 @@ class ZipEntry(NamedTuple):
     """One central-directory record (a named tuple: immutable, and cheap to build for the
     tens of thousands of records of a large checkpoint)."""
 
-    index: int
+    number: int  # position in the central directory
     name: str
     raw_name: bytes
     flags: int

@@ -14,7 +14,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["PICKLE_FIRST", "PREFIX_SIZE", "Format", "is_pickle_prefix", "sniff", "sniff_bytes", "sniff_file"]
+__all__ = [
+    "PICKLE_FIRST",
+    "PREFIX_SIZE",
+    "Format",
+    "is_pickle_prefix",
+    "sniff",
+    "sniff_bytes",
+    "sniff_file",
+]
 
 # How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
 PREFIX_SIZE = 64 * 1024

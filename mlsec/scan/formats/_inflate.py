@@ -209,8 +209,8 @@ class Stream(io.RawIOBase):
     """Decompressed bytes as a forward-only file, produced on demand (a ``.tar.gz`` is walked
     without holding the tar in memory). Stops at ``cap`` bytes (``limited`` is then set), and
     with ``max_ratio`` once the output is past :data:`BOMB_MIN_OUTPUT` and has outgrown the input
-    by more than that (``bomb`` is then set: the reader sees the end of the data). Follows concatenated streams that start with
-    ``magic``. Decompression errors propagate."""
+    by more than that (``bomb`` is then set: the reader sees the end of the data). Follows
+    concatenated streams that start with ``magic``. Decompression errors propagate."""
 
     def __init__(
         self,

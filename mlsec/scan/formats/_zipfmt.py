@@ -8,7 +8,6 @@ checked against its size; malformed input raises BadZipFile.
 
 from __future__ import annotations
 
-import struct
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ __all__ = [
     "read_index",
     "read_member",
 ]
+
 
 @dataclass(slots=True)
 class Located:

@@ -183,8 +183,7 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
                 "TAR-CORRUPT",
                 Severity.HIGH,
                 f"compressed tar archive is corrupt ({exc})",
-                why="Members after the damage were not inspected; other tar readers may read "
-                "them.",
+                why="Members after the damage were not inspected; other tar readers may read them.",
             )
     except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
         yield ctx.finding(

@@ -98,7 +98,9 @@ def _dtype(descr: object, depth: int = 0) -> _Dtype:
         name = field[0]
         if not (
             isinstance(name, str)
-            or (isinstance(name, tuple) and len(name) == 2 and all(isinstance(n, str) for n in name))
+            or (
+                isinstance(name, tuple) and len(name) == 2 and all(isinstance(n, str) for n in name)
+            )
         ):
             raise _BadDescr(f"field name {name!r} is not a string or a (title, name) pair")
         dt = _dtype(field[1], depth + 1)

@@ -41,7 +41,11 @@ def _probe(data: bytes | mmap.mmap | memoryview, ctx: ScanContext) -> Iterator[F
     res = run_stream(data, 0, len(data), allow_globals=ctx.options.allow_globals, max_ops=100_000)
     # A stream that runs nothing and is followed by prose ("Mrs. Smith": BININT2, STOP) is text;
     # the sniffer's rule decides, so that sniffing and probing agree.
-    if res.complete and res.ops >= 2 and (res.globals or is_pickle_prefix(bytes(data[:PREFIX_SIZE]))):
+    if (
+        res.complete
+        and res.ops >= 2
+        and (res.globals or is_pickle_prefix(bytes(data[:PREFIX_SIZE])))
+    ):
         yield ctx.finding(
             "PICKLE-DISGUISED",
             Severity.HIGH,

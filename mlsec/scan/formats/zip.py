@@ -175,13 +175,13 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
         yield ctx.finding(
             "ZIP-DUPLICATE-NAME",
             Severity.HIGH,
-            f"member {e.name!r} appears more than once (entries {seen[e.raw_name]} and {e.index})",
+            f"member {e.name!r} appears more than once (entries {seen[e.raw_name]} and {e.number})",
             why="PyTorch reads the first of two same-named members, Python's zipfile the last: "
             "a scanner can be shown a benign copy while the loader runs the other. Both scanned.",
         )
         seen[e.raw_name] = -1  # reported once per name
     elif e.raw_name not in seen:
-        seen[e.raw_name] = e.index
+        seen[e.raw_name] = e.number
     if e.unicode_name is not None and e.unicode_name != e.name:
         yield ctx.finding(
             "ZIP-NAME-CONFUSION",

@@ -27,9 +27,13 @@ STRUCTURED = [
     np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
     np.zeros(2, dtype=[("pos", _POINT), ("vel", _POINT, (3,)), ("id", "<u8")]),
     np.zeros(2, dtype=[("outer", [("inner", [("deep", "<i2", (2, 2))])])]),
-    np.rec.array([(1, 2.0, b"ab"), (3, 4.0, b"cd")], dtype=[("O", "<i4"), ("f", "<f8"), ("s", "S2")]),
+    np.rec.array(
+        [(1, 2.0, b"ab"), (3, 4.0, b"cd")], dtype=[("O", "<i4"), ("f", "<f8"), ("s", "S2")]
+    ),
     np.rec.fromarrays([np.arange(3), np.array(["x", "yy", "z"])], names="weight,label"),
-    np.zeros(2, dtype=np.dtype({"names": ["a", "b"], "formats": ["<i2", "<f8"], "offsets": [0, 8]})),
+    np.zeros(
+        2, dtype=np.dtype({"names": ["a", "b"], "formats": ["<i2", "<f8"], "offsets": [0, 8]})
+    ),
     np.zeros(2, dtype=[(("Title of a", "a"), "<i4"), ("t", "<M8[ns]"), ("d", "<m8[s]")]),
     np.zeros(4, dtype=[("c", "<c16"), ("flag", "?"), ("u", "<U7"), ("v", "V3")]),
     np.zeros((2, 3), dtype=[("a", ">i8"), ("b", "<f2")], order="F"),

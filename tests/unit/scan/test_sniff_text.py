@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlsec.formats import PICKLE_FIRST, Format, is_pickle_prefix, sniff, sniff_bytes
-from tests.unit.scan.conftest import ScanBytes, rules_of
+from tests.unit.scan.conftest import ScanBytes
 
 _APACHE = """
                                  Apache License
@@ -34,7 +34,7 @@ TEXT_FILES: dict[str, str] = {
     "constraints.txt": "(cuda) jax[cuda12]\n",
     "README.md": "---\nlicense: apache-2.0\ntags:\n- text-generation\n---\n# Model\n\nIt works.\n",
     "README-plain.md": "Mrs. Smith trained this model.\n",
-    "vocab.txt": "[PAD]\n[unused0]\n[unused1]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n!\n\"\n#\n",
+    "vocab.txt": '[PAD]\n[unused0]\n[unused1]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n!\n"\n#\n',
     "vocab-words.txt": "the\nof\nand\nin\nto\nis\nwas\n",
     "vocab-bytes.txt": "".join(f"{c}\n" for c in "ItSNVFGLdlcgK(){}[]"),
     "merges.txt": "#version: 0.2\nĠ t\nĠ a\nh e\ni n\nr e\n",
@@ -44,7 +44,7 @@ TEXT_FILES: dict[str, str] = {
     "LICENSE": _APACHE,
     "LICENSE-MIT": "MIT License\n\nCopyright (c) 2024 Example Org\n",
     "COPYING": "Copyright (c) 2023 Meta Platforms, Inc. and affiliates. All rights reserved.\n",
-    "NOTICE": "Licensed under the Apache License, Version 2.0 (the \"License\");\n",
+    "NOTICE": 'Licensed under the Apache License, Version 2.0 (the "License");\n',
     ".gitattributes": "*.bin filter=lfs diff=lfs merge=lfs -text\n*.safetensors filter=lfs\n",
     "generation_config.txt": "Ko.\n",
     "labels.txt": "cat\ndog\nsystem\n",

@@ -81,7 +81,7 @@ def _duplicates() -> bytes:
 
 ARCHIVES = {
     "plain": lambda: _zip(_MEMBERS),
-    "comment": lambda: _zip(_MEMBERS[:2]) [:-2] + struct.pack("<H", 9) + b"a comment",
+    "comment": lambda: _zip(_MEMBERS[:2])[:-2] + struct.pack("<H", 9) + b"a comment",
     "data-descriptors": _data_descriptors,
     "zip64": _zip64,
     "prepended": lambda: b"#!/bin/sh\necho hello\n" * 20 + _zip(_MEMBERS),
