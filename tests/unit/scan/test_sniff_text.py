@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from mlsec.artifact import open_artifact
 from mlsec.formats import PICKLE_FIRST, Format, is_pickle_prefix, sniff, sniff_bytes
+from mlsec.scan import scan
 from tests.unit.scan.conftest import ScanBytes
 
 _APACHE = """
@@ -90,6 +92,10 @@ def test_sentencepiece_model_is_not_pickle(tmp_path: Path) -> None:
         input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=30
     )
     assert sniff(tmp_path / "sp.model") is not Format.PICKLE
+    assert sniff(tmp_path / "sp.vocab") is Format.TEXT
+    for name in ("sp.model", "sp.vocab"):
+        report = scan(open_artifact(tmp_path / name))
+        assert not report.findings, report.findings
 
 
 def _benign_objects() -> list[object]:
