@@ -29,8 +29,10 @@ __all__ = [
 _CHUNK = 256 * 1024
 _STEP = 1024 * 1024
 # Ratios are only judged once the output is this big: a small, highly compressible member
-# (zeros, repeated config text) is normal and cheap.
-RATIO_MIN_OUTPUT = 8 * 1024 * 1024
+# (zeros, repeated config text) is normal and cheap. joblib.dump(compress="xz"/"bz2") of a
+# 16 MiB zero-initialised array is ~3 KiB (a ratio of thousands), so the threshold sits above
+# ordinary array sizes while the output it lets pile up stays small next to the member cap.
+RATIO_MIN_OUTPUT = 32 * 1024 * 1024
 # Data that is skipped rather than inspected (tensor bytes by their head, a tar walked as it
 # decompresses) or that declares its size honestly is called a bomb only once it expands past
 # this at more than the ratio: zero-filled tensors of ordinary sizes compress a thousandfold

@@ -171,3 +171,17 @@ def _zip_many(members: list[tuple[str, bytes, int]]) -> bytes:
         "<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(body), 0
     )
     return body + central + eocd
+
+
+@pytest.mark.parametrize("compress", [3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)])
+def test_joblib_with_zero_filled_arrays_is_not_a_bomb(
+    tmp_path: object, scan_bytes: ScanBytes, compress: object
+) -> None:
+    import joblib
+    import numpy as np
+
+    buf = io.BytesIO()
+    state = {"coef": np.zeros((2048, 2048), dtype=np.float32), "bias": np.arange(10.0)}
+    joblib.dump(state, buf, compress=compress)
+    report = scan_bytes(buf.getvalue(), "model.joblib")
+    assert not report.findings, report.findings
