@@ -18,7 +18,7 @@ import pytest
 from mlsec.artifact import open_artifact
 from mlsec.formats import PICKLE_FIRST, Format, is_pickle_prefix, sniff, sniff_bytes
 from mlsec.scan import scan
-from tests.unit.scan.conftest import ScanBytes
+from tests.unit.scan.conftest import ScanBytes, rules_of
 
 _APACHE = """
                                  Apache License
@@ -173,13 +173,25 @@ def test_stack_discipline_decides() -> None:
 
 
 def test_pickle_first_bytes_are_the_opcodes_an_empty_stack_allows() -> None:
-    puts = {"PUT", "BINPUT", "LONG_BINPUT", "PROTO"}
+    puts = {"PUT", "BINPUT", "LONG_BINPUT"}
     expected = {
         o.code.encode("latin-1")[0]
         for o in pickletools.opcodes
-        if not o.stack_before and o.name not in puts
+        if not o.stack_before and o.name not in puts and o.proto <= 1
     }
     assert expected == PICKLE_FIRST
+
+
+def test_headerless_protocol_2_opcodes_are_left_to_the_probe(scan_bytes: ScanBytes) -> None:
+    # SHORT_BINUNICODE / STACK_GLOBAL without PROTO: not what pickle.dump writes, but loadable.
+    def s(text: str) -> bytes:
+        return b"\x8c" + bytes([len(text)]) + text.encode()
+
+    data = s("os") + s("system") + b"\x93" + s("true") + b"\x85R."
+    assert sniff_bytes(data) is Format.UNKNOWN
+    report = scan_bytes(data, "weights.bin")
+    assert "PICKLE-DISGUISED" in rules_of(report)
+    assert any(f.severity.value == "critical" for f in report.findings)
 
 
 def test_cut_prefix_of_a_long_pickle_still_counts() -> None:
