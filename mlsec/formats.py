@@ -271,15 +271,28 @@ def _dotted(name: object) -> bool:
     return isinstance(name, str) and all(part.isidentifier() for part in name.split("."))
 
 
+# What kind of value an opcode pushes (pickletools' stack_after names), as far as the checks
+# below need it; "any" is an object the stream cannot know (a global, a call's result).
+_KINDS = {"list": "list", "dict": "dict", "set": "set", "bytearray": "bytearray", "tuple": "tuple"}
+_UNHASHABLE = frozenset({"list", "dict", "set", "bytearray", "utuple"})
+_TARGET = {"APPEND": "list", "APPENDS": "list", "SETITEM": "dict", "SETITEMS": "dict"}
+_TARGET |= {"ADDITEMS": "set"}
+
+
+def _tuple_kind(items: list[str]) -> str:
+    return "utuple" if any(k in _UNHASHABLE for k in items) else "tuple"
+
+
 def _pickle_stream(head: bytes, start: int) -> tuple[str, int]:
-    """Run one stream from ``start`` the way CPython's C unpickler checks it (stack and mark
-    fences, memo, argument syntax). Returns ("stop", end), ("cut", opcodes) when the bytes end
-    first, or ("invalid", opcodes)."""
+    """Run one stream from ``start`` the way CPython's C unpickler checks it: stack and MARK
+    fences, the kinds of values (APPEND needs a list, SETITEM a dict and a hashable key, REDUCE
+    a global and a tuple, …), the memo, argument syntax. Returns ("stop", end), ("cut", opcodes)
+    when the bytes end first, or ("invalid", opcodes). Bounded by ``head``."""
     import pickletools  # stdlib modules load when needed: `mlsec --help` stays fast
     import warnings
 
-    frames = [0]  # items above each MARK fence; frames[0] is the bottom of the stack
-    memo: set[object] = set()
+    frames: list[list[str]] = [[]]  # the kinds above each MARK fence; frames[0] is the bottom
+    memo: dict[object, str] = {}
     count = 0
     f = io.BytesIO(head)
     f.seek(start)
@@ -297,42 +310,97 @@ def _pickle_stream(head: bytes, start: int) -> tuple[str, int]:
                 cut = any(w in message for w in _CUT_WORDS)
                 return ("cut" if cut else "invalid", count)
             count += 1
-            name = opcode.name
-            before = [s.name for s in opcode.stack_before]
-            if name == "MARK":
-                frames.append(0)
-                continue
-            if name == "STOP":
-                return ("stop", f.tell()) if frames[-1] >= 1 else ("invalid", count)
-            if name in _MEMO_PUT or name == "MEMOIZE":
-                if frames[-1] < 1:
-                    return ("invalid", count)
-                memo.add(arg if name != "MEMOIZE" else len(memo))
-                continue
-            if name in _MEMO_GET:
-                if arg not in memo:
-                    return ("invalid", count)
-                frames[-1] += 1
-                continue
-            if name in ("GLOBAL", "INST"):
-                module, _, attr = str(arg).partition(" ")
-                if not (_dotted(module) and _dotted(attr)):
-                    return ("invalid", count)
-            if "mark" in before:
-                if len(frames) < 2:
-                    return ("invalid", count)
-                below, above = before.index("mark"), before[before.index("mark") + 1 :]
-                need = len([s for s in above if s != "stackslice"])
-                items = frames.pop()
-                if items < need or (name in _EVEN and items % 2):
-                    return ("invalid", count)
-                if frames[-1] < below:
-                    return ("invalid", count)
-                frames[-1] += len(opcode.stack_after) - below
-            else:
-                if frames[-1] < len(before):
-                    return ("invalid", count)
-                frames[-1] += len(opcode.stack_after) - len(before)
+            if not _apply(opcode, arg, frames, memo):
+                return ("invalid", count)
+            if opcode.name == "STOP":
+                return ("stop", f.tell())
+
+
+def _apply(opcode: object, arg: object, frames: list[list[str]], memo: dict[object, str]) -> bool:
+    """One opcode's effect on the stack of kinds; False when CPython's unpickler would raise."""
+    name: str = opcode.name  # type: ignore[attr-defined]
+    top = frames[-1]
+    if name == "MARK":
+        frames.append([])
+        return True
+    if name == "POP":
+        if top:
+            top.pop()
+        elif len(frames) > 1:
+            frames.pop()  # CPython's POP takes the MARK when nothing is above it
+        else:
+            return False
+        return True
+    if name == "STOP":
+        return bool(top)
+    if name in _MEMO_PUT or name == "MEMOIZE":
+        if not top:
+            return False
+        memo[arg if name != "MEMOIZE" else len(memo)] = top[-1]
+        return True
+    if name in _MEMO_GET:
+        if arg not in memo:
+            return False
+        top.append(memo[arg])
+        return True
+    if name in ("GLOBAL", "INST"):
+        module, _, attr = str(arg).partition(" ")
+        if not (_dotted(module) and _dotted(attr)):
+            return False
+    before = [s.name for s in opcode.stack_before]  # type: ignore[attr-defined]
+    after = [s.name for s in opcode.stack_after]  # type: ignore[attr-defined]
+    if "mark" in before:
+        if len(frames) < 2:
+            return False
+        below = before.index("mark")
+        items = frames.pop()
+        lower = frames[-1]
+        if len(items) < len([s for s in before[below + 1 :] if s != "stackslice"]):
+            return False
+        if len(lower) < below:
+            return False
+        if name in _EVEN and len(items) % 2:
+            return False
+        if name in ("DICT", "SETITEMS") and any(k in _UNHASHABLE for k in items[::2]):
+            return False
+        if name in ("ADDITEMS", "FROZENSET") and any(k in _UNHASHABLE for k in items):
+            return False
+        if name == "OBJ" and items[0] != "any":
+            return False
+        if name in _TARGET and lower[-1] not in (_TARGET[name], "any"):
+            return False
+        if name == "TUPLE":
+            lower.append(_tuple_kind(items))
+        elif below == 0 and after:
+            lower.append(_KINDS.get(after[0], "any" if name in ("INST", "OBJ") else after[0]))
+        return True
+    n = len(before)
+    if len(top) < n:
+        return False
+    args = top[len(top) - n :] if n else []
+    if name in _TARGET and args[0] not in (_TARGET[name], "any"):
+        return False
+    if name == "SETITEM" and args[1] in _UNHASHABLE:
+        return False
+    if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD") and args[0] != "any":
+        return False
+    if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX") and args[1] not in ("tuple", "utuple", "any"):
+        return False
+    if name == "STACK_GLOBAL" and any(k not in ("str", "bytes_or_str", "any") for k in args):
+        return False
+    if n:
+        del top[len(top) - n :]
+    if name in _TARGET or name == "BUILD" or name == "READONLY_BUFFER":
+        top.append(args[0])  # the container or object, changed in place
+    elif name == "DUP":
+        top.extend(args * 2)
+    elif name.startswith("TUPLE"):
+        top.append(_tuple_kind(args))
+    else:
+        top.extend(
+            _KINDS.get(k, "any" if k == "any" or name.endswith("PERSID") else k) for k in after
+        )
+    return True
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -166,6 +166,8 @@ def test_stack_discipline_decides() -> None:
     assert not is_pickle_prefix(b"(I1\nd.")  # DICT of an odd number of items
     assert not is_pickle_prefix(b"config:\n  lr: 1\n.")  # GLOBAL of a name that cannot import
     assert is_pickle_prefix(b"N.")
+    assert is_pickle_prefix(b"N(0.")  # POP of nothing above a MARK pops the MARK (CPython)
+    assert not is_pickle_prefix(b"0N.")  # POP of an empty stack
     assert is_pickle_prefix(b"N.\x00\x00\x00")  # pickle.load stops at STOP: padding after it
     assert is_pickle_prefix(b"N.N.\x93\x01\xff")  # streams, then raw bytes (legacy torch)
     assert not is_pickle_prefix(b"N.ICE: prose after a full stop")
@@ -198,3 +200,51 @@ def test_cut_prefix_of_a_long_pickle_still_counts() -> None:
     data = pickle.dumps(list(range(100_000)), protocol=0)
     assert is_pickle_prefix(data[:65536])
     assert not is_pickle_prefix(io.BytesIO(b"I1\nI2\n").read())  # no STOP, few opcodes
+
+
+_ORACLE = """
+import io, json, pickle, sys
+out = []
+for h in json.load(sys.stdin):
+    f = io.BytesIO(bytes.fromhex(h))
+    try:
+        pickle.Unpickler(f).load()
+        out.append(f.tell())
+    except Exception:
+        out.append(-1)
+print(json.dumps(out))
+"""
+
+# Import-free protocol 0/1 opcodes (nothing in them can call anything), with valid arguments.
+_PIECES = [b"(", b"N", b"I1\n", b"I01\n", b"K\x05", b"M\x01\x02", b"J\x00\x00\x00\x01", b"L5L\n"]
+_PIECES += [b"F1.5\n", b"S'a'\n", b"Vb\n", b"U\x01c", b"X\x01\x00\x00\x00d", b"]", b")", b"}"]
+_PIECES += [b"a", b"e", b"l", b"t", b"d", b"s", b"u", b"0", b"1", b"2", b"p0\n", b"g0\n", b"q\x01"]
+_PIECES += [b"h\x01", b".", b"."]
+_PIECES += [b"\x85", b"\x86", b"\x87", b"\x88", b"\x8c\x01e", b"\x94", b"\x8f", b"\x90", b"\x91"]
+
+
+def test_stack_discipline_matches_cpython_on_random_streams() -> None:
+    """Differential: CPython (in a throwaway subprocess) loads a random import-free stream up to
+    its STOP exactly when the sniffer's check says it reaches STOP there."""
+    import json
+    import random
+    import subprocess
+    import sys
+
+    from mlsec.formats import _pickle_stream
+
+    rng = random.Random(11)
+    streams = [b"".join(rng.choices(_PIECES, k=rng.randint(1, 12))) for _ in range(6000)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _ORACLE],
+        input=json.dumps([s.hex() for s in streams]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for data, end in zip(streams, json.loads(proc.stdout), strict=True):
+        verdict, ours = _pickle_stream(data, 0)
+        if end >= 0:
+            assert (verdict, ours) == ("stop", end), data
+        else:
+            assert verdict != "stop", data
