@@ -12,7 +12,10 @@ import io
 import struct
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from pickletools import OpcodeInfo
 
 __all__ = [
     "PICKLE_FIRST",
@@ -316,9 +319,11 @@ def _pickle_stream(head: bytes, start: int) -> tuple[str, int]:
                 return ("stop", f.tell())
 
 
-def _apply(opcode: object, arg: object, frames: list[list[str]], memo: dict[object, str]) -> bool:
+def _apply(
+    opcode: OpcodeInfo, arg: object, frames: list[list[str]], memo: dict[object, str]
+) -> bool:
     """One opcode's effect on the stack of kinds; False when CPython's unpickler would raise."""
-    name: str = opcode.name  # type: ignore[attr-defined]
+    name = opcode.name
     top = frames[-1]
     if name == "MARK":
         frames.append([])
@@ -347,8 +352,8 @@ def _apply(opcode: object, arg: object, frames: list[list[str]], memo: dict[obje
         module, _, attr = str(arg).partition(" ")
         if not (_dotted(module) and _dotted(attr)):
             return False
-    before = [s.name for s in opcode.stack_before]  # type: ignore[attr-defined]
-    after = [s.name for s in opcode.stack_after]  # type: ignore[attr-defined]
+    before = [s.name for s in opcode.stack_before]
+    after = [s.name for s in opcode.stack_after]
     if "mark" in before:
         if len(frames) < 2:
             return False
