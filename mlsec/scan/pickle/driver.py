@@ -35,7 +35,9 @@ def looks_like_pickle(data: Any, max_ops: int = 10_000) -> bool:
     return bool(res.globals) or any(f.severity is Severity.CRITICAL for f in res.findings)
 
 
-def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[Finding]:
+def analyze_pickle(
+    data: Any, ctx: ScanContext, *, start: int = 0, _alt: bool = False
+) -> Iterator[Finding]:
     """Analyse every pickle stream in ``data`` (bytes, mmap or memoryview) from ``start``."""
     limits = ctx.limits
     size = len(data)
@@ -89,6 +91,9 @@ def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[F
             )
             return
         streams += 1
+        if res.alt_end >= 0 and not _alt:
+            # STOP inside a frame: a loader that peeks starts the next stream right after STOP.
+            yield from analyze_pickle(data, ctx, start=res.alt_end, _alt=True)
         if streams == 1 and type(res.result) is int and res.result == LEGACY_TORCH_MAGIC:
             legacy = True
         if legacy and streams == _LEGACY_STREAMS:

@@ -149,6 +149,8 @@ class StreamResult:
     error: str | None = None
     result: object = MISSING
     protocol: int = 0
+    frame_split: bool = False  # an opcode runs across a frame's end (loaders read it differently)
+    alt_end: int = -1  # STOP inside a frame: where a peeking loader starts the next stream
 
     @property
     def complete(self) -> bool:

@@ -43,9 +43,11 @@ from mlsec.scan.pickle.values import (
     PersId,
     PList,
     PSet,
+    RawFinding,
     StreamResult,
     describe,
 )
+from mlsec.scan.pickle.frames import file_reading
 
 __all__ = ["Call", "Global", "PDict", "PList", "PersId", "StreamResult", "run_stream"]
 
@@ -54,6 +56,27 @@ _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _F64 = struct.Struct(">d")
+
+
+_NO_FRAME = 1 << 62
+_WHY_FRAME = (
+    "CPython reads such a stream differently depending on the loader (pickle.loads, a buffered "
+    "or unbuffered file, the pure-Python unpickler): a scanner that reads it one way misses "
+    "what runs the other way."
+)
+
+
+def _frame_split(rep: Reporter, res: StreamResult, fe: int, what: str) -> None:
+    rep.add(
+        "PICKLE-FRAME-MISMATCH",
+        Severity.HIGH,
+        f"{what} (frame ends at offset {fe}): pickle.loads and a loader that buffers frames "
+        "run different opcodes",
+        None,
+        fe,
+        _WHY_FRAME,
+    )
+    res.frame_split = True
 
 
 def _loader_confusion(rep: Reporter, data: Any, pos: int, end: int, at: int) -> None:
@@ -118,7 +141,37 @@ def run_stream(
             gc.enable()
     res.findings = rep.findings + res.findings
     res.globals = rep.globals | res.globals
+    if res.frame_split:
+        _file_reading(data, start, end, allow_globals, max_ops, res)
     return res
+
+
+def _file_reading(
+    data: Any, start: int, end: int, allow_globals: frozenset[str], max_ops: int, res: StreamResult
+) -> None:
+    """Analyse the opcodes a frame-buffering file loader runs (frames.py) and report what they
+    reach that the contiguous reading did not."""
+    alt, split = file_reading(data, start, end, max_ops)
+    if not split:
+        return
+    seen = {(f.rule, f.symbol) for f in res.findings}
+    other = run_stream(alt, 0, len(alt), allow_globals=allow_globals, max_ops=max_ops)
+    res.globals |= other.globals
+    res.nested.extend(other.nested)
+    for f in other.findings:
+        if (f.rule, f.symbol) in seen or not f.severity.at_least(Severity.MEDIUM):
+            continue
+        res.findings.append(
+            RawFinding(
+                f.rule,
+                f.severity,
+                f"{f.message} (when read from a file object that buffers frames, e.g. "
+                "torch.load or pickle.load on an unbuffered file)",
+                f.symbol,
+                start,
+                f.why,
+            )
+        )
 
 
 def _find_newline(data: Any, pos: int, end: int) -> int:
@@ -209,23 +262,17 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     u32 = _U32.unpack_from
     u64 = _U64.unpack_from
     ops = 0
-    frame_end = 0
+    # End of the frame a file loader holds in its buffer (frames.py): an opcode that runs
+    # across it is read differently by pickle.loads and by pickle.load on an unbuffered file.
+    fe = _NO_FRAME
+    # Every opcode takes at least one byte, so the opcode limit cannot be passed before this
+    # offset: the loop tests one bound (``guard``) per opcode for both.
+    op_guard = pos + max_ops
+    guard = min(fe, op_guard)
     limit = min(end, len(data))
     end = limit
 
     def readline(p: int, at: int) -> tuple[bytes, int]:
-        if frame_end:
-            # The pickler never mixes frames and line-based opcodes, and CPython's file loader
-            # reads such lines from the file rather than from its frame buffer: the two readers
-            # can see different opcodes.
-            rep.add(
-                "PICKLE-FRAME-MISMATCH",
-                Severity.HIGH,
-                "a line-based (protocol 0) opcode follows a FRAME",
-                None,
-                at,
-                "Loaders may decode such a stream differently from the scanner.",
-            )
         return _readline(data, p, end)
 
     is_inst = isinstance
@@ -234,21 +281,29 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     watched = WATCHED
     missing = MISSING
     while True:
-        op = data[pos]  # IndexError past the end: "data ends before STOP"
         at = pos
+        op = data[pos]  # IndexError past the end: "data ends before STOP"
         pos += 1
         ops += 1
-        if ops > max_ops:
-            res.ops = ops
-            rep.add(
-                "PICKLE-LIMIT",
-                Severity.HIGH,
-                f"pickle stream has more than {max_ops} opcodes; analysis stopped",
-                None,
-                at,
-                "Bounded work on hostile input: the rest of the stream was not analysed.",
-            )
-            raise Malformed(f"offset {at}: opcode limit reached")
+        if at >= guard:  # one test per opcode covers the frame end and the opcode limit
+            if at >= fe:
+                if at > fe:
+                    _frame_split(rep, res, fe, "an opcode runs across the end of its FRAME")
+                fe = _NO_FRAME
+            if ops > max_ops:
+                res.ops = ops
+                rep.add(
+                    "PICKLE-LIMIT",
+                    Severity.HIGH,
+                    f"pickle stream has more than {max_ops} opcodes; analysis stopped",
+                    None,
+                    at,
+                    "Bounded work on hostile input: the rest of the stream was not analysed.",
+                )
+                raise Malformed(f"offset {at}: opcode limit reached")
+            if at >= op_guard:
+                op_guard = at + max_ops - ops + 1
+            guard = min(fe, op_guard)
         # ---- the frequent opcodes first (by count in real checkpoints) -------------------------
         if op == 0x72:  # LONG_BINPUT
             memo[u32(data, pos)[0]] = stack[-1]
@@ -372,21 +427,39 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x4D:  # BININT2
             append(u16(data, pos)[0])
             pos += 2
-        elif op == 0x95:  # FRAME: transparent to the opcodes; the loader reads it whole
+        elif op == 0x95:  # FRAME: the C unpickler only checks that its bytes exist
             n = u64(data, pos)[0]
             pos += 8
+            if pos > fe:
+                _frame_split(rep, res, fe, "a FRAME's length field runs across the end of its FRAME")
+                fe = _NO_FRAME
             if n > end - pos:
-                raise Malformed(f"offset {at}: frame of {n} bytes runs past the end")
-            if at < frame_end:
+                # The C unpickler stops here; the pure-Python one (joblib's) reads the short
+                # frame and runs the rest of the bytes: analyse them.
                 rep.add(
                     "PICKLE-FRAME-MISMATCH",
                     Severity.HIGH,
-                    "a FRAME starts inside the previous frame",
+                    f"a FRAME declares {n} bytes but only {end - pos} remain",
                     None,
                     at,
-                    "The pure-Python unpickler rejects this, the C one does not: loaders disagree.",
+                    _WHY_FRAME,
                 )
-            frame_end = pos + n
+                fe = _NO_FRAME
+            elif fe != _NO_FRAME:
+                if pos + n > fe:
+                    _frame_split(rep, res, fe, "a FRAME inside a frame runs past its end")
+                else:
+                    rep.add(
+                        "PICKLE-FRAME-NESTED",
+                        Severity.LOW,
+                        "a FRAME inside a frame (no pickler writes this; CPython's C unpickler "
+                        "reads it as pickle.loads does, the pure-Python one refuses it)",
+                        None,
+                        at,
+                    )
+            else:
+                fe = pos + n
+                guard = min(fe, op_guard)
         elif op == 0x63:  # GLOBAL
             mod, pos = readline(pos, at)
             name, pos = readline(pos, at)
@@ -429,6 +502,10 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                     raise Malformed(f"offset {at}: joblib array of unknown size")
                 if not skip[1]:
                     _loader_confusion(rep, data, pos, end, at)
+                if pos < fe:
+                    _frame_split(rep, res, fe, "raw array bytes start inside a FRAME")
+                fe = _NO_FRAME  # joblib writes the raw bytes outside frames
+                guard = op_guard
                 pos, nested = skip
                 if nested:
                     if depth >= 8:
@@ -484,8 +561,20 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             if not stack:
                 raise Malformed(f"offset {at}: STOP with nothing on the stack")
             res.result = pop()
-            # A file loader has read the whole current frame: the next stream starts after it.
-            res.end = max(pos, frame_end)
+            res.end = pos
+            if pos < fe != _NO_FRAME:
+                # A loader that buffered the frame has read it whole: the next stream starts
+                # after it; one that peeks (a buffered file) starts right after STOP.
+                rep.add(
+                    "PICKLE-FRAME-MISMATCH",
+                    Severity.HIGH,
+                    f"STOP inside a FRAME with {fe - pos} bytes of the frame left",
+                    None,
+                    at,
+                    "Loaders disagree on where the next pickle starts; both places are analysed.",
+                )
+                res.alt_end = pos
+                res.end = fe
             res.ops = ops
             return
         elif op == 0x80:  # PROTO
