@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import gc
+from _compat_pickle import NAME_MAPPING
 import struct
 import warnings
 from typing import Any
@@ -64,6 +65,14 @@ _WHY_FRAME = (
     "or unbuffered file, the pure-Python unpickler): a scanner that reads it one way misses "
     "what runs the other way."
 )
+
+
+def _global(rep: Reporter, module: str, name: str, at: int, proto: int) -> Global:
+    """``find_class``: below protocol 3 (and with no PROTO at all) the unpickler maps Python 2
+    names first, ``__builtin__.reduce`` to ``functools.reduce`` and so on (fix_imports)."""
+    if proto < 3:
+        module, name = NAME_MAPPING.get((module, name), (module, name))
+    return rep.global_(module, name, at)
 
 
 def _frame_split(rep: Reporter, res: StreamResult, fe: int, what: str) -> None:
@@ -463,12 +472,12 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x63:  # GLOBAL
             mod, pos = readline(pos, at)
             name, pos = readline(pos, at)
-            append(rep.global_(mod.decode("utf-8"), name.decode("utf-8"), at))
+            append(_global(rep, mod.decode("utf-8"), name.decode("utf-8"), at, res.protocol))
         elif op == 0x93:  # STACK_GLOBAL
             name_v = pop()
             mod_v = pop()
             if is_str(name_v) and is_str(mod_v):
-                append(rep.global_(mod_v, name_v, at))  # type: ignore[arg-type]
+                append(_global(rep, mod_v, name_v, at, res.protocol))  # type: ignore[arg-type]
             else:
                 what = f"{describe(mod_v)}.{describe(name_v)}"
                 rep.add(
@@ -677,7 +686,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x69:  # INST
             mod, pos = readline(pos, at)
             name, pos = readline(pos, at)
-            g = rep.global_(mod.decode("utf-8"), name.decode("utf-8"), at)
+            g = _global(rep, mod.decode("utf-8"), name.decode("utf-8"), at, res.protocol)
             if not metastack:
                 raise Malformed(f"offset {at}: no MARK on the stack")
             items = stack

@@ -1,0 +1,185 @@
+"""Frames as CPython's C unpickler reads them (Modules/_pickle.c, _Unpickler_ReadImpl/load_frame).
+
+``pickle.loads`` reads a framed stream contiguously; ``pickle.load`` on a file without ``peek``
+(``io.BytesIO``: what ``torch.load`` hands the unpickler) buffers each frame and takes a read that
+does not fit in what is left of it from the bytes *after* the frame. Samples are built from bytes;
+the malicious ones only ever run in a throwaway subprocess in a temp dir.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlsec.scan.pickle.frames import file_reading
+from mlsec.scan.pickle.vm import run_stream
+
+from .conftest import ScanBytes, rules_of, worst
+from .samples import s
+
+
+def frame(n: int) -> bytes:
+    return b"\x95" + struct.pack("<Q", n)
+
+
+def system(cmd: str, module: str = "posix") -> bytes:
+    return b"c" + module.encode() + b"\nsystem\n" + s(cmd) + b"\x85R."
+
+
+def straddle(evil: bytes) -> bytes:
+    """pickle.loads: a string ``'ab' + 'N0N'`` and STOP. A frame-buffering reader: the string's
+    bytes come from after the frame (``'N0N.X'``), then ``evil`` runs."""
+    return b"\x80\x04" + frame(4) + b"\x8c\x05ab" + b"N0N" + b".X" + evil
+
+
+def runs(tmp_path: Path, data: bytes, how: str) -> bool:
+    """Load ``data`` with CPython in a subprocess; True when the payload touched its file."""
+    work = tmp_path / f"run-{how}"
+    work.mkdir()
+    (work / "sample").write_bytes(data)
+    code = {
+        "loads": "pickle.loads(open('sample','rb').read())",
+        "bytesio": "pickle.load(io.BytesIO(open('sample','rb').read()))",
+        "rawfile": "pickle.load(open('sample','rb',buffering=0))",
+        "python": "pickle._loads(open('sample','rb').read())",
+        "file-twice": "f=open('sample','rb'); pickle.load(f); pickle.load(f)",
+    }[how]
+    subprocess.run(
+        [sys.executable, "-c", f"import io, pickle\ntry:\n    {code}\nexcept Exception:\n    pass"],
+        cwd=work,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return (work / "pwned").exists()
+
+
+def test_opcode_straddling_a_frame_end_hides_a_call_from_pickle_loads(
+    tmp_path: Path, scan_bytes: ScanBytes
+) -> None:
+    data = straddle(system("touch pwned"))
+    assert not runs(tmp_path, data, "loads")  # the contiguous reading is harmless...
+    assert runs(tmp_path, data, "bytesio")  # ...torch.load's reading runs os.system
+    assert runs(tmp_path, data, "rawfile")
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert "PICKLE-FRAME-MISMATCH" in rules_of(report)
+    assert any(f.symbol == "posix.system" for f in report.findings)
+
+
+def test_line_argument_straddling_a_frame_end(tmp_path: Path, scan_bytes: ScanBytes) -> None:
+    # loads: GLOBAL 'XXos.system' (no such module: the load fails). BytesIO: the rest of the
+    # line comes from after the frame, 'os'.
+    data = b"\x80\x04" + frame(3) + b"cXX" + b"os\nsystem\n" + s("touch pwned") + b"\x85R."
+    assert not runs(tmp_path, data, "loads")
+    assert runs(tmp_path, data, "bytesio")
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert "PICKLE-FRAME-MISMATCH" in rules_of(report)
+    assert any(f.symbol == "os.system" for f in report.findings)
+
+
+def test_frame_inside_a_frame_running_past_its_end(tmp_path: Path, scan_bytes: ScanBytes) -> None:
+    # The inner frame does not fit in what is left of the outer one: a buffering reader drops
+    # the outer frame's last byte (STOP for pickle.loads) and reads the inner frame after it.
+    evil = system("touch pwned")
+    inner = b"K\x01" + frame(len(evil)) + b"."
+    data = b"\x80\x04" + frame(len(inner)) + inner + evil
+    assert not runs(tmp_path, data, "loads")
+    assert runs(tmp_path, data, "bytesio")
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert "PICKLE-FRAME-MISMATCH" in rules_of(report)
+
+
+def test_frame_length_field_straddling_the_frame_end(scan_bytes: ScanBytes) -> None:
+    body = b"N0" + b"\x95" + struct.pack("<Q", 0)[:3]
+    data = b"\x80\x04" + frame(len(body)) + body + struct.pack("<Q", 0)[3:] + b"N."
+    report = scan_bytes(data)
+    assert "PICKLE-FRAME-MISMATCH" in rules_of(report)
+    assert worst(report) == "high"
+
+
+def test_stop_inside_a_frame_with_bytes_left(tmp_path: Path, scan_bytes: ScanBytes) -> None:
+    # A buffered file (peek) starts the second load right after STOP, BytesIO after the frame.
+    hidden = system("touch pwned")
+    body = b"N." + hidden
+    data = b"\x80\x04" + frame(len(body)) + body + b"N."
+    assert runs(tmp_path, data, "file-twice")
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert "PICKLE-FRAME-MISMATCH" in rules_of(report)
+
+
+def test_frame_longer_than_the_data_is_read_on_like_the_pure_python_unpickler(
+    tmp_path: Path, scan_bytes: ScanBytes
+) -> None:
+    data = b"\x80\x04" + frame(1000) + system("touch pwned")
+    assert not runs(tmp_path, data, "loads")  # C: "pickle data was truncated"
+    assert runs(tmp_path, data, "python")  # pure Python (joblib's base) runs the short frame
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert "PICKLE-FRAME-MISMATCH" in rules_of(report)
+
+
+def test_nested_frame_that_fits_is_read_as_pickle_loads_does(scan_bytes: ScanBytes) -> None:
+    data = b"\x80\x04" + frame(11) + frame(2) + b"N."
+    report = scan_bytes(data)
+    assert "PICKLE-FRAME-NESTED" in rules_of(report)
+    assert "PICKLE-FRAME-MISMATCH" not in rules_of(report)
+    assert worst(report) == "low"
+
+
+def _constant_streams() -> list[bytes]:
+    """Harmless framed streams (constants and tuples only) with every kind of straddle."""
+    out = []
+    for cut in range(1, 9):
+        body = b"(" + b"K\x01" + b"\x8c\x04abcd" + b"I77\n" + b"J" + struct.pack("<i", 5)
+        body += b"\x8c\x03xyz" + b"t."
+        extra = b"\x8c\x01Q" * 6 + b"K\x09" + b"t."
+        data = b"\x80\x04" + frame(min(cut * 2, len(body))) + body + extra
+        out.append(data)
+        inner = b"(K\x01" + frame(cut) + b"K\x02K\x03"
+        out.append(b"\x80\x04" + frame(len(inner) - 1) + inner + b"K\x04K\x05K\x06K\x07t.")
+    return out
+
+
+@pytest.mark.parametrize("data", _constant_streams())
+def test_file_reading_replays_what_cpython_reads_from_a_bytesio(data: bytes) -> None:
+    try:
+        expected: object = pickle.load(io.BytesIO(data))  # constants only: safe to load
+    except Exception:
+        expected = "error"
+    replay, _ = file_reading(data, 0, len(data), 10_000)
+    try:
+        got: object = pickle.loads(replay)
+    except Exception:
+        got = "error"
+    assert got == expected
+
+
+def test_python2_names_are_mapped_below_protocol_3() -> None:
+    reduce2 = run_stream(b"c__builtin__\nreduce\n.")
+    assert {f.symbol for f in reduce2.findings} == {"functools.reduce"}
+    assert reduce2.findings[0].severity.value == "critical"
+    # PROTO mid-stream switches the mapping, as in CPython's find_class.
+    again = run_stream(b"\x80\x04\x80\x02c__builtin__\nreduce\n.")
+    assert {f.symbol for f in again.findings} == {"functools.reduce"}
+
+
+def test_benign_framed_pickles_have_no_frame_finding(scan_bytes: ScanBytes) -> None:
+    value = {
+        "rows": [(i, str(i) * (i % 50), float(i), b"\x00" * (i % 300)) for i in range(20_000)],
+        "blob": b"\x01" * 200_000,  # written outside frames by the pickler
+    }
+    for protocol in (4, 5):
+        data = pickle.dumps(value, protocol=protocol)
+        report = scan_bytes(data)
+        assert not {"PICKLE-FRAME-MISMATCH", "PICKLE-FRAME-NESTED"} & rules_of(report)
+        assert worst(report) is None
