@@ -9,7 +9,7 @@ inside the VM).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from mlsec.scan.base import Blob, ScanContext
@@ -66,8 +66,20 @@ def analyze_pickle(
             yield ctx.finding(
                 f.rule, f.severity, f.message, why=f.why, symbol=f.symbol, offset=f.offset
             )
-        for offset, payload in res.nested:
-            yield from _nested(payload, offset, ctx)
+        clean: dict[str, int] = {}
+        for offset, ref, loader in res.nested:
+            payload = ref if isinstance(ref, bytes) else bytes(data[ref.start : ref.start + ref.n])
+            if (yield from _nested(payload, offset, loader, ctx)):
+                clean[loader] = clean.get(loader, 0) + 1
+        for loader, n in clean.items():
+            yield ctx.finding(
+                "PICKLE-NESTED-LOADER",
+                Severity.LOW,
+                f"{loader} deserialises embedded bytes at load time ({n} call(s)); they were "
+                "scanned and nothing was found in them",
+                symbol=loader,
+                offset=pos,
+            )
         if not res.complete:
             if streams and not res.findings:
                 # Bytes after the last stream that run nothing before they fail to parse: a second
@@ -101,8 +113,26 @@ def analyze_pickle(
         pos = res.end
 
 
-def _nested(payload: bytes, offset: int, ctx: ScanContext) -> Iterator[Finding]:
-    """Bytes handed to a loads-like callable: scanned as what they are. A pickle without a header
-    sniffs as unknown, whose analyzer probes it as a pickle."""
+def _nested(
+    payload: bytes, offset: int, loader: str, ctx: ScanContext
+) -> Generator[Finding, None, bool]:
+    """Bytes handed to a nested loader: scanned as what they are (a pickle without a header sniffs
+    as unknown, whose analyzer probes it as a pickle); the call is high when they hold anything.
+    Returns True when they were clean."""
     member = f"pickle@{offset}"
-    yield from ctx.scan_nested(Blob(member, data=payload), member)
+    found = ctx.scan_nested(Blob(member, data=payload), member)
+    yield from found
+    bad = [f for f in found if f.severity.at_least(Severity.MEDIUM)]
+    if not bad:
+        return True
+    worst = max(bad, key=lambda f: f.severity.rank)
+    yield ctx.finding(
+        "PICKLE-NESTED-LOADER",
+        Severity.HIGH,
+        f"{loader} deserialises {len(payload)} embedded bytes at load time; they hold "
+        f"{len(bad)} finding(s), the worst {worst.severity.value} ({worst.rule})",
+        why="A loader called while unpickling runs a second deserialisation.",
+        symbol=loader,
+        offset=offset,
+    )
+    return False

@@ -133,13 +133,9 @@ def on_call(
                     "An allowed helper that calls its argument runs whatever that argument is.",
                 )
         if q in rules.LOADS_LIKE:
-            for a in argv:
-                if len(res.nested) >= 16:
-                    break
-                if isinstance(a, bytes | bytearray):
-                    res.nested.append((offset, bytes(a)))
-                elif isinstance(a, BytesRef) and a.n <= MAX_NESTED:
-                    res.nested.append((offset, bytes(rep.data[a.start : a.start + a.n])))
+            from mlsec.scan.pickle.nested import on_loader
+
+            on_loader(rep, q, argv if isinstance(args, tuple) else (), offset, res)
         if q in ("builtins.getattr", "operator.attrgetter", "operator.methodcaller"):
             names = argv[1:2] if q == "builtins.getattr" else argv[:1]
             target = argv[0] if q == "builtins.getattr" and argv else None

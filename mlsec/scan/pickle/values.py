@@ -145,7 +145,8 @@ class StreamResult:
     ops: int = 0
     findings: list[RawFinding] = field(default_factory=list)
     globals: set[str] = field(default_factory=set)
-    nested: list[tuple[int, bytes]] = field(default_factory=list)
+    # (offset, payload, loader) of each nested loader called with constant bytes
+    nested: list[tuple[int, bytes | BytesRef, str]] = field(default_factory=list)
     error: str | None = None
     result: object = MISSING
     protocol: int = 0

@@ -166,7 +166,10 @@ def _file_reading(
     seen = {(f.rule, f.symbol) for f in res.findings}
     other = run_stream(alt, 0, len(alt), allow_globals=allow_globals, max_ops=max_ops)
     res.globals |= other.globals
-    res.nested.extend(other.nested)
+    for off, payload, loader in other.nested:
+        if isinstance(payload, BytesRef):
+            payload = alt[payload.start : payload.start + payload.n]
+        res.nested.append((start, payload, loader))
     for f in other.findings:
         if (f.rule, f.symbol) in seen or not f.severity.at_least(Severity.MEDIUM):
             continue
@@ -360,7 +363,15 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             memo[data[pos]] = stack[-1]
             pos += 1
         elif op == 0x51:  # BINPERSID
-            stack[-1] = PersId(stack[-1])
+            pid = stack[-1]
+            if type(pid) is tuple and len(pid) > 1 and (pid[0] == "module" or pid[0] == b"module"):
+                # Legacy torch.save of a whole module: persistent_load returns the class itself
+                # (its source is only compared, never run): the class is judged as the global.
+                stack[-1] = pid[1] if is_inst(pid[1], GlobalT) else PersId(pid)
+            elif type(pid) is tuple and pid and is_inst(pid[0], GlobalT):
+                stack[-1] = pid[0]  # the tar format's (class, file, source): the same
+            else:
+                stack[-1] = PersId(pid)
         elif op == 0x89:  # NEWFALSE
             append(False)
         elif op == 0x29:  # EMPTY_TUPLE
