@@ -41,17 +41,16 @@ def on_loader(
                 WHY,
             )
             return
-        if isinstance(a, BytesRef):
-            if a.n > MAX_NESTED:
-                rep.add(
-                    "PICKLE-NESTED-LOADER",
-                    Severity.HIGH,
-                    f"{q} deserialises {a.n} embedded bytes, more than the {MAX_NESTED} scanned",
-                    f"{q}@{offset}",
-                    offset,
-                    WHY,
-                )
-                return
+        if isinstance(a, BytesRef) and a.n > MAX_NESTED:
+            rep.add(
+                "PICKLE-NESTED-LOADER",
+                Severity.HIGH,
+                f"{q} deserialises {a.n} embedded bytes, more than the {MAX_NESTED} scanned",
+                f"{q}@{offset}",
+                offset,
+                WHY,
+            )
+            return
         # Large constants stay references into the data: the driver reads them one at a time.
         res.nested.append((offset, a if isinstance(a, BytesRef) else bytes(a), q))
         return

@@ -8,7 +8,6 @@ from typing import Any
 from mlsec.scan.model import Severity
 from mlsec.scan.pickle import rules
 from mlsec.scan.pickle.values import (
-    BytesRef,
     Call,
     Ext,
     Global,

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import codecs
 import gc
-from _compat_pickle import NAME_MAPPING
 import struct
 import warnings
+from _compat_pickle import NAME_MAPPING
 from typing import Any
 
 from mlsec.scan.model import Severity
+from mlsec.scan.pickle.frames import file_reading
 from mlsec.scan.pickle.semantics import (
     JOBLIB_WRAPPER,
     WATCHED,
@@ -48,7 +49,6 @@ from mlsec.scan.pickle.values import (
     StreamResult,
     describe,
 )
-from mlsec.scan.pickle.frames import file_reading
 
 __all__ = ["Call", "Global", "PDict", "PList", "PersId", "StreamResult", "run_stream"]
 
@@ -166,7 +166,7 @@ def _file_reading(
     seen = {(f.rule, f.symbol) for f in res.findings}
     other = run_stream(alt, 0, len(alt), allow_globals=allow_globals, max_ops=max_ops)
     res.globals |= other.globals
-    for off, payload, loader in other.nested:
+    for _off, payload, loader in other.nested:
         if isinstance(payload, BytesRef):
             payload = alt[payload.start : payload.start + payload.n]
         res.nested.append((start, payload, loader))
@@ -451,7 +451,9 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             n = u64(data, pos)[0]
             pos += 8
             if pos > fe:
-                _frame_split(rep, res, fe, "a FRAME's length field runs across the end of its FRAME")
+                _frame_split(
+                    rep, res, fe, "a FRAME's length field runs across the end of its FRAME"
+                )
                 fe = _NO_FRAME
             if n > end - pos:
                 # The C unpickler stops here; the pure-Python one (joblib's) reads the short
