@@ -15,6 +15,7 @@ __all__ = [
     "Global",
     "LongStr",
     "Malformed",
+    "OutOfBand",
     "PDict",
     "PList",
     "PSet",
@@ -71,6 +72,12 @@ class Ext:
 
     def __init__(self, code: int) -> None:
         self.code = code
+
+
+class OutOfBand:
+    """A protocol-5 out-of-band buffer (NEXT_BUFFER): its bytes are not in the stream."""
+
+    __slots__ = ()
 
 
 class BytesRef:
@@ -152,6 +159,7 @@ class StreamResult:
     protocol: int = 0
     frame_split: bool = False  # an opcode runs across a frame's end (loaders read it differently)
     alt_end: int = -1  # STOP inside a frame: where a peeking loader starts the next stream
+    framed: bool = False  # the stream has a FRAME
 
     @property
     def complete(self) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import gc
+import re
 import struct
 import warnings
 from _compat_pickle import NAME_MAPPING
@@ -41,6 +42,7 @@ from mlsec.scan.pickle.values import (
     Global,
     LongStr,
     Malformed,
+    OutOfBand,
     PDict,
     PersId,
     PList,
@@ -150,7 +152,8 @@ def run_stream(
             gc.enable()
     res.findings = rep.findings + res.findings
     res.globals = rep.globals | res.globals
-    if res.frame_split:
+    if res.frame_split or (res.framed and res.error is not None):
+        # A stream that breaks in the contiguous reading may still run under the other one.
         _file_reading(data, start, end, allow_globals, max_ops, res)
     return res
 
@@ -164,6 +167,18 @@ def _file_reading(
     if not split:
         return
     seen = {(f.rule, f.symbol) for f in res.findings}
+    if not res.frame_split:
+        res.findings.append(
+            RawFinding(
+                "PICKLE-FRAME-MISMATCH",
+                Severity.HIGH,
+                "the stream breaks when read contiguously (pickle.loads) but a loader that buffers "
+                "frames reads other opcodes",
+                None,
+                start,
+                _WHY_FRAME,
+            )
+        )
     other = run_stream(alt, 0, len(alt), allow_globals=allow_globals, max_ops=max_ops)
     res.globals |= other.globals
     for _off, payload, loader in other.nested:
@@ -244,12 +259,28 @@ def _decode_string_line(line: bytes) -> str:
     raise Malformed("STRING argument is not quoted")
 
 
+_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
 def _int_line(line: bytes) -> int | bool:
-    if line == b"00":
-        return False
-    if line == b"01":
-        return True
-    return int(line.rstrip(b"L"))
+    """INT as ``load_int`` reads it: C ``strtol`` with base 0 (``0x1f`` hex, ``017`` octal), a
+    bool for the two-character ``00``/``01``-style spellings of 0 and 1, else a Python int literal
+    (base 0, underscores allowed)."""
+    m = _STRTOL.fullmatch(line)
+    if m is not None:
+        digits = m.group(2)
+        base = 16 if digits[:2] in (b"0x", b"0X") else 8 if digits[:1] == b"0" else 10
+        x = int(digits, base) * (-1 if m.group(1) == b"-" else 1)
+        if len(line) == 2 and x in (0, 1) and abs(x) < 1 << 63:
+            return bool(x)
+        if -(1 << 63) <= x < 1 << 63:
+            return x
+    return int(line, 0)
+
+
+def _long_line(line: bytes) -> int:
+    """LONG: the trailing ``L`` dropped, then a Python int literal in base 0, as ``load_long``."""
+    return int(line[:-1] if line.endswith(b"L") else line, 0)
 
 
 def _loop(  # one flat dispatch loop: the fast shape in CPython
@@ -482,6 +513,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             else:
                 fe = pos + n
                 guard = min(fe, op_guard)
+            res.framed = True
         elif op == 0x63:  # GLOBAL
             mod, pos = readline(pos, at)
             name, pos = readline(pos, at)
@@ -720,8 +752,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             # Large constants (array data) are not copied: memory does not grow with the file.
             append(_bytes_const(data, pos, n, end))
             pos += n
-        elif op == 0x97:  # NEXT_BUFFER (out-of-band data, protocol 5)
-            append(b"")
+        elif op == 0x97:  # NEXT_BUFFER (out-of-band data, protocol 5): bytes not in the stream
+            append(OutOfBand())
         elif op == 0x98:  # READONLY_BUFFER
             pass
         elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
@@ -765,7 +797,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             append(_int_line(line))
         elif op == 0x4C:  # LONG
             line, pos = readline(pos, at)
-            append(int(line.rstrip(b"L")))
+            append(_long_line(line))
         elif op == 0x46:  # FLOAT
             line, pos = readline(pos, at)
             append(float(line))
