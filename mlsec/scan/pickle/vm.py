@@ -77,6 +77,18 @@ def _global(rep: Reporter, module: str, name: str, at: int, proto: int) -> Globa
     return rep.global_(module, name, at)
 
 
+def _persistent(pid: tuple[object, ...]) -> object:
+    """A tuple persistent id other than torch's ``('storage', ...)``. Legacy ``torch.save`` of a
+    whole module stores each class as ``('module', cls, source_file, source)`` and its
+    ``persistent_load`` returns ``cls`` (the source is only compared, never run); the tar format's
+    ``(cls, source_file, source)`` the same. The class is then judged as the global it is."""
+    if len(pid) > 1 and (pid[0] == "module" or pid[0] == b"module") and isinstance(pid[1], Global):
+        return pid[1]
+    if isinstance(pid[0], Global):
+        return pid[0]
+    return PersId(pid)
+
+
 def _frame_split(rep: Reporter, res: StreamResult, fe: int, what: str) -> None:
     rep.add(
         "PICKLE-FRAME-MISMATCH",
@@ -395,12 +407,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             pos += 1
         elif op == 0x51:  # BINPERSID
             pid = stack[-1]
-            if type(pid) is tuple and len(pid) > 1 and (pid[0] == "module" or pid[0] == b"module"):
-                # Legacy torch.save of a whole module: persistent_load returns the class itself
-                # (its source is only compared, never run): the class is judged as the global.
-                stack[-1] = pid[1] if is_inst(pid[1], GlobalT) else PersId(pid)
-            elif type(pid) is tuple and pid and is_inst(pid[0], GlobalT):
-                stack[-1] = pid[0]  # the tar format's (class, file, source): the same
+            if type(pid) is tuple and pid and pid[0] != "storage":
+                stack[-1] = _persistent(pid)
             else:
                 stack[-1] = PersId(pid)
         elif op == 0x89:  # NEWFALSE
