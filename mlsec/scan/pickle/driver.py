@@ -68,7 +68,7 @@ def analyze_pickle(
             )
         clean: dict[str, int] = {}
         for offset, ref, loader in res.nested:
-            payload = ref if isinstance(ref, bytes) else bytes(data[ref.start : ref.start + ref.n])
+            payload = ref if isinstance(ref, bytes) else ref.read(data)
             if (yield from _nested(payload, offset, loader, ctx)):
                 clean[loader] = clean.get(loader, 0) + 1
         for loader, n in clean.items():

@@ -8,9 +8,11 @@ from typing import Any
 from mlsec.scan.model import Severity
 from mlsec.scan.pickle import rules
 from mlsec.scan.pickle.values import (
+    BytesRef,
     Call,
     Ext,
     Global,
+    LongStr,
     Malformed,
     PDict,
     PersId,
@@ -92,7 +94,7 @@ _LATIN1 = frozenset({"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"})
 
 def on_call(
     rep: Reporter, func: object, args: object, offset: int, res: StreamResult
-) -> Global | bytes | None:
+) -> Global | bytes | BytesRef | None:
     """Judge a call by what its callable is and what it receives. Returns the value the call
     stands for when it is known statically (a resolver naming a global, the bytes protocol 2
     spells as ``_codecs.encode(str, "latin1")``), else None."""
@@ -105,6 +107,14 @@ def on_call(
                     return bytes(argv[0].encode("latin-1"))
                 except UnicodeEncodeError:
                     return None
+            big = argv[0] if len(argv) == 2 else None
+            if (
+                isinstance(big, LongStr)
+                and big.start >= 0
+                and is_str(argv[1])
+                and argv[1] in _LATIN1
+            ):
+                return BytesRef(big.start, big.n, big.encoding)  # large protocol-2 bytes
             return None
         if q in _STATE_ARGS and len(argv) > _STATE_ARGS[q]:
             on_build(rep, Call(func, args, offset), argv[_STATE_ARGS[q]], offset)

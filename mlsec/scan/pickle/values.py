@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlsec.scan.model import Severity
 from mlsec.scan.pickle import rules
@@ -81,22 +82,35 @@ class OutOfBand:
 
 
 class BytesRef:
-    """A large bytes constant, kept as a reference into the data (array payloads are not copied)."""
+    """A large bytes constant, kept as a reference into the data (array payloads are not copied).
+    ``text`` is the encoding of a string constant whose bytes these are once encoded to latin-1
+    (protocol 2 pickles bytes as ``_codecs.encode(str, "latin1")``)."""
 
-    __slots__ = ("n", "start")
+    __slots__ = ("n", "start", "text")
 
-    def __init__(self, start: int, n: int) -> None:
+    def __init__(self, start: int, n: int, text: str = "") -> None:
         self.start = start
         self.n = n
+        self.text = text
+
+    def read(self, data: Any) -> bytes:
+        """The bytes this reference stands for, read from ``data``."""
+        raw = bytes(data[self.start : self.start + self.n])
+        if not self.text:
+            return raw
+        return str(raw, self.text, "surrogatepass").encode("latin-1", "replace")
 
 
 class LongStr:
-    """A string constant too long to be a module or attribute name: only its length is kept."""
+    """A string constant too long to be a module or attribute name: its length, and where its
+    bytes are (``start`` -1 when unknown) in which encoding."""
 
-    __slots__ = ("n",)
+    __slots__ = ("encoding", "n", "start")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, start: int = -1, encoding: str = "utf-8") -> None:
         self.n = n
+        self.start = start
+        self.encoding = encoding
 
 
 class PDict:

@@ -195,7 +195,7 @@ def _file_reading(
     res.globals |= other.globals
     for _off, payload, loader in other.nested:
         if isinstance(payload, BytesRef):
-            payload = alt[payload.start : payload.start + payload.n]
+            payload = payload.read(alt)
         res.nested.append((start, payload, loader))
     for f in other.findings:
         if (f.rule, f.symbol) in seen or not f.severity.at_least(Severity.MEDIUM):
@@ -252,7 +252,7 @@ def _str_const(data: Any, pos: int, n: int, end: int, encoding: str) -> str | Lo
     if n < 0 or pos + n > end:
         raise Malformed(f"offset {pos}: string of {n} bytes runs past the end of the data")
     if n > _MAX_STR:
-        return LongStr(n)
+        return LongStr(n, pos, encoding)
     return str(data[pos : pos + n], encoding, "surrogatepass")
 
 
@@ -383,7 +383,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             e = pos + n
             if e > end:
                 raise Malformed(f"offset {at}: string runs past the end")
-            append(str(data[pos:e], "utf-8", "surrogatepass") if n <= _MAX_STR else LongStr(n))
+            append(str(data[pos:e], "utf-8", "surrogatepass") if n <= _MAX_STR else LongStr(n, pos))
             pos = e
         elif op == 0x74:  # TUPLE
             if not metastack:

@@ -112,3 +112,20 @@ def test_nested_pickles_are_bounded_in_depth(scan_bytes: ScanBytes) -> None:
     report = scan_bytes(data)
     assert "CONTAINER-DEPTH" in rules_of(report)
     assert worst(report) == "critical"
+
+
+def test_protocol2_pickled_large_tensor_is_scanned_not_critical(scan_bytes: ScanBytes) -> None:
+    # Protocol 2 spells bytes as _codecs.encode(<str>, "latin1"); a storage over 64 KiB is a long
+    # string the VM only references, and must still reach the nested scan.
+    data = pickle.dumps(torch.zeros(100_000), protocol=2)
+    report = scan_bytes(data)
+    assert worst(report) == "low"
+    assert by_rule(report, "PICKLE-NESTED-LOADER")
+
+
+def test_protocol2_large_malicious_payload_is_caught(scan_bytes: ScanBytes) -> None:
+    payload = pickle.dumps([b"x" * 100_000, EVIL], protocol=2)
+    data = pickle.dumps(Reduce(torch.storage._load_from_bytes, payload), protocol=2)
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert any(f.symbol in {"posix.system", "os.system"} for f in report.findings)
