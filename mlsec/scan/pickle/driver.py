@@ -80,6 +80,11 @@ def analyze_pickle(
                 symbol=loader,
                 offset=pos,
             )
+        for alt in res.alt_ends if not _alt else ():
+            # Another CPython reader starts the next stream elsewhere (STOP inside a frame, or a
+            # stream a frame-buffering reader reads differently): analyse from there too.
+            if alt < size:
+                yield from analyze_pickle(data, ctx, start=alt, _alt=True)
         if not res.complete:
             if streams and not res.findings:
                 # Bytes after the last stream that run nothing before they fail to parse: a second
@@ -103,9 +108,6 @@ def analyze_pickle(
             )
             return
         streams += 1
-        if res.alt_end >= 0 and not _alt:
-            # STOP inside a frame: a loader that peeks starts the next stream right after STOP.
-            yield from analyze_pickle(data, ctx, start=res.alt_end, _alt=True)
         if streams == 1 and type(res.result) is int and res.result == LEGACY_TORCH_MAGIC:
             legacy = True
         if legacy and streams == _LEGACY_STREAMS:

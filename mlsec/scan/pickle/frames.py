@@ -139,9 +139,10 @@ def _find(data: Any, a: int, b: int) -> int:
     return a + i if i >= 0 else -1
 
 
-def file_reading(data: Any, start: int, end: int, max_ops: int) -> tuple[bytes, bool]:
-    """The opcodes a frame-buffering file reader runs from ``start``, and whether that reading
-    differs from the contiguous one. The replay stops at STOP or where that reader fails."""
+def file_reading(data: Any, start: int, end: int, max_ops: int) -> tuple[bytes, bool, int]:
+    """The opcodes a frame-buffering file reader runs from ``start``, whether that reading differs
+    from the contiguous one, and where that reader's next stream starts (-1 when it fails before
+    STOP). The replay stops at STOP or where that reader fails."""
     r = _FileReader(data, start, end)
     ops = 0
     try:
@@ -167,7 +168,8 @@ def file_reading(data: Any, start: int, end: int, max_ops: int) -> tuple[bytes, 
             else:
                 break  # unknown opcode: the unpickler fails
             if op == _STOP:
-                break
+                # The file is past the buffered frame: the next load starts after it.
+                return b"".join(r.out), r.split, max(r.idx, r.buf_end)
     except _Stop:
         pass
-    return b"".join(r.out), r.split
+    return b"".join(r.out), r.split, -1

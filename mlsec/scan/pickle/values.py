@@ -172,7 +172,9 @@ class StreamResult:
     result: object = MISSING
     protocol: int = 0
     frame_split: bool = False  # an opcode runs across a frame's end (loaders read it differently)
-    alt_end: int = -1  # STOP inside a frame: where a peeking loader starts the next stream
+    # Where another CPython reader starts the next stream (STOP inside a frame: a peeking reader;
+    # a stream a frame-buffering reader reads differently ends elsewhere)
+    alt_ends: list[int] = field(default_factory=list)
     framed: bool = False  # the stream has a FRAME
 
     @property

@@ -175,9 +175,11 @@ def _file_reading(
 ) -> None:
     """Analyse the opcodes a frame-buffering file loader runs (frames.py) and report what they
     reach that the contiguous reading did not."""
-    alt, split = file_reading(data, start, end, max_ops)
+    alt, split, alt_end = file_reading(data, start, end, max_ops)
     if not split:
         return
+    if alt_end >= 0 and alt_end != res.end:
+        res.alt_ends.append(alt_end)
     seen = {(f.rule, f.symbol) for f in res.findings}
     if not res.frame_split:
         res.findings.append(
@@ -635,7 +637,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                     at,
                     "Loaders disagree on where the next pickle starts; both places are analysed.",
                 )
-                res.alt_end = pos
+                res.alt_ends.append(pos)
                 res.end = fe
             res.ops = ops
             return

@@ -238,3 +238,22 @@ def test_random_framed_streams_differential(tmp_path: Path) -> None:
                 for f in res.findings
             ), data
     assert differing > 20  # the generator does exercise the divergence
+
+
+def test_next_stream_of_the_buffering_reading_is_analysed(
+    tmp_path: Path, scan_bytes: ScanBytes
+) -> None:
+    # pickle.loads-style reading: 'abN0N', STOP, then bytes that do not parse (a second load
+    # fails). The buffering reader's first stream ends one byte later; its second load runs
+    # posix.system.
+    data = b"\x80\x04" + frame(4) + b"\x8c\x05ab" + b"N0N.X" + b"." + system("touch pwned")
+    work = tmp_path / "twice"
+    work.mkdir()
+    (work / "x.pkl").write_bytes(data)
+    code = "import io, pickle\nf = io.BytesIO(open('x.pkl','rb').read())\npickle.load(f)\n"
+    code += "pickle.load(f)"
+    subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, timeout=60)
+    assert (work / "pwned").exists()
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert any(f.symbol == "posix.system" for f in report.findings)
