@@ -77,16 +77,20 @@ def _global(rep: Reporter, module: str, name: str, at: int, proto: int) -> Globa
     return rep.global_(module, name, at)
 
 
-def _persistent(pid: tuple[object, ...]) -> object:
-    """A tuple persistent id other than torch's ``('storage', ...)``. Legacy ``torch.save`` of a
-    whole module stores each class as ``('module', cls, source_file, source)`` and its
+def _callee(p: PersId) -> object:
+    """What a persistent id called as a function stands for. Legacy ``torch.save`` of a whole
+    module stores each class as ``('module', cls, source_file, source)`` and its
     ``persistent_load`` returns ``cls`` (the source is only compared, never run); the tar format's
-    ``(cls, source_file, source)`` the same. The class is then judged as the global it is."""
-    if len(pid) > 1 and (pid[0] == "module" or pid[0] == b"module") and isinstance(pid[1], Global):
-        return pid[1]
-    if isinstance(pid[0], Global):
-        return pid[0]
-    return PersId(pid)
+    ``(cls, source_file, source)`` the same. The class is then judged as the global it is; any
+    other id stays a computed object."""
+    pid = p.pid
+    if type(pid) is tuple and pid:
+        if len(pid) > 1 and (pid[0] == "module" or pid[0] == b"module"):
+            if isinstance(pid[1], Global):
+                return pid[1]
+        elif isinstance(pid[0], Global):
+            return pid[0]
+    return p
 
 
 def _frame_split(rep: Reporter, res: StreamResult, fe: int, what: str) -> None:
@@ -401,6 +405,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             args = pop()
             func = stack[-1]
             if not is_inst(func, GlobalT) or func.qual in watched:  # type: ignore[attr-defined]
+                if is_inst(func, PersId):
+                    func = _callee(func)  # type: ignore[arg-type]
                 stack[-1] = on_call(rep, func, args, at, res) or CallT(func, args, at)
             else:
                 stack[-1] = CallT(func, args, at)
@@ -408,11 +414,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             memo[data[pos]] = stack[-1]
             pos += 1
         elif op == 0x51:  # BINPERSID
-            pid = stack[-1]
-            if type(pid) is tuple and pid and pid[0] != "storage":
-                stack[-1] = _persistent(pid)
-            else:
-                stack[-1] = PersId(pid)
+            stack[-1] = PersId(stack[-1])
         elif op == 0x89:  # NEWFALSE
             append(False)
         elif op == 0x29:  # EMPTY_TUPLE
@@ -593,6 +595,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x81:  # NEWOBJ
             args = pop()
             cls = stack[-1]
+            if is_inst(cls, PersId):
+                cls = _callee(cls)  # type: ignore[arg-type]
             stack[-1] = Call(cls, args, at)
             if not isinstance(cls, Global):
                 on_call(rep, cls, args, at, res)
@@ -721,6 +725,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             kwargs = pop()
             args = pop()
             cls = stack[-1]
+            if is_inst(cls, PersId):
+                cls = _callee(cls)  # type: ignore[arg-type]
             stack[-1] = Call(cls, args, at)
             if not isinstance(cls, Global):
                 on_call(rep, cls, args, at, res)
@@ -735,8 +741,9 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             pop = stack.pop
             if not items:
                 raise Malformed(f"offset {at}: OBJ without a class")
-            c = Call(items[0], tuple(items[1:]), at)
-            on_call(rep, items[0], c.args, at, res)
+            cls = _callee(items[0]) if is_inst(items[0], PersId) else items[0]  # type: ignore[arg-type]
+            c = Call(cls, tuple(items[1:]), at)
+            on_call(rep, cls, c.args, at, res)
             append(c)
         elif op == 0x69:  # INST
             mod, pos = readline(pos, at)
