@@ -58,9 +58,9 @@ class _Stop(Exception):
 class _FileReader:
     """``_Unpickler_Read`` / ``_Unpickler_Readline`` on a file without ``peek``."""
 
-    __slots__ = ("buf_end", "data", "end", "idx", "out", "size", "split")
+    __slots__ = ("buf_end", "data", "end", "events", "idx", "mask", "nbits", "out", "size", "split")
 
-    def __init__(self, data: Any, start: int, end: int) -> None:
+    def __init__(self, data: Any, start: int, end: int, mask: int = 0, nbits: int = 0) -> None:
         self.data = data
         self.idx = start
         self.end = end
@@ -68,6 +68,20 @@ class _FileReader:
         self.out: list[bytes] = []
         self.size = 0
         self.split = False  # a read dropped buffered bytes
+        # A buffered file (``peek``) serves some frames from its read-ahead (read contiguously)
+        # and reads others into their own buffer: bit k of ``mask`` (for the first ``nbits``
+        # straddles) says the k-th straddle is read contiguously; all others drop.
+        self.events = 0
+        self.mask = mask
+        self.nbits = nbits
+
+    def _drop(self) -> bool:
+        k = self.events
+        self.events += 1
+        if k < self.nbits and self.mask >> k & 1:
+            return False
+        self.split = True
+        return True
 
     def _take(self, a: int, b: int, keep: bool) -> bytes:
         if b > self.end:
@@ -88,9 +102,8 @@ class _FileReader:
                 if self.idx == self.buf_end:
                     self.buf_end = -1
                 return self._take(i, i + n, keep)
-            if i < self.buf_end:
-                self.split = True  # the rest of the buffer is dropped
-            i = self.buf_end
+            if self._drop():
+                i = self.buf_end  # the rest of the buffer is dropped
             self.buf_end = -1
         self.idx = i + n
         return self._take(i, i + n, keep)
@@ -106,9 +119,8 @@ class _FileReader:
                     self.buf_end = -1
                 self._take(i, nl + 1, True)
                 return
-            if i < self.buf_end:
-                self.split = True
-            i = self.buf_end
+            if self._drop():
+                i = self.buf_end
             self.buf_end = -1
         nl = _find(data, i, self.end)
         if nl < 0:
@@ -121,9 +133,7 @@ class _FileReader:
         i = self.idx
         if self.buf_end >= 0 and i + n <= self.buf_end:
             return  # inside the buffer: only checked (the buffer end stays)
-        if self.buf_end >= 0:
-            if i < self.buf_end:
-                self.split = True
+        if self.buf_end >= 0 and self._drop():
             i = self.buf_end
         if i + n > self.end:
             raise _Stop
@@ -139,11 +149,14 @@ def _find(data: Any, a: int, b: int) -> int:
     return a + i if i >= 0 else -1
 
 
-def file_reading(data: Any, start: int, end: int, max_ops: int) -> tuple[bytes, bool, int]:
+def file_reading(
+    data: Any, start: int, end: int, max_ops: int, mask: int = 0, nbits: int = 0
+) -> tuple[bytes, bool, int, int]:
     """The opcodes a frame-buffering file reader runs from ``start``, whether that reading differs
-    from the contiguous one, and where that reader's next stream starts (-1 when it fails before
-    STOP). The replay stops at STOP or where that reader fails."""
-    r = _FileReader(data, start, end)
+    from the contiguous one, where that reader's next stream starts (-1 when it fails before
+    STOP), and how many reads ran across a buffered frame's end. ``mask``/``nbits`` read some of
+    those contiguously (a buffered file's mixture). The replay stops at STOP or where it fails."""
+    r = _FileReader(data, start, end, mask, nbits)
     ops = 0
     try:
         while ops < max_ops:
@@ -169,7 +182,7 @@ def file_reading(data: Any, start: int, end: int, max_ops: int) -> tuple[bytes, 
                 break  # unknown opcode: the unpickler fails
             if op == _STOP:
                 # The file is past the buffered frame: the next load starts after it.
-                return b"".join(r.out), r.split, max(r.idx, r.buf_end)
+                return b"".join(r.out), r.split, max(r.idx, r.buf_end), r.events
     except _Stop:
         pass
-    return b"".join(r.out), r.split, -1
+    return b"".join(r.out), r.split, -1, r.events

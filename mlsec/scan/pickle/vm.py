@@ -62,6 +62,7 @@ _F64 = struct.Struct(">d")
 
 
 _NO_FRAME = 1 << 62
+_MIXED_BITS = 4  # straddles whose two readings are combined in every way (2**4 replays at most)
 _WHY_FRAME = (
     "CPython reads such a stream differently depending on the loader (pickle.loads, a buffered "
     "or unbuffered file, the pure-Python unpickler): a scanner that reads it one way misses "
@@ -177,13 +178,12 @@ def run_stream(
 def _file_reading(
     data: Any, start: int, end: int, allow_globals: frozenset[str], max_ops: int, res: StreamResult
 ) -> None:
-    """Analyse the opcodes a frame-buffering file loader runs (frames.py) and report what they
-    reach that the contiguous reading did not."""
-    alt, split, alt_end = file_reading(data, start, end, max_ops)
+    """Analyse the opcodes a frame-buffering file loader runs (frames.py), and the mixtures a
+    buffered file can produce (some frames read contiguously, some buffered; the first
+    ``_MIXED_BITS`` straddles), and report what they reach that the contiguous reading did not."""
+    alt, split, alt_end, events = file_reading(data, start, end, max_ops)
     if not split:
         return
-    if alt_end >= 0 and alt_end != res.end:
-        res.alt_ends.append(alt_end)
     seen = {(f.rule, f.symbol) for f in res.findings}
     if not res.frame_split:
         res.findings.append(
@@ -197,26 +197,39 @@ def _file_reading(
                 _WHY_FRAME,
             )
         )
-    other = run_stream(alt, 0, len(alt), allow_globals=allow_globals, max_ops=max_ops)
-    res.globals |= other.globals
-    for _off, payload, loader in other.nested:
-        if isinstance(payload, BytesRef):
-            payload = payload.read(alt)
-        res.nested.append((start, payload, loader))
-    for f in other.findings:
-        if (f.rule, f.symbol) in seen or not f.severity.at_least(Severity.MEDIUM):
-            continue
-        res.findings.append(
-            RawFinding(
-                f.rule,
-                f.severity,
-                f"{f.message} (when read from a file object that buffers frames, e.g. "
-                "torch.load or pickle.load on an unbuffered file)",
-                f.symbol,
-                start,
-                f.why,
+    # Bit k of a mask: the k-th straddle read contiguously (served from a read-ahead), later
+    # straddles dropping. Each reading's straddles branch into new mixtures, up to _MIXED_BITS.
+    readings = [(alt, alt_end)]
+    todo = [(1 << j, j + 1) for j in range(min(events, _MIXED_BITS))]
+    while todo and len(readings) < 1 << _MIXED_BITS:
+        mask, nbits = todo.pop()
+        a2, _s, e2, n2 = file_reading(data, start, end, max_ops, mask=mask, nbits=nbits)
+        readings.append((a2, e2))
+        todo.extend((mask | 1 << j, j + 1) for j in range(nbits, min(n2, _MIXED_BITS)))
+    for stream, stream_end in readings:
+        if stream_end >= 0 and stream_end != res.end and stream_end not in res.alt_ends:
+            res.alt_ends.append(stream_end)
+        other = run_stream(stream, 0, len(stream), allow_globals=allow_globals, max_ops=max_ops)
+        res.globals |= other.globals
+        for _off, payload, loader in other.nested:
+            if isinstance(payload, BytesRef):
+                payload = payload.read(stream)
+            res.nested.append((start, payload, loader))
+        for f in other.findings:
+            if (f.rule, f.symbol) in seen or not f.severity.at_least(Severity.MEDIUM):
+                continue
+            seen.add((f.rule, f.symbol))
+            res.findings.append(
+                RawFinding(
+                    f.rule,
+                    f.severity,
+                    f"{f.message} (when read from a file object that buffers frames, e.g. "
+                    "torch.load or pickle.load on a file)",
+                    f.symbol,
+                    start,
+                    f.why,
+                )
             )
-        )
 
 
 def _find_newline(data: Any, pos: int, end: int) -> int:

@@ -257,3 +257,24 @@ def test_next_stream_of_the_buffering_reading_is_analysed(
     report = scan_bytes(data)
     assert worst(report) == "critical"
     assert any(f.symbol == "posix.system" for f in report.findings)
+
+
+def test_buffered_file_mixing_both_readings(tmp_path: Path, scan_bytes: ScanBytes) -> None:
+    # pickle.load(open(path, "rb")): the small first frame is served from the read-ahead
+    # (contiguous), the second, larger than the read-ahead, is read into its own buffer (its tail
+    # dropped). Neither pure reading runs the payload; that mixture does.
+    f2 = b"N0" * 5886 + b"\x8c\x05ab"
+    assert len(f2) == 0x2E00  # its length field's second byte is STOP for the other reading
+    data = b"\x80\x04" + frame(4) + b"\x8c\x05ab" + b"cde" + frame(len(f2)) + f2
+    data += b"xyz.Q" + system("touch pwned")
+    assert not runs(tmp_path, data, "loads")
+    assert not runs(tmp_path, data, "bytesio")
+    work = tmp_path / "buffered"
+    work.mkdir()
+    (work / "x.pkl").write_bytes(data)
+    code = "import pickle\ntry:\n    pickle.load(open('x.pkl', 'rb'))\nexcept Exception:\n    pass"
+    subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, timeout=60)
+    assert (work / "pwned").exists()
+    report = scan_bytes(data)
+    assert worst(report) == "critical"
+    assert any(f.symbol == "posix.system" for f in report.findings)
