@@ -23,7 +23,7 @@ from _compat_pickle import NAME_MAPPING
 from typing import Any
 
 from mlsec.scan.model import Severity
-from mlsec.scan.pickle.frames import file_reading
+from mlsec.scan.pickle.frames import MAX_REPLAY, file_reading
 from mlsec.scan.pickle.semantics import (
     JOBLIB_WRAPPER,
     WATCHED,
@@ -201,10 +201,12 @@ def _file_reading(
     # straddles dropping. Each reading's straddles branch into new mixtures, up to _MIXED_BITS.
     readings = [(alt, alt_end)]
     todo = [(1 << j, j + 1) for j in range(min(events, _MIXED_BITS))]
-    while todo and len(readings) < 1 << _MIXED_BITS:
+    budget = MAX_REPLAY - len(alt)  # bytes copied for all the readings of one stream
+    while todo and len(readings) < 1 << _MIXED_BITS and budget > 0:
         mask, nbits = todo.pop()
         a2, _s, e2, n2 = file_reading(data, start, end, max_ops, mask=mask, nbits=nbits)
         readings.append((a2, e2))
+        budget -= len(a2)
         todo.extend((mask | 1 << j, j + 1) for j in range(nbits, min(n2, _MIXED_BITS)))
     for stream, stream_end in readings:
         if stream_end >= 0 and stream_end != res.end and stream_end not in res.alt_ends:
