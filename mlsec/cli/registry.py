@@ -222,6 +222,7 @@ def pull_cmd(
     identity: Annotated[
         list[Path] | None,
         typer.Option(
+            "--age-identity",
             "--identity",
             "-i",
             metavar="FILE",
@@ -268,12 +269,25 @@ def pull_cmd(
         return 0
     print(escape(f"pulled   {result.reference}"))
     print(f"digest   {result.digest}")
-    print(
-        escape(
-            f"files    {len(result.files)} ({format_size(result.total_bytes)},"
-            f" all digests verified) -> {result.dest}"
+    if result.extracted is None:
+        n = len(result.files)
+        print(
+            escape(
+                f"files    {n} file{'s' if n != 1 else ''} ({format_size(result.total_bytes)},"
+                f" all digests verified) -> {result.dest}"
+            )
         )
-    )
+    else:
+        n = len(result.extracted)
+        size = format_size(sum(s for _, s in result.extracted))
+        print(
+            escape(
+                f"sealed   1 layer ({format_size(result.total_bytes)}, digest verified,"
+                f" authenticated) -> {n} file{'s' if n != 1 else ''} ({size}) in {result.dest}"
+            )
+        )
+        for path, _ in result.extracted:
+            print(escape(f"  {path}"))
     for p in result.referrer_files:
         print(escape(f"referrer {p}"))
     if with_referrers and not result.referrer_files:
