@@ -777,8 +777,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("torch.serialization", "_get_layout"): "maps a layout name to a torch.layout constant",
     **_pairs("torch.nn.parameter", "Parameter Buffer", _TORCH_REBUILD),
     **_pairs("torch.storage", "TypedStorage UntypedStorage", _TORCH_REBUILD),
-    # Not torch.storage._load_from_bytes: it is torch.load(io.BytesIO(b)) of bytes the pickle
-    # chooses, a loader (LOADS_LIKE), so it fails the rule.
+    # torch.storage._load_from_bytes is torch.load(io.BytesIO(b)) of bytes the pickle chooses: a
+    # loader (LOADS_LIKE). It is what every pickle.dump of a tensor calls, so importing it is not
+    # judged; each call is (PICKLE-NESTED-LOADER): constant bytes are scanned as what they are,
+    # and a computed argument is critical.
+    ("torch.storage", "_load_from_bytes"): (
+        "judged at each call as a nested loader: its constant bytes are scanned, computed input "
+        "is critical"
+    ),
     **_pairs("torch.nested._internal.nested_tensor", "NestedTensor _rebuild_njt", _TORCH_REBUILD),
     # TorchScript archives: torch.jit.save writes these in *.debug_pkl, traced_inputs.pkl and
     # constants.pkl. In Python they are identity functions (torch/jit/_pickle.py); the C++
