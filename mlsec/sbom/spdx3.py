@@ -7,12 +7,14 @@ the two formats cannot disagree about the model. Shape:
 * ``CreationInfo`` (blank node ``_:creationinfo``): spec version 3.0.1, the creation time (the
   CycloneDX timestamp, so ``SOURCE_DATE_EPOCH`` applies), created by the ``SoftwareAgent`` mlsec
   using the ``Tool`` mlsec ``<version>``.
-* ``SpdxDocument``: every element, the model as its root element, the profiles it conforms to,
-  data licence CC0-1.0.
+* ``SpdxDocument`` (profiles it conforms to, data licence CC0-1.0) whose root element is a
+  ``software_Sbom`` (type ``analyzed``; whether the dependencies were audited in its comment)
+  whose root element is the model; both list every element.
 * ``ai_AIPackage`` — the model (primary purpose ``model``): type of model (architecture family and
   architecture), domain (task), information about application (description, uses, languages) and
   training (datasets, base models), limitations, metrics, the model-signing root digest as a
   ``Hash``, and its licence (``hasDeclaredLicense`` → a ``simplelicensing_LicenseExpression``).
+  Each base model the card names is an ``ai_AIPackage`` the model is ``descendantOf``.
 * ``software_File`` per file, ``verifiedUsing`` a SHA-256 ``Hash``; the model ``contains`` them.
 * ``dataset_DatasetPackage`` per dataset the card names; the model is ``trainedOn`` them.
 * ``software_Package`` per Python dependency (``software_packageUrl`` = its purl); the model
@@ -35,6 +37,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from mlsec import __version__
 from mlsec.errors import SbomError
+from mlsec.sbom.builder import _HF_ID
 
 if TYPE_CHECKING:
     from mlsec.sbom.builder import Sbom
@@ -200,8 +203,18 @@ def _document(sbom: Sbom, ns: str) -> dict[str, Any]:
                 )
             )
 
+    bases: list[str] = []
+    for base in card.base_models:  # the card's lineage: the model descends from its base models
+        entry = element("ai_AIPackage", "base-model/" + _local(base), name=base)
+        entry["software_primaryPurpose"] = "model"
+        if _HF_ID.match(base):
+            entry["software_downloadLocation"] = f"https://huggingface.co/{base}"
+        bases.append(entry["spdxId"])
+        graph.append(entry)
+
     relate("contains", "contains", model_id, files, completeness="complete")
     relate("trainedOn", "trainedOn", model_id, datasets)
+    relate("descendantOf", "descendantOf", model_id, bases)
     relate("dependsOn", "dependsOn", model_id, list(libraries.values()))
 
     expression = _license_expression(card.licenses)
@@ -248,6 +261,22 @@ def _document(sbom: Sbom, ns: str) -> dict[str, Any]:
     profiles = ["core", "software", "ai", "dataset", "simpleLicensing"]
     if vulns:
         profiles.append("security")
+    elements = [e["spdxId"] for e in graph if "spdxId" in e]
+    audited = {p["name"]: p["value"] for p in meta.get("properties", [])}.get("mlsec:audited")
+    bom_element = element(
+        "software_Sbom",
+        "sbom",
+        name=f"SBOM of {component['name']}",
+        software_sbomType=["analyzed"],  # made from the model's files, after it was built
+        rootElement=[model_id],
+        element=elements,
+    )
+    bom_element["comment"] = (
+        f"dependencies audited for known vulnerabilities with {audited}"
+        if audited
+        else "dependencies not audited for known vulnerabilities"
+    )
+    graph.append(bom_element)
     graph.append(
         {
             "type": "SpdxDocument",
@@ -256,8 +285,8 @@ def _document(sbom: Sbom, ns: str) -> dict[str, Any]:
             "name": f"SBOM of {component['name']}",
             "profileConformance": profiles,
             "dataLicense": data_license["spdxId"],
-            "rootElement": [model_id],
-            "element": [e["spdxId"] for e in graph if "spdxId" in e],
+            "rootElement": [bom_element["spdxId"]],
+            "element": [*elements, bom_element["spdxId"]],
         }
     )
     return {"@context": SPDX_CONTEXT, "@graph": graph}

@@ -7,7 +7,9 @@ values outside a vocabulary, missing required properties and dangling references
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -65,6 +67,15 @@ def _one(objects: spdx.SHACLObjectSet, cls: type) -> object:
     return found[0]
 
 
+def _model(objects: spdx.SHACLObjectSet) -> spdx.ai_AIPackage:
+    """The model: the root element of the SBOM that is the document's root element."""
+    (bom,) = _one(objects, spdx.SpdxDocument).rootElement
+    assert isinstance(bom, spdx.software_Sbom)
+    (model,) = bom.rootElement
+    assert isinstance(model, spdx.ai_AIPackage)
+    return model
+
+
 def _relationships(objects: spdx.SHACLObjectSet, kind: str) -> list[spdx.Relationship]:
     return [
         r
@@ -97,11 +108,13 @@ def test_example_model_is_valid_spdx_3_0_1_with_the_ai_profile(model_sbom):
     assert [a.name for a in info.createdBy] == ["mlsec"]
     assert [t.name for t in info.createdUsing][0].startswith("mlsec ")
     doc = _one(objects, spdx.SpdxDocument)
-    ai = _one(objects, spdx.ai_AIPackage)
-    assert list(doc.rootElement) == [ai]
-    assert {e._id for e in doc.element} == {
-        o._id for o in objects.foreach() if isinstance(o, spdx.Element) and o is not doc
-    }
+    ai = _model(objects)
+    bom = _one(objects, spdx.software_Sbom)
+    assert list(bom.software_sbomType) == [spdx.software_SbomType.analyzed]
+    assert "not audited" in bom.comment
+    every = {o._id for o in objects.foreach() if isinstance(o, spdx.Element)}
+    assert {e._id for e in doc.element} == every - {doc._id}
+    assert {e._id for e in bom.element} == every - {doc._id, bom._id}
     profiles = set(doc.profileConformance)
     for p in ("core", "software", "ai", "dataset"):
         assert getattr(spdx.ProfileIdentifierType, p) in profiles
@@ -114,6 +127,12 @@ def test_example_model_is_valid_spdx_3_0_1_with_the_ai_profile(model_sbom):
     assert list(ai.ai_domain) == ["text-classification"]
     assert "imdb" in ai.ai_informationAboutTraining
     assert "distilbert-base-uncased" in ai.ai_informationAboutTraining
+    (lineage,) = _relationships(objects, "descendantOf")
+    assert lineage.from_ is ai
+    assert [(b.name, b.software_downloadLocation) for b in lineage.to] == [
+        ("distilbert-base-uncased", "https://huggingface.co/distilbert-base-uncased")
+    ]
+    assert isinstance(lineage.to[0], spdx.ai_AIPackage)
     assert ai.description.startswith("A tiny sentiment classifier")
     (declared,) = _relationships(objects, "hasDeclaredLicense")
     assert declared.from_ is ai
@@ -139,7 +158,7 @@ def test_every_file_with_its_sha256(model_sbom):
         (h,) = files[f.path].verifiedUsing
         assert (h.algorithm, h.hashValue) == (spdx.HashAlgorithm.sha256, f.sha256)
     (contains,) = _relationships(objects, "contains")
-    assert contains.from_ is _one(objects, spdx.ai_AIPackage)
+    assert contains.from_ is _model(objects)
     assert {t.name for t in contains.to} == set(files)
     assert contains.completeness == spdx.RelationshipCompleteness.complete
 
@@ -152,7 +171,7 @@ def test_datasets_with_the_dataset_profile(model_sbom):
     assert ds.software_downloadLocation == "https://huggingface.co/datasets/imdb"
     assert list(ds.dataset_datasetType) == [spdx.dataset_DatasetType.noAssertion]
     (trained,) = _relationships(objects, "trainedOn")
-    assert trained.from_ is _one(objects, spdx.ai_AIPackage)
+    assert trained.from_ is _model(objects)
     assert list(trained.to) == [ds]
 
 
@@ -172,7 +191,7 @@ def test_dependencies_from_a_requirements_file(model_sbom):
     assert ">=2.1" in pkgs["torch"].comment  # an unpinned requirement keeps its specifier
     assert "requirements.txt:2" in pkgs["torch"].comment
     (depends,) = _relationships(objects, "dependsOn")
-    assert depends.from_ is _one(objects, spdx.ai_AIPackage)
+    assert depends.from_ is _model(objects)
     assert set(depends.to) == set(pkgs.values())
 
 
@@ -186,7 +205,7 @@ def test_card_metrics_limitations_uses_and_licences(tmp_path):
     text = to_spdx3_json(make_sbom(root, discover=False))
     validate_spdx3(text)
     objects = _load(text)
-    ai = _one(objects, spdx.ai_AIPackage)
+    ai = _model(objects)
     assert [(m.key, m.value) for m in ai.ai_metric] == [("f1 (CoNLL-2003)", "0.912")]
     assert "biases of its news corpus" in ai.ai_limitation
     assert "Tagging persons in English news." in ai.ai_informationAboutApplication
@@ -226,6 +245,8 @@ def test_vulnerabilities_with_the_security_profile(example_model):
         card=read_model_card(example_model),
         dependencies=[dep],
         vulnerabilities=[vuln],
+        version="1.0.0",
+        audited_by="osv",
     )
     text = to_spdx3_json(sbom)
     validate_spdx3(text)
@@ -237,6 +258,8 @@ def test_vulnerabilities_with_the_security_profile(example_model):
     assert list(assoc.to) == [found]
     doc = _one(objects, spdx.SpdxDocument)
     assert spdx.ProfileIdentifierType.security in set(doc.profileConformance)
+    assert _one(objects, spdx.software_Sbom).comment.endswith("audited for known vulnerabilities with osv")
+    assert _model(objects).software_packageVersion == "1.0.0"
 
 
 def test_spdx_ids_are_unique_iris_and_file_names_are_encoded(tmp_path):
@@ -247,6 +270,7 @@ def test_spdx_ids_are_unique_iris_and_file_names_are_encoded(tmp_path):
     text = json.dumps(doc)
     validate_spdx3(text)
     ids = [e["spdxId"] for e in doc["@graph"] if "spdxId" in e]
+    assert len(ids) > 10
     assert len(ids) == len(set(ids))
     assert all(i.startswith("urn:uuid:") and " " not in i for i in ids)
     names = {f.name for f in _load(text).foreach_type(spdx.software_File)}
@@ -306,3 +330,32 @@ def test_validation_rejects_broken_documents(model_sbom, label, mutate):
     mutate(doc)
     with pytest.raises(SbomError):
         validate_spdx3(json.dumps(doc))
+
+
+# https://spdx.org/schema/3.0.1/spdx-json-schema.json, as published (265,678 bytes)
+OFFICIAL_SCHEMA_SHA256 = "582c64e809d5b3ef9bd0c4de13a32391b47b0284a3e8d199569fb96f649234b1"
+
+
+def test_official_json_schema(model_sbom, tmp_path):
+    """Against the official JSON schema too, when a copy is at hand: spdx.org cannot be reached
+    from every test machine and the schema is not vendored (MLSEC_SPDX3_SCHEMA=FILE)."""
+    location = os.environ.get("MLSEC_SPDX3_SCHEMA")
+    if not location:
+        pytest.skip("MLSEC_SPDX3_SCHEMA not set (a copy of the SPDX 3.0.1 JSON schema)")
+    import jsonschema
+
+    raw = Path(location).read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == OFFICIAL_SCHEMA_SHA256
+    validator = jsonschema.Draft202012Validator(
+        json.loads(raw), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    _, sbom = model_sbom
+    root = tmp_path / "bert-ner"
+    root.mkdir()
+    (root / "README.md").write_text(NER_CARD)
+    for doc in (to_spdx3(sbom), to_spdx3(make_sbom(root, discover=False))):
+        errors = [e.message for e in validator.iter_errors(doc)]
+        assert errors == []
+    broken = copy.deepcopy(to_spdx3(sbom))
+    broken["@graph"][0]["specVersion"] = "three"
+    assert list(validator.iter_errors(broken))
