@@ -25,7 +25,10 @@ def sbom_cmd(
     fmt: Annotated[
         SbomFormat,
         typer.Option(
-            "--format", "-f", metavar="cyclonedx-json|cyclonedx-xml|spdx3-json", help="Output format."
+            "--format",
+            "-f",
+            metavar="cyclonedx-json|cyclonedx-xml|spdx3-json",
+            help="Output format.",
         ),
     ] = SbomFormat.JSON,
     requirements: Annotated[
@@ -70,7 +73,10 @@ def sbom_cmd(
         bool,
         typer.Option(
             "--validate",
-            help="Also validate: CycloneDX against its official 1.6 schema, SPDX 3 with spdx-python-model.",
+            help=(
+                "Also validate: CycloneDX against its official 1.6 schema, SPDX 3 with"
+                " spdx-python-model."
+            ),
         ),
     ] = False,
 ) -> int:

@@ -23,7 +23,8 @@ the two formats cannot disagree about the model. Shape:
 
 ``spdxId`` IRIs are ``urn:uuid:<uuid>#<local name>`` where the UUID (v5) is derived from the
 document's own content: the same model, options and ``SOURCE_DATE_EPOCH`` give a byte-identical
-document. Validated with SPDX's generated bindings (``spdx-python-model``) by :func:`validate_spdx3`.
+document. :func:`validate_spdx3` checks a document with SPDX's generated bindings
+(``spdx-python-model``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ def validate_spdx3(text: str) -> None:
         missing = objects.link()
         model.JSONLDSerializer().serialize_data(objects)
     except (KeyError, TypeError, ValueError) as exc:
-        raise SbomError(f"the SPDX document does not validate against SPDX {_SPEC}: {exc}") from None
+        raise SbomError(
+            f"the SPDX document does not validate against SPDX {_SPEC}: {exc}"
+        ) from None
     if missing:
         raise SbomError(f"the SPDX document refers to undefined elements: {sorted(missing)[0]}")
 
@@ -184,7 +187,9 @@ def _document(sbom: Sbom, ns: str) -> dict[str, Any]:
                 entry["software_packageUrl"] = comp["purl"]
             entry["software_primaryPurpose"] = "library"
             lib_props = {p["name"]: p["value"] for p in comp.get("properties", [])}
-            notes = [f"declared in {lib_props['mlsec:source']}"] if "mlsec:source" in lib_props else []
+            notes = (
+                [f"declared in {lib_props['mlsec:source']}"] if "mlsec:source" in lib_props else []
+            )
             if "mlsec:specifier" in lib_props:
                 notes.append(f"specifier {lib_props['mlsec:specifier']}")
             if "mlsec:marker" in lib_props:
@@ -198,8 +203,12 @@ def _document(sbom: Sbom, ns: str) -> dict[str, Any]:
         if targets:
             graph.append(
                 element(
-                    "Relationship", f"relationship/{local}", **{"from": source},
-                    relationshipType=kind, to=targets, **extra,
+                    "Relationship",
+                    f"relationship/{local}",
+                    **{"from": source},
+                    relationshipType=kind,
+                    to=targets,
+                    **extra,
                 )
             )
 

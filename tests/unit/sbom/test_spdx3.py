@@ -19,10 +19,10 @@ from spdx_python_model import v3_0_1 as spdx
 from mlsec.artifact import open_artifact
 from mlsec.demo import build_example_model
 from mlsec.errors import SbomError
+from mlsec.sbom import SbomFormat
 from mlsec.sbom.api import make_sbom, validate_sbom
 from mlsec.sbom.builder import build_sbom
 from mlsec.sbom.card import read_model_card
-from mlsec.sbom import SbomFormat
 from mlsec.sbom.spdx3 import SPDX_CONTEXT, to_spdx3, to_spdx3_json, validate_spdx3
 
 NER_CARD = """\
@@ -106,7 +106,7 @@ def test_example_model_is_valid_spdx_3_0_1_with_the_ai_profile(model_sbom):
     info = _one(objects, spdx.CreationInfo)
     assert info.specVersion == "3.0.1"
     assert [a.name for a in info.createdBy] == ["mlsec"]
-    assert [t.name for t in info.createdUsing][0].startswith("mlsec ")
+    assert [t.name.split()[0] for t in info.createdUsing] == ["mlsec"]
     doc = _one(objects, spdx.SpdxDocument)
     ai = _model(objects)
     bom = _one(objects, spdx.software_Sbom)
@@ -258,7 +258,9 @@ def test_vulnerabilities_with_the_security_profile(example_model):
     assert list(assoc.to) == [found]
     doc = _one(objects, spdx.SpdxDocument)
     assert spdx.ProfileIdentifierType.security in set(doc.profileConformance)
-    assert _one(objects, spdx.software_Sbom).comment.endswith("audited for known vulnerabilities with osv")
+    assert _one(objects, spdx.software_Sbom).comment.endswith(
+        "audited for known vulnerabilities with osv"
+    )
     assert _model(objects).software_packageVersion == "1.0.0"
 
 
@@ -305,19 +307,23 @@ def _mutations():
     def graph(doc, kind):
         return [e for e in doc["@graph"] if e["type"] == kind]
 
-    yield "unknown relationship type", lambda d: graph(d, "Relationship")[0].update(
-        relationshipType="fineTunedFrom"
+    yield (
+        "unknown relationship type",
+        lambda d: graph(d, "Relationship")[0].update(relationshipType="fineTunedFrom"),
     )
     yield "dangling reference", lambda d: graph(d, "Relationship")[0]["to"].append("urn:x#nope")
-    yield "missing hash value", lambda d: graph(d, "software_File")[0]["verifiedUsing"][0].pop(
-        "hashValue"
+    yield (
+        "missing hash value",
+        lambda d: graph(d, "software_File")[0]["verifiedUsing"][0].pop("hashValue"),
     )
     yield "unknown property", lambda d: graph(d, "ai_AIPackage")[0].update(ai_modelType=["x"])
-    yield "no dataset type", lambda d: graph(d, "dataset_DatasetPackage")[0].pop(
-        "dataset_datasetType"
+    yield (
+        "no dataset type",
+        lambda d: graph(d, "dataset_DatasetPackage")[0].pop("dataset_datasetType"),
     )
-    yield "fractional time", lambda d: graph(d, "CreationInfo")[0].update(
-        created="2024-01-01T00:00:00.5+00:00"
+    yield (
+        "fractional time",
+        lambda d: graph(d, "CreationInfo")[0].update(created="2024-01-01T00:00:00.5+00:00"),
     )
     yield "wrong context", lambda d: d.update({"@context": "https://spdx.org/rdf/3.0.0/x"})
 
