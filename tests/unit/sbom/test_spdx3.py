@@ -365,3 +365,16 @@ def test_official_json_schema(model_sbom, tmp_path):
     broken = copy.deepcopy(to_spdx3(sbom))
     broken["@graph"][0]["specVersion"] = "three"
     assert list(validator.iter_errors(broken))
+
+
+def test_a_single_file_without_a_card(example_model):
+    text = to_spdx3_json(make_sbom(example_model / "model.safetensors"))
+    validate_spdx3(text)
+    objects = _load(text)
+    ai = _model(objects)
+    assert ai.name == "model.safetensors"
+    assert ai.ai_typeOfModel == [] and ai.ai_limitation is None
+    assert [f.name for f in objects.foreach_type(spdx.software_File)] == ["model.safetensors"]
+    assert _relationships(objects, "contains")[0].to[0].name == "model.safetensors"
+    for kind in ("trainedOn", "dependsOn", "hasDeclaredLicense", "descendantOf"):
+        assert _relationships(objects, kind) == []
