@@ -80,7 +80,7 @@ def validate_spdx3(text: str) -> None:
     except ImportError:
         raise SbomError(
             "cannot validate SPDX 3: spdx-python-model is not installed",
-            hint="pip install spdx-python-model",
+            hint="pip install 'mlsec[spdx]' (or spdx-python-model)",
         ) from None
     try:
         data = json.loads(text)

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -378,3 +379,12 @@ def test_a_single_file_without_a_card(example_model):
     assert _relationships(objects, "contains")[0].to[0].name == "model.safetensors"
     for kind in ("trainedOn", "dependsOn", "hasDeclaredLicense", "descendantOf"):
         assert _relationships(objects, kind) == []
+
+
+def test_validate_without_the_bindings_is_exit_2(cli, example_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "spdx_python_model", None)  # as if not installed
+    out = tmp_path / "bom.json"
+    res = cli("sbom", example_model, "-f", "spdx3-json", "--validate", "-o", out)
+    assert res.exit_code == 2
+    assert "spdx-python-model" in res.stderr
+    assert not out.exists()
