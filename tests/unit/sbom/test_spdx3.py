@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -388,3 +389,32 @@ def test_validate_without_the_bindings_is_exit_2(cli, example_model, tmp_path, m
     assert res.exit_code == 2
     assert "spdx-python-model" in res.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (("apache-2.0",), "Apache-2.0"),
+        (("mit", "openrail"), "MIT AND LicenseRef-openrail"),
+        (("MIT OR Apache-2.0",), "(MIT OR Apache-2.0)"),
+        (
+            ("cc-by-4.0", "MIT OR Apache-2.0", "my licence"),
+            "CC-BY-4.0 AND (MIT OR Apache-2.0) AND LicenseRef-my-licence",
+        ),
+        (("other",), None),
+    ],
+)
+def test_licences_are_one_spdx_expression(names, expected):
+    from license_expression import get_spdx_licensing
+
+    from mlsec.sbom.spdx3 import _license_expression
+
+    expression = _license_expression(names)
+    if expected is None:  # "other" says nothing: no licence is declared
+        assert expression is None
+        return
+    assert expression == expected
+    licensing = get_spdx_licensing()
+    licensing.parse(expression, validate=False, strict=True)  # SPDX expression syntax
+    for key in licensing.unknown_license_keys(expression):  # only LicenseRef-idstring
+        assert re.fullmatch(r"LicenseRef-[A-Za-z0-9.-]+", key), key
