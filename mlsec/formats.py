@@ -314,6 +314,8 @@ def _text_kind(head: bytes, lname: str) -> Format:
         if len(head) < PREFIX_SIZE:
             try:
                 json.loads(text)
+            except RecursionError:
+                return Format.JSON  # too deep to decode here: the JSON analyzer reports it
             except ValueError:
                 return Format.TEXT
         return Format.JSON

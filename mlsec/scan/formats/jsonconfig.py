@@ -14,7 +14,7 @@ from typing import Any
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats.gguf import template_escapes
-from mlsec.scan.formats.hydra import TARGET_KEYS, target_findings
+from mlsec.scan.formats.hydra import TARGET_KEYS, target_findings, too_deep_finding
 from mlsec.scan.formats.keras import config_findings
 from mlsec.scan.model import Finding, Severity
 
@@ -44,7 +44,12 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         return
     try:
         doc = json.loads(raw)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        # json's decoder recurses once per level: past the interpreter's limit nothing below
+        # was seen, and it may hold a _target_ or a Lambda (fail closed).
+        yield too_deep_finding(ctx, "")
+        return
+    except ValueError:
         return  # JSON sniffing looks at a prefix only; a non-JSON text file is not a finding
     if not isinstance(doc, dict):
         return
