@@ -29,6 +29,9 @@ _MAX_CONFIG = 16 * 1024 * 1024
 _MAX_NODES = 1_000_000
 MAX_DEPTH = 200  # levels; real configs (NeMo, Keras functional models) stay far below
 TARGET_KEYS = ("_target_", "_call_")
+# _target_ keys, Jinja templates carried by a config (chat_template, prompt_template, …), and
+# any backslash (a double-quoted key may spell them with escapes)
+_PREFILTER = (*(k.encode() for k in TARGET_KEYS), b"mplat", b"MPLAT", b"\\")
 
 
 def analyze_yaml(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
@@ -38,7 +41,7 @@ def analyze_yaml(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     raw = blob.read()
     # A double-quoted key may spell ``_target_`` with escapes ("\x5ftarget_"): any backslash
     # means a full walk.
-    if not any(k.encode() in raw for k in TARGET_KEYS) and b"\\" not in raw:
+    if not any(k in raw for k in _PREFILTER):
         return
     import yaml
 
@@ -107,6 +110,8 @@ def _yaml_targets(events: Iterator[Any], ctx: ScanContext) -> Iterator[Finding]:
                 top.key = text if text is not None else "?"
             elif key in TARGET_KEYS:
                 yield from _judge(text if text is not None else {}, path, ctx)
+            elif key is not None and ("mplat" in key or "MPLAT" in key) and text is not None:
+                yield from _template(key, text, short_path(path), ctx)
             filled()
         elif isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
             top, key, path = value_slot()
@@ -119,6 +124,14 @@ def _yaml_targets(events: Iterator[Any], ctx: ScanContext) -> Iterator[Finding]:
         elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             stack.pop()
             filled()
+
+
+def _template(key: str, text: str, where: str, ctx: ScanContext) -> Iterator[Finding]:
+    from mlsec.scan.formats.chattemplate import is_jinja, template_findings
+
+    strict = key == "chat_template"
+    if strict or is_jinja(text):
+        yield from template_findings(where, text, ctx, rule="CHAT-TEMPLATE-SSTI", strict=strict)
 
 
 def too_deep_finding(ctx: ScanContext, where: str) -> Finding:
