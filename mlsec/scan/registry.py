@@ -32,7 +32,7 @@ ANALYZERS: dict[Format, str | tuple[str, ...]] = {
     Format.SAFETENSORS: "mlsec.scan.formats.safetensors:analyze_safetensors",
     Format.ONNX: "mlsec.scan.formats.onnx:analyze_onnx",
     Format.KERAS_ZIP: "mlsec.scan.formats.keras:analyze_keras_zip",
-    Format.HDF5: "mlsec.scan.formats.keras:analyze_hdf5",
+    Format.HDF5: "mlsec.scan.formats.hdf5:analyze_hdf5",
     Format.GGUF: "mlsec.scan.formats.gguf:analyze_gguf",
     Format.TAR: "mlsec.scan.formats.tar:analyze_tar",
     Format.TF_SAVEDMODEL: "mlsec.scan.formats.savedmodel:analyze_savedmodel",

@@ -1,5 +1,6 @@
-"""Keras models: v3 ``.keras`` zips (``config.json``) and legacy HDF5 ``.h5`` files (the
-``model_config`` attribute), read without keras, tensorflow or h5py.
+"""Keras models: v3 ``.keras`` zips (``config.json``), and the judgement of a model config wherever
+it is found (legacy HDF5 ``.h5`` files: :mod:`mlsec.scan.formats.hdf5`; ``model.to_json()``
+files: :mod:`mlsec.scan.formats.jsonconfig`), without keras or tensorflow.
 
 Keras rebuilds a model from its JSON config. What runs code there: ``Lambda`` layers carrying
 marshalled Python bytecode (``__lambda__`` / ``function_type: lambda``), functions named by module
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats.zip import analyze_zip, read_index, read_member
 from mlsec.scan.model import Finding, Severity
 
-__all__ = ["analyze_hdf5", "analyze_keras_zip", "config_findings"]
+__all__ = ["analyze_keras_zip", "config_findings"]
 
 _TRUSTED_MODULES = ("keras", "keras_nlp", "keras_hub", "keras_cv", "tf_keras", "tensorflow.keras")
 # Modules whose functions, when named by a config, amount to code execution.
@@ -183,96 +184,3 @@ def analyze_keras_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 f"config.json is not valid JSON ({exc})",
                 why="What the scanner cannot parse may hide a Lambda layer; Keras may read it.",
             )
-
-
-_MARKERS = (b'{"class_name"', b'{"module"')
-_CHUNK = 16 * 1024 * 1024
-_MAX_HITS = 64
-
-
-def _find_configs(blob: Blob) -> Iterator[int]:
-    """Offsets where a JSON model config may start (streamed search, bounded memory)."""
-    hits = 0
-    overlap = max(len(m) for m in _MARKERS)
-    with blob.open() as f:
-        base = 0
-        prev = b""
-        while hits < _MAX_HITS:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                return
-            hay = prev + chunk
-            start = base - len(prev)
-            found = sorted(i for m in _MARKERS for i in _all(hay, m) if i + len(m) > len(prev))
-            for i in found:
-                hits += 1
-                yield start + i
-            prev = hay[-overlap:]
-            base += len(chunk)
-
-
-def _all(hay: bytes, needle: bytes) -> Iterator[int]:
-    i = hay.find(needle)
-    while i != -1:
-        yield i
-        i = hay.find(needle, i + 1)
-
-
-def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
-    """A legacy Keras ``.h5``: find the JSON ``model_config`` attribute in the bytes and check it.
-
-    HDF5 stores attribute strings uncompressed, inline in the object header or in a heap, so the
-    JSON text is present verbatim; h5py is not needed to read it.
-    """
-    decoder = json.JSONDecoder()
-    parsed = 0
-    unreadable = 0
-    covered = -1  # configs contain nested objects that match the markers again
-    spent = 0
-    with blob.open() as f:
-        for offset in list(_find_configs(blob)):
-            if offset < covered:
-                continue
-            config, end, used = _decode_at(f, offset, decoder)
-            spent += used
-            if config is None:
-                unreadable += 1
-            else:
-                covered = offset + end
-                if isinstance(config, dict):
-                    parsed += 1
-                    yield from config_findings(config, ctx, f"model_config@{offset}")
-            if spent > _READ_BUDGET:
-                break
-    if unreadable and not parsed:
-        yield ctx.finding(
-            "KERAS-CONFIG-UNREADABLE",
-            Severity.HIGH,
-            "the HDF5 file holds a model config that could not be parsed",
-            why="What the scanner cannot parse may hide a Lambda layer.",
-        )
-
-
-_READ_BUDGET = 256 * 1024 * 1024
-
-
-def _decode_at(f: BinaryIO, offset: int, decoder: json.JSONDecoder) -> tuple[Any, int, int]:
-    """Parse the JSON document starting at ``offset``: read 1 MiB, and more (up to 64 MiB) only
-    while the document runs off the end of what was read. Returns (value or None, its length in
-    bytes, bytes read)."""
-    size = 1 << 20
-    while True:
-        f.seek(offset)
-        raw = f.read(size)
-        text = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
-        try:
-            value, end = decoder.raw_decode(text)
-        except RecursionError:
-            return None, 0, len(raw)
-        except ValueError as exc:
-            cut = len(raw) == size and b"\x00" not in raw
-            if cut and size < _MAX_CONFIG and getattr(exc, "pos", 0) >= len(text) - 16:
-                size *= 4
-                continue
-            return None, 0, len(raw)
-        return value, len(text[:end].encode()), len(raw)
