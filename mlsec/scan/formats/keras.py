@@ -239,7 +239,7 @@ def _function(name: str, ctx: ScanContext, where: str) -> Iterator[Finding]:
     stateful = _module_ok(module) and bool(inner) and inner[0] in _STATEFUL_KERAS
     if fn in _LOADER_NAMES or "global_state" in parts:
         yield ctx.finding(
-            "KERAS-LOADER-CALL",
+            "KERAS-FUNCTION-IMPORT",
             Severity.CRITICAL,
             f"{where}: config calls {name}",
             why="Keras calls functions named in a config even with safe_mode=True; this one "

@@ -60,22 +60,22 @@ def _found(report: ScanReport) -> set[tuple[str, str]]:
             ("KERAS-DANGEROUS-IMPORT", "critical"),
         ),
         # CVE-2025-8747: keras.utils.get_file downloads and writes a file
-        (_lambda(_fn("keras.utils", "get_file")), ("KERAS-LOADER-CALL", "critical")),
+        (_lambda(_fn("keras.utils", "get_file")), ("KERAS-FUNCTION-IMPORT", "critical")),
         # CVE-2025-9906: safe mode switched off from inside the config, then a Lambda
         (
             _lambda(_fn("keras.config", "enable_unsafe_deserialization")),
-            ("KERAS-LOADER-CALL", "critical"),
+            ("KERAS-FUNCTION-IMPORT", "critical"),
         ),
         (
             _lambda(_fn("keras.src.backend.common.global_state", "set_global_attribute")),
-            ("KERAS-LOADER-CALL", "critical"),
+            ("KERAS-FUNCTION-IMPORT", "critical"),
         ),
         # the io-no chain: an allowed callable loading another model with safe_mode=False
         (
             _lambda(_fn("keras.models", "load_model"), arguments={"safe_mode": False}),
-            ("KERAS-LOADER-CALL", "critical"),
+            ("KERAS-FUNCTION-IMPORT", "critical"),
         ),
-        (_lambda(_fn("keras.saving", "load_model")), ("KERAS-LOADER-CALL", "critical")),
+        (_lambda(_fn("keras.saving", "load_model")), ("KERAS-FUNCTION-IMPORT", "critical")),
         # lookup layers reading a vocabulary path at load (GHSA-qg93-c7p6-gg7f)
         (_layer("StringLookup", vocabulary="/etc/passwd"), ("KERAS-EXTERNAL-READ", "high")),
         (_layer("IntegerLookup", vocabulary="/root/.ssh/id_rsa"), ("KERAS-EXTERNAL-READ", "high")),
