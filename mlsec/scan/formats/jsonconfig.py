@@ -26,6 +26,11 @@ _MAX_JSON = 64 * 1024 * 1024
 _MAX_TEMPLATE = 4 * 1024 * 1024
 _MAX_NODES = 1_000_000
 _TARGETS = tuple(f'"{k}"'.encode() for k in TARGET_KEYS)
+# Any of these in the bytes means a full parse (\u: keys may be spelled with escapes).
+_KEYS = (
+    b'"class_name"', b'"module"', b'emplate"', b"\\u", b'"auto_map"', b'"custom_pipelines"',
+    *_TARGETS,
+)  # fmt: skip
 
 
 def _looks_like_keras(doc: dict[str, Any]) -> bool:
@@ -43,8 +48,7 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     if _is_template_file(ctx):  # a large template that starts with "{%" sniffs as JSON
         yield from _template_file(blob, ctx)
         return
-    keys = (b'"class_name"', b'"module"', b'emplate"', b"\\u", *_TARGETS)
-    if not any(k in raw for k in keys):
+    if not any(k in raw for k in _KEYS):
         # A cheap exit for the large JSON files of a model repo (tokenizer.json, indexes). Keys
         # spelled with \u escapes decode to the same names, so any escape means a full parse.
         return
@@ -64,6 +68,10 @@ def analyze_json(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         yield from config_findings(doc, ctx, name)
     if b"\\u" in raw or any(k in raw for k in _TARGETS):
         yield from target_findings(doc, ctx)
+    if "auto_map" in doc or "custom_pipelines" in doc:
+        from mlsec.scan.formats.remotecode import config_findings as remote_code_findings
+
+        yield from remote_code_findings(doc, ctx)
     if b"mplat" in raw or b"MPLAT" in raw or _ESCAPED_MPLAT.search(raw):
         yield from _templates(doc, ctx)
 
