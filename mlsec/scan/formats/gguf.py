@@ -23,6 +23,7 @@ _MAX_DIMS = 4
 _MAX_GGML_TYPE = 64
 _MAX_STRING = 64 * 1024 * 1024
 
+
 class _Reader:
     def __init__(self, buf: memoryview, version: int) -> None:
         self.buf = buf

@@ -15,6 +15,7 @@ for configs and reported as not inspected (``HDF5-NOT-INSPECTED``, high).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -38,7 +39,7 @@ class _Unreadable(Exception):
 def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Judge the Keras configs in an HDF5 file's root attributes."""
     try:
-        import h5py
+        import h5py  # type: ignore[import-untyped]
     except ImportError:
         yield from _without_h5py(blob, ctx)
         return
@@ -88,10 +89,8 @@ def _judge(name: str, value: object, ctx: ScanContext) -> Iterator[Finding]:
     # keras: `if hasattr(model_config, "decode"): model_config = model_config.decode("utf-8")`
     # then json.loads; anything else makes load_model fail, yet is no config the scanner read.
     if isinstance(value, bytes):
-        try:
+        with contextlib.suppress(UnicodeDecodeError):
             value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
     if not isinstance(value, str):
         yield _unreadable(ctx, name, f"is a {type(value).__name__}, not a JSON string")
         return

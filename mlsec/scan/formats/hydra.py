@@ -71,7 +71,6 @@ def _yaml_targets(events: Iterator[Any], ctx: ScanContext) -> Iterator[Finding]:
 
     stack: list[_Frame] = []
     anchors: dict[str, str] = {}
-    nodes = 0
     too_deep = False
 
     def value_slot() -> tuple[_Frame | None, str | None, str]:
@@ -93,8 +92,7 @@ def _yaml_targets(events: Iterator[Any], ctx: ScanContext) -> Iterator[Finding]:
             if top.want_key:
                 top.key = None
 
-    for ev in events:
-        nodes += 1
+    for nodes, ev in enumerate(events, 1):
         if nodes > _MAX_NODES:
             yield _too_large(ctx)
             return

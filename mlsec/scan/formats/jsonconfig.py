@@ -18,7 +18,7 @@ from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats.chattemplate import is_jinja, template_findings
 from mlsec.scan.formats.hydra import TARGET_KEYS, short_path, target_findings, too_deep_finding
 from mlsec.scan.formats.keras import config_findings
-from mlsec.scan.model import Finding, Severity
+from mlsec.scan.model import Finding
 
 __all__ = ["analyze_json", "analyze_text"]
 

@@ -175,7 +175,9 @@ _PATH_KEYS = ("vocabulary_file", "vocab_file", "merges_file", "filepath", "origi
 _URL_PREFIXES = ("http://", "https://", "ftp://", "gs://", "s3://", "hdfs://", "file://")
 
 
-def _external_reads(cls: str, cfg: dict[str, Any], ctx: ScanContext, where: str) -> Iterator[Finding]:
+def _external_reads(
+    cls: str, cfg: dict[str, Any], ctx: ScanContext, where: str
+) -> Iterator[Finding]:
     keys = [*_FILE_KEYS.get(cls, ()), *_PATH_KEYS]
     for key in keys:
         value = cfg.get(key)

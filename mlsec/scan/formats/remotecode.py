@@ -93,7 +93,7 @@ def is_dynamic_module(name: str) -> bool:
 
 def config_findings(doc: dict[str, Any], ctx: ScanContext) -> Iterator[Finding]:
     """``auto_map`` and ``custom_pipelines`` references in a parsed HF config."""
-    refs: list[tuple[str, str]] = []
+    refs: list[tuple[str, object]] = []
     auto_map = doc.get("auto_map")
     if isinstance(auto_map, dict):
         for key, value in auto_map.items():
@@ -176,8 +176,7 @@ def analyze_python(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             Severity.MEDIUM,
             f"{name.rsplit('/', 1)[-1]}: model code that transformers imports with "
             "trust_remote_code=True",
-            why="Remote code runs with the loading process's rights; it needs trust in its "
-            "author.",
+            why="Remote code runs with the loading process's rights; it needs trust in its author.",
         )
     for call, line in import_time_calls(tree):
         yield ctx.finding(

@@ -92,7 +92,8 @@ LLAMA31_TOOLS = """\
 {%- for message in messages %}
     {%- if 'tool_calls' in message %}
         {%- set tool_call = message.tool_calls[0].function %}
-        {{- '{"name": "' + tool_call.name + '", "parameters": ' }}{{- tool_call.arguments | tojson }}
+        {{- '{"name": "' + tool_call.name + '", "parameters": ' }}
+        {{- tool_call.arguments | tojson }}
         {%- for arg_name, arg_val in tool_call.arguments | items %}
             {{- arg_name + '="' + arg_val + '"' }}{%- if not loop.last %}{{- ", " }}{%- endif %}
         {%- endfor %}

@@ -25,7 +25,11 @@ LAMBDA = {
         "name": "lambda",
         "trainable": True,
         "dtype": "float32",
-        "function": ["4wEAAAAAAAAAAAAAAAEAAAACAAAAQwAAAHMIAAAAfABkARQAUwApAk7pAgAAAKkA", None, None],
+        "function": [
+            "4wEAAAAAAAAAAAAAAAEAAAACAAAAQwAAAHMIAAAAfABkARQAUwApAk7pAgAAAKkA",
+            None,
+            None,
+        ],
         "function_type": "lambda",
         "module": "__main__",
         "output_shape": None,
@@ -77,7 +81,9 @@ def _h5(
         f.attrs["keras_version"] = "2.15.0"
         if model_config is not None:
             f.attrs["model_config"] = (
-                json.dumps(model_config).encode() if isinstance(model_config, dict) else model_config
+                json.dumps(model_config).encode()
+                if isinstance(model_config, dict)
+                else model_config
             )
         if training is not None:
             f.attrs["training_config"] = json.dumps(training).encode()
@@ -100,7 +106,9 @@ def _reorder(node: Any) -> Any:
     if isinstance(node, list):
         return [_reorder(v) for v in node]
     if isinstance(node, dict):
-        return dict(sorted(((k, _reorder(v)) for k, v in node.items()), key=lambda kv: kv[0] != "config"))
+        return dict(
+            sorted(((k, _reorder(v)) for k, v in node.items()), key=lambda kv: kv[0] != "config")
+        )
     return node
 
 
@@ -145,7 +153,11 @@ def test_training_config_is_judged(tmp_path: Path) -> None:
     p = tmp_path / "m.h5"
     _h5(p, _sequential(DENSE), training)
     (f,) = scan(open_artifact(p)).findings
-    assert (f.rule, f.severity.value, f.symbol) == ("KERAS-FUNCTION-IMPORT", "critical", "os.system")
+    assert (f.rule, f.severity.value, f.symbol) == (
+        "KERAS-FUNCTION-IMPORT",
+        "critical",
+        "os.system",
+    )
 
 
 @pytest.mark.parametrize(

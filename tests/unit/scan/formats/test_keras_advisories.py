@@ -16,7 +16,12 @@ from tests.unit.scan.formats.test_keras import DENSE, _keras, _sequential
 
 
 def _fn(module: str, name: str) -> dict[str, Any]:
-    return {"module": module, "class_name": "function", "config": name, "registered_name": "function"}
+    return {
+        "module": module,
+        "class_name": "function",
+        "config": name,
+        "registered_name": "function",
+    }
 
 
 def _lambda(function: dict[str, Any], **cfg: Any) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class XForCausalLM(XPreTrainedModel):
 if __name__ == "__main__":
     os.system("echo testing")
 '''
-CONFIGURATION = '''\
+CONFIGURATION = """\
 from transformers import PretrainedConfig
 
 
@@ -87,7 +87,7 @@ class XConfig(PretrainedConfig):
         self.hidden_size = hidden_size
         self.vocab_size = vocab_size
         super().__init__(**kwargs)
-'''
+"""
 
 
 def _repo(tmp_path: Path, files: dict[str, str | dict]) -> ScanReport:  # type: ignore[type-arg]
@@ -144,18 +144,30 @@ def test_code_from_another_repository_is_high(tmp_path: Path) -> None:
         ("from os import popen as p\nX = p('id').read()\n", "os.popen"),
         ("exec('print(1)')\n", "exec"),
         ("__import__('os').system('id')\n", "os.system"),
-        ("import urllib.request\nurllib.request.urlopen('http://x.invalid')\n",
-         "urllib.request.urlopen"),
-        ("import socket\ns = socket.create_connection(('x.invalid', 80))\n",
-         "socket.create_connection"),
+        (
+            "import urllib.request\nurllib.request.urlopen('http://x.invalid')\n",
+            "urllib.request.urlopen",
+        ),
+        (
+            "import socket\ns = socket.create_connection(('x.invalid', 80))\n",
+            "socket.create_connection",
+        ),
         ("import ctypes\nctypes.CDLL('libevil.so')\n", "ctypes.CDLL"),
-        ("import requests\n\nclass A:\n    data = requests.get('http://x.invalid')\n",
-         "requests.get"),
-        ("import os\n\ndef deco(f):\n    os.system('id')\n    return f\n\n@deco\ndef g():\n"
-         "    pass\n", "os.system"),
+        (
+            "import requests\n\nclass A:\n    data = requests.get('http://x.invalid')\n",
+            "requests.get",
+        ),
+        (
+            "import os\n\ndef deco(f):\n    os.system('id')\n    return f\n\n@deco\ndef g():\n"
+            "    pass\n",
+            "os.system",
+        ),
         ("import os\n\ndef f(x=os.system('id')):\n    pass\n", "os.system"),
-        ("import subprocess\n\ndef _setup():\n    subprocess.call('id', shell=True)\n\n"
-         "try:\n    _setup()\nexcept Exception:\n    pass\n", "subprocess.call"),
+        (
+            "import subprocess\n\ndef _setup():\n    subprocess.call('id', shell=True)\n\n"
+            "try:\n    _setup()\nexcept Exception:\n    pass\n",
+            "subprocess.call",
+        ),
         ("import os\nif True:\n    getattr(os, 'system')('id')\n", "getattr"),
     ],
 )
