@@ -52,21 +52,39 @@ _DANGEROUS_CALLS: dict[str, frozenset[str]] = {
     "posix": frozenset({"system", "popen", "fork", "execv", "execve", "remove", "unlink"}),
     "subprocess": frozenset({"*"}),
     "pty": frozenset({"*"}),
-    "socket": frozenset({"*"}),
-    "ssl": frozenset({"*"}),
+    "socket": frozenset(
+        {
+            "socket", "create_connection", "create_server", "socketpair", "fromfd",
+            "getaddrinfo", "gethostbyname", "gethostbyname_ex",
+        }
+    ),
     "http": frozenset({"client", "server"}),
     "urllib": frozenset({"request", "urlopen", "urlretrieve"}),
     "urllib2": frozenset({"*"}),
-    "urllib3": frozenset({"*"}),
-    "requests": frozenset({"*"}),
-    "httpx": frozenset({"*"}),
-    "aiohttp": frozenset({"*"}),
+    "urllib3": frozenset(
+        {"PoolManager", "ProxyManager", "request", "connection_from_url", "HTTPConnectionPool"}
+    ),
+    "requests": frozenset(
+        {"get", "post", "put", "patch", "delete", "head", "options", "request", "Session"}
+    ),
+    "httpx": frozenset(
+        {"get", "post", "put", "patch", "delete", "head", "options", "request", "stream",
+         "Client", "AsyncClient"}
+    ),
+    "aiohttp": frozenset({"ClientSession", "request"}),
     "ftplib": frozenset({"*"}),
     "smtplib": frozenset({"*"}),
     "telnetlib": frozenset({"*"}),
     "webbrowser": frozenset({"*"}),
-    "ctypes": frozenset({"*"}),
-    "cffi": frozenset({"*"}),
+    # loading a native library or touching raw memory (type constructors are harmless)
+    "ctypes": frozenset(
+        {
+            "CDLL", "PyDLL", "WinDLL", "OleDLL", "LibraryLoader", "LoadLibrary", "cdll", "pydll",
+            "windll", "oledll", "pythonapi", "memmove", "memset", "string_at", "wstring_at",
+            "cast",
+        }
+    ),
+    "cffi": frozenset({"dlopen", "verify", "compile", "set_source"}),
     "runpy": frozenset({"*"}),
     "code": frozenset({"*"}),
     "importlib": frozenset(
@@ -77,7 +95,10 @@ _DANGEROUS_CALLS: dict[str, frozenset[str]] = {
     "marshal": frozenset({"load", "loads"}),
     "builtins": frozenset({"exec", "eval", "compile", "__import__", "breakpoint"}),
     "multiprocessing": frozenset({"Process", "Pool"}),
-    "torch": frozenset({"load", "hub", "load_library", "load_inline", "cpp_extension"}),
+    # unpickling, native extensions, downloads (torch.hub.load runs the hub repo's hubconf.py)
+    "torch": frozenset(
+        {"load", "load_library", "load_inline", "load_state_dict_from_url", "download_url_to_file"}
+    ),
     "asyncio": frozenset({"create_subprocess_exec", "create_subprocess_shell", "open_connection"}),
 }  # fmt: skip
 _BUILTIN_CALLS = frozenset({"exec", "eval", "compile", "__import__", "breakpoint"})
@@ -223,8 +244,8 @@ def import_time_calls(tree: ast.Module) -> list[tuple[str, int]]:
             bare = "." not in name and name not in aliases and name not in functions
             if (
                 (imported and _dangerous(name))
-                or (bare and name in _BUILTIN_CALLS)
-                or _getattr_of_module(call, name, aliases)
+                or (bare and name in _BUILTIN_CALLS - {"__import__"})
+                or _dynamic_lookup(call, name, aliases)
             ):
                 hits[(name, call.lineno)] = None
             local = functions.get(name)
@@ -296,6 +317,8 @@ def _calls(node: ast.AST) -> Iterator[ast.Call]:
 
 
 def _is_main_guard(test: ast.expr) -> bool:
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_is_main_guard(v) for v in test.values)
     return (
         isinstance(test, ast.Compare)
         and isinstance(test.left, ast.Name)
@@ -329,16 +352,16 @@ def _resolve(func: ast.expr, aliases: dict[str, str], depth: int = 0) -> tuple[s
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
-    if isinstance(node, ast.Call) and depth < 8:  # __import__("os").system(...)
+    if isinstance(node, ast.Call) and depth < 8:
         inner = _resolve(node.func, aliases, depth + 1)
-        arg = node.args[0] if node.args else None
-        if (
-            inner is not None
-            and inner[0] in ("__import__", "builtins.__import__", "importlib.import_module")
-            and isinstance(arg, ast.Constant)
-            and isinstance(arg.value, str)
-        ):
-            return ".".join([arg.value, *reversed(parts)]), True
+        args = node.args
+        const = [a.value if isinstance(a, ast.Constant) else None for a in args[:2]]
+        if inner is not None and inner[0] in _IMPORTERS and const and isinstance(const[0], str):
+            return ".".join([const[0], *reversed(parts)]), True  # __import__("os").system
+        if inner is not None and inner[0] in _GETATTRS and len(const) == 2:
+            target = _resolve(args[0], aliases, depth + 1)
+            if target is not None and isinstance(const[1], str):  # getattr(os, "system")(…)
+                return ".".join([target[0], const[1], *reversed(parts)]), target[1]
         return None
     if not isinstance(node, ast.Name):
         return None
@@ -357,9 +380,22 @@ def _dangerous(name: str) -> bool:
     return "*" in allowed or parts[1] in allowed or parts[-1] in allowed
 
 
-def _getattr_of_module(call: ast.Call, name: str, aliases: dict[str, str]) -> bool:
-    # getattr(os, "system")(…), getattr(subprocess, name)
-    if name not in ("getattr", "builtins.getattr") or not call.args:
+_IMPORTERS = ("__import__", "builtins.__import__", "importlib.import_module")
+_GETATTRS = ("getattr", "builtins.getattr")
+
+
+def _dynamic_lookup(call: ast.Call, name: str, aliases: dict[str, str]) -> bool:
+    """``__import__(name)`` with a computed name, or ``getattr(os, "system")`` /
+    ``getattr(subprocess, computed)``: the module's dangerous functions reached by lookup."""
+    args = call.args
+    if name in _IMPORTERS or (name == "import_module" and "import_module" in aliases):
+        return not (args and isinstance(args[0], ast.Constant))
+    if name not in _GETATTRS or len(args) < 2 or not isinstance(args[0], ast.Name):
         return False
-    target = call.args[0]
-    return isinstance(target, ast.Name) and aliases.get(target.id, "") in _DANGEROUS_CALLS
+    module = aliases.get(args[0].id)
+    if module is None or module.split(".", 1)[0] not in _DANGEROUS_CALLS:
+        return False
+    attr = args[1]
+    if not isinstance(attr, ast.Constant) or not isinstance(attr.value, str):
+        return True
+    return _dangerous(f"{module}.{attr.value}")
