@@ -6,7 +6,11 @@ compiles it from ``training_config``; a ``Lambda`` layer there carries marshalle
 runs on load, and ``safe_mode`` is ignored for ``.h5`` files (CVE-2025-9905). Both attributes are
 read structurally, the way Keras reads them — through h5py, which parses the file's metadata and
 runs nothing — and judged like a ``.keras`` config (:func:`mlsec.scan.formats.keras.
-config_findings`). Only the root group's attribute headers are read, never the datasets.
+config_findings`). Only the root group's attributes are read, never the datasets. libhdf5 is C and
+crashes on some hostile files (a few flipped bytes of a real model suffice), so it runs in a child
+process with a time and address-space limit: a crash or a timeout is a finding, never a crashed
+scanner. That costs a process start per ``.h5`` file (about 0.2 s); the weights file of a
+``.keras`` archive is skipped (Keras reads no config from it).
 
 Fail closed: a file h5py cannot open, an attribute that is too large, not a string, or not JSON is
 a finding; without h5py installed (``pip install 'mlsec[hdf5]'``) the file is searched byte-wise
@@ -16,7 +20,11 @@ for configs and reported as not inspected (``HDF5-NOT-INSPECTED``, high).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -38,13 +46,13 @@ class _Unreadable(Exception):
 
 def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     """Judge the Keras configs in an HDF5 file's root attributes."""
-    try:
-        import h5py  # type: ignore[import-untyped]
-    except ImportError:
+    if (ctx.member or "").endswith(".weights.h5"):
+        return  # a .keras archive's weights: Keras reads datasets from it, never a config
+    if importlib.util.find_spec("h5py") is None:
         yield from _without_h5py(blob, ctx)
         return
     try:
-        values = _root_configs(h5py, blob)
+        values = _root_configs(blob)
     except _Unreadable as exc:
         yield ctx.finding(
             "HDF5-UNREADABLE",
@@ -58,31 +66,102 @@ def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         yield from _judge(name, value, ctx)
 
 
-def _root_configs(h5py: Any, blob: Blob) -> list[tuple[str, object]]:
-    stream: BinaryIO | None = None
+# Run in a child process: libhdf5 is C, and hostile files crash it (a few byte flips in a real
+# Keras file are enough for a segmentation fault), so the scanner only ever sees its answer.
+_PROBE = r"""
+import io, json, sys
+try:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[5]), int(sys.argv[5])))
+except (ImportError, ValueError, OSError):
+    pass
+path, offset, size, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+try:
+    import h5py
+except ImportError:
+    json.dump({"missing": True}, sys.stdout)
+    raise SystemExit(0)
+out = []
+try:
+    if path == "-":
+        src = io.BytesIO(sys.stdin.buffer.read())
+    elif offset == 0 and size < 0:
+        src = path
+    else:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            src = io.BytesIO(fh.read(size))
+    with h5py.File(src, "r", locking=False) as f:
+        for name in ("model_config", "training_config"):
+            if name not in f.attrs:
+                continue
+            n = f.attrs.get_id(name).get_storage_size()
+            if n > limit:
+                out.append([name, {"error": "holds %d bytes" % n}])
+                continue
+            v = f.attrs[name]
+            if isinstance(v, bytes):
+                try:
+                    out.append([name, {"text": v.decode("utf-8")}])
+                except UnicodeDecodeError:
+                    out.append([name, {"kind": "bytes that are not UTF-8"}])
+            elif isinstance(v, str):
+                out.append([name, {"text": v}])
+            else:
+                out.append([name, {"kind": type(v).__name__}])
+    json.dump({"attrs": out}, sys.stdout)
+except Exception as exc:
+    json.dump({"error": "%s: %s" % (type(exc).__name__, str(exc)[:200])}, sys.stdout)
+"""
+_TIMEOUT = 120  # seconds
+_MEMORY = 4 << 30  # address space of the child
+
+
+class _NotText:
+    """An attribute value that is not a string (its type named)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+def _root_configs(blob: Blob) -> list[tuple[str, object]]:
+    data: bytes | None = None
+    if blob.path is not None:
+        where = [str(blob.path), "0", "-1"]
+    elif blob._path is not None:  # a window of a file on disk
+        where = [str(blob._path), str(blob.offset), str(blob.size)]
+    else:
+        where, data = ["-", "0", "-1"], blob.read()
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", HDF5_PLUGIN_PATH="")
     try:
-        if blob.path is not None:
-            f = h5py.File(str(blob.path), "r", locking=False)
-        else:
-            stream = blob.open()
-            f = h5py.File(stream, "r", locking=False)
-        with f:
-            out: list[tuple[str, object]] = []
-            for name in CONFIG_ATTRIBUTES:
-                if name not in f.attrs:
-                    continue
-                size = f.attrs.get_id(name).get_storage_size()
-                if size > _MAX_CONFIG:
-                    raise _Unreadable(f"attribute {name} holds {size} bytes")
-                out.append((name, f.attrs[name]))
-            return out
-    except _Unreadable:
-        raise
-    except Exception as exc:  # libhdf5 raises OSError, KeyError, RuntimeError… on hostile files
-        raise _Unreadable(f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
-    finally:
-        if stream is not None:
-            stream.close()
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE, *where, str(_MAX_CONFIG), str(_MEMORY)],
+            input=data,
+            capture_output=True,
+            timeout=_TIMEOUT,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise _Unreadable(f"reading its attributes took more than {_TIMEOUT} s") from None
+    except OSError as exc:
+        raise _Unreadable(f"could not start the HDF5 reader ({exc})") from None
+    if proc.returncode < 0:
+        raise _Unreadable(f"the HDF5 library crashed on it (signal {-proc.returncode})")
+    try:
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        raise _Unreadable(f"the HDF5 reader failed (exit status {proc.returncode})") from None
+    if not isinstance(answer, dict) or "error" in answer:
+        raise _Unreadable(str(answer.get("error") if isinstance(answer, dict) else answer))
+    if answer.get("missing"):
+        raise _Unreadable("h5py cannot be imported by the HDF5 reader")
+    out: list[tuple[str, object]] = []
+    for name, value in answer.get("attrs", []):
+        if "error" in value:
+            raise _Unreadable(f"attribute {name} {value['error']}")
+        out.append((name, value["text"] if "text" in value else _NotText(value["kind"])))
+    return out
 
 
 def _judge(name: str, value: object, ctx: ScanContext) -> Iterator[Finding]:
@@ -92,7 +171,8 @@ def _judge(name: str, value: object, ctx: ScanContext) -> Iterator[Finding]:
         with contextlib.suppress(UnicodeDecodeError):
             value = value.decode("utf-8")
     if not isinstance(value, str):
-        yield _unreadable(ctx, name, f"is a {type(value).__name__}, not a JSON string")
+        kind = value.kind if isinstance(value, _NotText) else type(value).__name__
+        yield _unreadable(ctx, name, f"is {kind}, not a JSON string")
         return
     try:
         config = json.loads(value)

@@ -200,3 +200,18 @@ def test_without_h5py_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "h5py", None)
     (f,) = scan(open_artifact(p)).findings
     assert (f.rule, f.severity.value) == ("HDF5-NOT-INSPECTED", "high")
+
+
+def test_a_crashing_hdf5_library_is_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libhdf5 segfaults on some hostile files: the reader runs in a child process, and a child
+    # killed by a signal (simulated here) is a high finding, not a crashed scanner
+    from mlsec.scan.formats import hdf5
+
+    p = tmp_path / "model.h5"
+    _h5(p, _sequential(DENSE))
+    monkeypatch.setattr(hdf5, "_PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    (f,) = scan(open_artifact(p)).findings
+    assert (f.rule, f.severity.value) == ("HDF5-UNREADABLE", "high")
+    assert "crashed" in f.message
