@@ -16,6 +16,7 @@ too). A document nested deeper than :data:`MAX_DEPTH` is reported (``CONFIG-TOO-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = ["MAX_DEPTH", "TARGET_KEYS", "analyze_yaml", "target_findings", "too_d
 _MAX_CONFIG = 16 * 1024 * 1024
 _MAX_NODES = 1_000_000
 MAX_DEPTH = 200  # levels; real configs (NeMo, Keras functional models) stay far below
+_WALK_DEPTH = 1_000  # the walk stops here (CONFIG-TOO-DEEP already reported)
 TARGET_KEYS = ("_target_", "_call_")
 # _target_ keys, Jinja templates carried by a config (chat_template, prompt_template, …), and
 # any backslash (a double-quoted key may spell them with escapes)
@@ -43,6 +45,11 @@ def analyze_yaml(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     # means a full walk.
     if not any(k in raw for k in _PREFILTER):
         return
+    if _flow_depth(raw) > _WALK_DEPTH:
+        # PyYAML's scanner keeps every open flow level as a possible simple key and rescans them
+        # for each token: thousands of "[" cost it seconds to minutes. Not parsed; reported.
+        yield too_deep_finding(ctx, "")
+        return
     import yaml
 
     try:
@@ -52,38 +59,69 @@ def analyze_yaml(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
     yield from found
 
 
-class _Frame:
-    __slots__ = ("is_map", "key", "path", "want_key")
+_FLOW_TOKENS = re.compile(rb"[\[\]{}]|'[^'\n]*'|\"(?:[^\"\\\n]|\\.)*\"")
 
-    def __init__(self, is_map: bool, path: str) -> None:
+
+def _flow_depth(raw: bytes) -> int:
+    """The deepest nesting of YAML flow collections (brackets outside quoted scalars), counted
+    without parsing; brackets are rare in configs, so this is cheap."""
+    if raw.count(b"[") + raw.count(b"{") <= _WALK_DEPTH:
+        return 0
+    depth = deepest = 0
+    for m in _FLOW_TOKENS.finditer(raw):
+        c = m.group()[:1]
+        if c in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in b"]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+class _Frame:
+    __slots__ = ("is_map", "key", "label", "want_key")
+
+    def __init__(self, is_map: bool, label: str) -> None:
         self.is_map = is_map
-        self.path = path
+        self.label = label  # the key or "[]" under which this collection sits
         self.want_key = True
         self.key: str | None = None
+
+
+def _where(stack: list[_Frame], last: str | None) -> str:
+    """The path of the slot ``last`` in the innermost frame, built only when reported (and from
+    the innermost levels only: a path rebuilt per event would cost the depth squared)."""
+    labels = [f.label for f in stack[1:][-40:]]
+    if last is not None:
+        labels.append(last)
+    path = ""
+    for label in labels:
+        path += label if label.startswith("[") or not path else f".{label}"
+    return ("…" if len(stack) > 41 else "") + path
 
 
 def _yaml_targets(events: Iterator[Any], ctx: ScanContext) -> Iterator[Finding]:
     """Walk PyYAML's event stream (its parser is a state machine, not recursive) instead of
     composing the document: PyYAML's composer recurses once per level and raises RecursionError
     a few hundred levels down, which used to hide a deeply nested ``_target_``. Every depth is
-    walked; a depth beyond :data:`MAX_DEPTH` is reported too (fail closed)."""
+    walked down to 1,000 levels; a depth beyond :data:`MAX_DEPTH` is reported (fail closed)."""
     import yaml
 
     stack: list[_Frame] = []
     anchors: dict[str, str] = {}
     too_deep = False
 
-    def value_slot() -> tuple[_Frame | None, str | None, str]:
-        """(frame, key) of the slot the next node fills, and that slot's path."""
+    def slot() -> tuple[_Frame | None, str | None, str]:
+        """The frame whose slot the next node fills, that slot's key (in a mapping's value
+        position) and its label."""
         if not stack:
             return None, None, ""
         top = stack[-1]
-        if top.is_map and top.want_key:
-            return top, None, top.path
-        if top.is_map:
-            key = top.key if top.key is not None else "?"
-            return top, top.key, f"{top.path}.{key}" if top.path else key
-        return top, None, f"{top.path}[]"
+        if not top.is_map:
+            return top, None, "[]"
+        if top.want_key:
+            return top, None, "?"
+        return top, top.key, top.key if top.key is not None else "?"
 
     def filled() -> None:
         if stack and stack[-1].is_map:
@@ -103,22 +141,24 @@ def _yaml_targets(events: Iterator[Any], ctx: ScanContext) -> Iterator[Finding]:
                     anchors[ev.anchor] = ev.value
             else:
                 text = anchors.get(ev.anchor or "")
-            top, key, path = value_slot()
+            top, key, label = slot()
             if top is not None and top.is_map and top.want_key:
                 top.key = text if text is not None else "?"
             elif key in TARGET_KEYS:
-                yield from _judge(text if text is not None else {}, path, ctx)
+                yield from _judge(text if text is not None else {}, _where(stack, label), ctx)
             elif key is not None and ("mplat" in key or "MPLAT" in key) and text is not None:
-                yield from _template(key, text, short_path(path), ctx)
+                yield from _template(key, text, _where(stack, label), ctx)
             filled()
         elif isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-            top, key, path = value_slot()
+            top, key, label = slot()
             if key in TARGET_KEYS:
-                yield from _judge({}, path, ctx)  # a collection is no callable name
+                yield from _judge({}, _where(stack, label), ctx)  # a collection is no callable
             if len(stack) >= MAX_DEPTH and not too_deep:
                 too_deep = True
-                yield too_deep_finding(ctx, path)
-            stack.append(_Frame(isinstance(ev, yaml.MappingStartEvent), path))
+                yield too_deep_finding(ctx, _where(stack, label))
+            if len(stack) >= _WALK_DEPTH:
+                return  # PyYAML's scanner costs the depth per token: stop (reported above)
+            stack.append(_Frame(isinstance(ev, yaml.MappingStartEvent), label))
         elif isinstance(ev, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             stack.pop()
             filled()

@@ -65,3 +65,15 @@ def test_collection_as_target_is_malformed(tmp_path: Path) -> None:
 def test_invalid_yaml_is_not_instantiable(tmp_path: Path) -> None:
     data = b"model:\n  _target_: os.system\n  - broken: [\n"
     assert rules(scan_bytes(tmp_path, data, "c.yaml")) == set()
+
+
+def test_flow_yaml_deeper_than_the_walk_is_reported_unparsed(tmp_path: Path) -> None:
+    # PyYAML's scanner is quadratic in open flow levels: 100,000 of them took minutes
+    data = b"a: " + b"[" * 100_000 + b"{_target_: os.system}" + b"]" * 100_000 + b"\n"
+    (f,) = scan_bytes(tmp_path, data, "c.yaml").findings
+    assert (f.rule, f.severity.value) == ("CONFIG-TOO-DEEP", "high")
+
+
+def test_brackets_inside_quoted_scalars_are_not_depth(tmp_path: Path) -> None:
+    data = b'model:\n  _target_: torch.nn.Linear\n  pattern: "' + b"[" * 5000 + b'"\n'
+    assert rules(scan_bytes(tmp_path, data, "c.yaml")) == {"HYDRA-TARGET"}
