@@ -110,15 +110,21 @@ def _walk(tree: Any) -> list[str]:
 
     hits: dict[str, None] = {}
     budget = [_FOLD_BUDGET]
+    everything: list[Any] = []
     queue: deque[Any] = deque([tree])
-    seen = 0
-    while queue:
+    while queue:  # breadth first, no recursion (Node.find_all recurses)
         node = queue.popleft()
-        seen += 1
-        if seen > _MAX_NODES:
+        everything.append(node)
+        if len(everything) > _MAX_NODES:
             hits["a template too large to inspect"] = None
             break
         queue.extend(node.iter_child_nodes())
+    # names the template binds itself ({% set sys = … %}, loop targets, macro arguments) are its
+    # own variables, not the Python modules they are named after
+    bound = {
+        n.name for n in everything if isinstance(n, nodes.Name) and n.ctx in ("store", "param")
+    }
+    for node in everything:
         if isinstance(node, nodes.Getattr):
             _attr(node.attr, hits, node.node)
             if (
@@ -143,7 +149,7 @@ def _walk(tree: Any) -> list[str]:
                     part.startswith("_") or part in _DANGEROUS_ATTRS for part in value.split(".")
                 ):
                     hits[f"the {node.name} filter reading {value[:40]!r}"] = None
-        elif isinstance(node, nodes.Name) and node.name in _DANGEROUS_NAMES:
+        elif isinstance(node, nodes.Name) and node.name in _DANGEROUS_NAMES - bound:
             hits[f"the Python name {node.name!r}"] = None
         elif isinstance(node, nodes.Name) and node.name.startswith("_"):
             hits[f"the private name {node.name!r}"] = None

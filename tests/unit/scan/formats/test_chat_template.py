@@ -110,7 +110,12 @@ GENERATION_TAGS = (
     "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}"
     "{% endgeneration %}{% else %}{{ m.content }}{% endif %}{% endfor %}"
 )
+OWN_NAMES = (
+    "{%- set sys = messages[0] if messages[0].role == 'system' else none %}"
+    "{%- for os in messages %}{{ os.content }}{% endfor %}{{ sys.content if sys }}"
+)
 BENIGN = {
+    "own-names": OWN_NAMES,
     "llama3": LLAMA3_TEMPLATE,
     "chatml": CHATML,
     "mistral": MISTRAL,
