@@ -194,9 +194,27 @@ def test_h5_inside_an_archive(tmp_path: Path) -> None:
     assert [(f.rule, f.member) for f in findings] == [("KERAS-LAMBDA", "models/model.h5")]
 
 
-def test_without_h5py_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kw", [{}, {"libver": "latest"}, {"userblock_size": 512}])
+@pytest.mark.parametrize("vlen", [False, True])
+def test_without_h5py_the_builtin_reader_reads_ordinary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kw: dict[str, Any], vlen: bool
+) -> None:
+    benign, evil = tmp_path / "benign.h5", tmp_path / "evil.h5"
+    for p, cfg in ((benign, _sequential(DENSE)), (evil, _reorder(_sequential(DENSE, LAMBDA)))):
+        _h5(p, json.dumps(cfg) if vlen else cfg, **kw)
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    assert scan(open_artifact(benign)).findings == ()
+    assert rules(scan(open_artifact(evil))) == {"KERAS-LAMBDA"}
+
+
+def test_without_h5py_an_unreadable_layout_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = tmp_path / "model.h5"
-    _h5(p, _sequential(DENSE))
+    _h5(p, _sequential(DENSE), libver="latest")
+    with h5py.File(p, "a") as f:
+        for i in range(20):  # past max_compact: dense attribute storage, not built in
+            f.attrs[f"extra{i}"] = i
     monkeypatch.setitem(sys.modules, "h5py", None)
     (f,) = scan(open_artifact(p)).findings
     assert (f.rule, f.severity.value) == ("HDF5-NOT-INSPECTED", "high")
