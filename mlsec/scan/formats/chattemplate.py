@@ -42,6 +42,10 @@ _DANGEROUS_NAMES = frozenset(
         "socket", "ctypes", "pty", "__import__", "eval", "exec", "getattr", "globals",
     }
 )  # fmt: skip
+# Globals of Jinja and of web frameworks that no chat template needs, used as entry points to
+# Python objects in SSTI chains (``lipsum.__globals__``, ``self._TemplateReference__context``,
+# Flask's ``request``/``url_for``/``get_flashed_messages``).
+_HOST_GLOBALS = frozenset({"lipsum", "self", "request", "url_for", "get_flashed_messages"})
 # Attribute names that only a sandbox escape reaches for.
 _DANGEROUS_ATTRS = frozenset(
     {
@@ -151,6 +155,8 @@ def _walk(tree: Any) -> list[str]:
                     hits[f"the {node.name} filter reading {value[:40]!r}"] = None
         elif isinstance(node, nodes.Name) and node.name in _DANGEROUS_NAMES - bound:
             hits[f"the Python name {node.name!r}"] = None
+        elif isinstance(node, nodes.Name) and node.name in _HOST_GLOBALS - bound:
+            hits[f"the {node.name!r} global (a handle on the renderer's Python objects)"] = None
         elif isinstance(node, nodes.Name) and node.name.startswith("_"):
             hits[f"the private name {node.name!r}"] = None
         elif type(node).__name__ in _LOADING_TAGS:

@@ -140,6 +140,9 @@ ESCAPES = [
     "{% include '/etc/passwd' %}",
     "{{ os.popen('id') }}",
     "{{ x.mro() }}",
+    "{{ lipsum }}",
+    "{{ url_for }}",
+    "{% for k in request.environ %}{{ k }}{% endfor %}",
 ]
 
 
