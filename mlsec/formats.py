@@ -461,6 +461,8 @@ def _text_kind(head: bytes, lname: str) -> Format:
                 return Format.JSON  # too deep to parse safely: JSON to the scanner, which says so
             try:
                 json.loads(text)
+            except RecursionError:
+                return Format.JSON  # too deep to decode here: the JSON analyzer reports it
             except ValueError:
                 return Format.TEXT
         return Format.JSON
