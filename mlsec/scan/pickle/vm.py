@@ -75,7 +75,15 @@ def _global(rep: Reporter, module: str, name: str, at: int, proto: int) -> Globa
     names first, ``__builtin__.reduce`` to ``functools.reduce`` and so on (fix_imports)."""
     if proto < 3:
         module, name = NAME_MAPPING.get((module, name), (module, name))
+    if not (_importable(module) and _importable(name)):
+        # __import__ / getattr cannot find such a name: CPython's load fails at this opcode and
+        # nothing after it runs ("import os" in a .py file read as INST "mport os").
+        raise Malformed(f"offset {at}: {module[:60]!r}.{name[:60]!r} cannot be imported")
     return rep.global_(module, name, at)
+
+
+def _importable(dotted: str) -> bool:
+    return all(part.isidentifier() for part in dotted.split("."))
 
 
 def _callee(p: PersId) -> object:

@@ -248,3 +248,33 @@ def test_stack_discipline_matches_cpython_on_random_streams() -> None:
             assert (verdict, ours) == ("stop", end), data
         else:
             assert verdict != "stop", data
+
+
+PYTHON_SOURCES = {
+    "utils.py": "import os\nimport sys\nimport torch\n\n\nclass Block:\n    pass\n",
+    "paths.py": 'import os\nos.path.join("a", "b")\n',
+    "cfg.py": "import os.path\nfrom typing import Any\nimport subprocess\n",
+    "install.sh": "cd /opt\nsudo apt-get install -y git\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYTHON_SOURCES))
+def test_source_files_importing_os_are_not_a_pickle_call(
+    tmp_path: Path, scan_bytes: ScanBytes, name: str
+) -> None:
+    # Read as pickle opcodes, "import os\n..." is INST of module "mport os": CPython's
+    # find_class cannot import such a name, so a load fails there and nothing runs.
+    p = _write(tmp_path, name, PYTHON_SOURCES[name])
+    report = scan(open_artifact(p))
+    assert not any(f.rule.startswith("PICKLE") for f in report.findings), report.findings
+
+
+def test_unimportable_global_in_a_real_pickle_still_fails_closed(scan_bytes: ScanBytes) -> None:
+    # A real pickle (PROTO header) whose GLOBAL cannot be imported does not load: malformed
+    # (high), never clean; a loadable dangerous global before it is still critical.
+    bad = b"\x80\x02cmport os\nos.path\n)R."
+    report = scan_bytes(bad)
+    assert report.findings and max(f.severity.rank for f in report.findings) >= 3
+    evil = b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00trueXcmport x\ny\n\x85R."
+    report = scan_bytes(evil)
+    assert any(f.severity.value == "critical" for f in report.findings)
