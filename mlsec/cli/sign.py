@@ -375,8 +375,10 @@ def verify_cmd(
     The signature's recorded ignore list and symlink policy are applied; exit 1 names every file
     that differs.
     """
+    from mlsec.cli.common import local_target
     from mlsec.signing import default_signature_path, verify_model
 
+    path = local_target(path)
     sig = signature or (
         sbom.with_name(sbom.name + ".sig") if sbom is not None else default_signature_path(path)
     )
