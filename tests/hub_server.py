@@ -54,6 +54,8 @@ class FakeHub:
     refs: dict[str, dict[str, str]] = field(default_factory=dict)
     tamper: dict[tuple[str, str], bytes] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    # (path, started, release): a GET of that file sets ``started`` and waits for ``release``
+    stall: tuple[str, threading.Event, threading.Event] | None = None
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -167,6 +169,7 @@ class FakeHub:
                     for p, data in files.items():
                         if hashlib.sha256(data).hexdigest() == parts[1]:
                             data = self.tamper.get((repo_id, p), data)
+                            self._maybe_stall(p, head)
                             return _send(req, 200, data, head=head)
             return _send(req, 404, b"", head=head)
         if len(parts) >= 5 and parts[2] == "resolve":
@@ -193,8 +196,15 @@ class FakeHub:
                 }
                 return _send(req, 302, b"", headers, head=head)
             headers = {"X-Repo-Commit": commit, "ETag": f'"{entry["oid"]}"'}
+            self._maybe_stall(file, head)
             return _send(req, 200, self.tamper.get((repo_id, file), data), headers, head=head)
         return _send(req, 404, b"", head=head)
+
+    def _maybe_stall(self, path: str, head: bool) -> None:
+        if self.stall is not None and not head and self.stall[0] == path:
+            _, started, release = self.stall
+            started.set()
+            release.wait(120)
 
     def _api(
         self,
