@@ -66,8 +66,8 @@ class FakeHub:
     def add(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
         """Commit ``files`` to ``branch`` of ``repo_id``; returns the commit id."""
         commit = hashlib.sha1(
-            repo_id.encode() + json.dumps(sorted((p, git_blob_id(d)) for p, d in files.items()))
-            .encode()
+            repo_id.encode()
+            + json.dumps(sorted((p, git_blob_id(d)) for p, d in files.items())).encode()
             + branch.encode()
         ).hexdigest()
         self.commits.setdefault(repo_id, {})[commit] = dict(files)
@@ -239,7 +239,9 @@ class FakeHub:
         return _json(req, 404, {"error": "not found"})
 
 
-def _json(req: BaseHTTPRequestHandler, status: int, doc: Any, error_code: str | None = None) -> None:
+def _json(
+    req: BaseHTTPRequestHandler, status: int, doc: Any, error_code: str | None = None
+) -> None:
     headers = {"Content-Type": "application/json"}
     if error_code:
         headers["X-Error-Code"] = error_code

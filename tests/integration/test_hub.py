@@ -27,9 +27,7 @@ from tests.hub_server import FakeHub
 pytest.importorskip("huggingface_hub")
 
 # GLOBAL os.system, a string, TUPLE1, REDUCE: code execution on load (never loaded here)
-MALICIOUS_PICKLE = (
-    b"\x80\x02cos\nsystem\nX\x14\x00\x00\x00touch /tmp/mlsec-pwn\x85R."
-)
+MALICIOUS_PICKLE = b"\x80\x02cos\nsystem\nX\x14\x00\x00\x00touch /tmp/mlsec-pwn\x85R."
 
 
 @pytest.fixture
@@ -148,9 +146,7 @@ def test_missing_revision_and_malformed_target_exit_2(hub, env, example_model):
 
 def test_admit_evidence_records_commit(hub, env, example_model):
     commit = hub.add_dir("org/tiny", example_model)
-    r = mlsec(
-        env, "admit", "hf://org/tiny@main", "--policy", "permissive", "--format", "json"
-    )
+    r = mlsec(env, "admit", "hf://org/tiny@main", "--policy", "permissive", "--format", "json")
     assert r.returncode in (0, 1), r.stderr
     doc = json.loads(r.stdout)
     assert doc["source"]["commit"] == commit
@@ -176,8 +172,17 @@ def test_sbom_and_verify_take_hub_targets(hub, env, example_model, tmp_path):
     sig = tmp_path / "model.sig"
     r = run_mlsec("sign", example_model, "--key", f"{key}.key", "--output", sig, env=keyenv)
     assert r.returncode == 0, r.stderr
-    r = mlsec(env, "verify", f"hf://org/tiny@{commit}", "--signature", str(sig), "--key",
-              f"{key}.pub", "--format", "json")
+    r = mlsec(
+        env,
+        "verify",
+        f"hf://org/tiny@{commit}",
+        "--signature",
+        str(sig),
+        "--key",
+        f"{key}.pub",
+        "--format",
+        "json",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["source"]["commit"] == commit
     assert leftovers(env) == []
@@ -201,7 +206,7 @@ def test_sigterm_during_download_leaves_no_temp_dir(hub, env, example_model):
         proc.send_signal(signal.SIGTERM)
     finally:
         release.set()
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "terminated by SIGTERM" in err
     assert leftovers(env) == []
@@ -216,9 +221,7 @@ def test_library_download_removes_directory(hub, tmp_path, example_model, monkey
         assert model.source.commit == commit
         assert model.path.name == "tiny"
         got = sorted(p.relative_to(model.path).as_posix() for p in model.path.rglob("*"))
-        assert [p for p in got if (model.path / p).is_file()] == sorted(
-            f.path for f in model.files
-        )
+        assert [p for p in got if (model.path / p).is_file()] == sorted(f.path for f in model.files)
         assert (model.path / "config.json").read_bytes() == (
             example_model / "config.json"
         ).read_bytes()
