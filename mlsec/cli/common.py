@@ -101,7 +101,10 @@ def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
     if State.sources:
         doc = _relabel(doc)
         found = [s.to_dict() for _, s in State.sources]
-        doc = {**doc, **({"source": found[0]} if len(found) == 1 else {"sources": found})}
+        extra = {"source": found[0]} if len(found) == 1 else {"sources": found}
+        doc = {**doc, **extra}
+        if isinstance(doc.get("evidence"), dict):  # admit: the evidence a person reads, too
+            doc["evidence"] = {**doc["evidence"], **extra}
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 

@@ -151,9 +151,10 @@ def test_admit_evidence_records_commit(hub, env, example_model):
     doc = json.loads(r.stdout)
     assert doc["source"]["commit"] == commit
     assert doc["source"]["target"] == f"hf://org/tiny@{commit}"
+    assert doc["evidence"]["source"]["commit"] == commit
+    assert doc["evidence"]["artifact"]["path"] == f"hf://org/tiny@{commit}"
     text = json.dumps(doc)
     assert env["TMPDIR"] not in text
-    assert f"hf://org/tiny@{commit}" in json.dumps(doc.get("evidence", doc))
     assert leftovers(env) == []
 
 
@@ -185,6 +186,11 @@ def test_sbom_and_verify_take_hub_targets(hub, env, example_model, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["source"]["commit"] == commit
+    before = len(hub.log)
+    r = mlsec(env, "verify", "hf://org/tiny", "--key", f"{key}.pub")
+    assert r.returncode == 2
+    assert "give --signature" in r.stderr
+    assert not any("/org/tiny" in x for x in hub.log[before:])  # refused before any request
     assert leftovers(env) == []
 
 
