@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mlsec.errors import MlsecError
 
@@ -180,7 +181,7 @@ def _fetch(
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
         raise HubError(f"{where}: the Hub did not resolve the revision to a commit ({commit!r})")
     source = HubSource(
-        repo_id=repo_id, revision=revision or "main", commit=commit, endpoint=api.endpoint
+        repo_id=repo_id, revision=revision or "main", commit=commit, endpoint=_public(api.endpoint)
     )
     files = _list_files(api, repo_id, commit, where)
     cache = work / "cache"
@@ -204,6 +205,18 @@ def _fetch(
             raise
     shutil.rmtree(cache, ignore_errors=True)
     return HubModel(path=model_dir, source=source, files=files)
+
+
+def _public(url: str) -> str:
+    """The endpoint without any ``user:password@`` in it: it goes into results."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _list_files(api: HfApi, repo_id: str, commit: str, where: str) -> tuple[HubFile, ...]:

@@ -234,3 +234,29 @@ def test_library_download_removes_directory(hub, tmp_path, example_model, monkey
     assert not model.path.exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith("mlsec-hf-")] == []
     shutil.rmtree(tmp_path / "hf-home", ignore_errors=True)
+
+
+def test_unsafe_path_listed_by_the_hub_is_refused(hub, env):
+    hub.add("org/escape", {"config.json": b"{}\n", "../../escape.pkl": MALICIOUS_PICKLE})
+    r = mlsec(env, "scan", "hf://org/escape")
+    assert r.returncode == 2
+    assert "unsafe or duplicate path '../../escape.pkl'" in r.stderr
+    assert not any("/resolve/" in x for x in hub.log)
+    assert leftovers(env) == []
+
+
+def test_without_huggingface_hub_the_error_names_the_extra(monkeypatch, tmp_path):
+    from mlsec.hub import HubError, download
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(HubError) as info, download("hf://org/tiny", tmp_dir=tmp_path):
+        pass
+    assert info.value.hint is not None and "mlsec[hf]" in info.value.hint
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_endpoint_credentials_stay_out_of_results():
+    from mlsec.hub import _public
+
+    assert _public("https://user:secret@hub.example:8443/x") == "https://hub.example:8443/x"
+    assert _public("https://hub.example") == "https://hub.example"
