@@ -131,9 +131,7 @@ def local_target(target: str | Path) -> str | Path:
     and verified (:func:`mlsec.hub.download`) into a temporary directory that is removed when the
     command ends, also on SIGINT/SIGTERM; outputs then name ``hf://ORG/NAME@<commit>`` instead of
     that directory, and JSON documents carry a ``source`` object."""
-    from mlsec.hub import is_hub_target
-
-    if not is_hub_target(target):
+    if not os.fspath(target).startswith("hf:/"):  # mlsec.hub.is_hub_target, without importing it
         return target
     import click
 

@@ -376,10 +376,9 @@ def verify_cmd(
     that differs.
     """
     from mlsec.cli.common import local_target
-    from mlsec.hub import is_hub_target
     from mlsec.signing import default_signature_path, verify_model
 
-    if signature is None and sbom is None and is_hub_target(path):
+    if signature is None and sbom is None and str(path).startswith("hf:/"):
         raise UsageError("an hf:// model has no signature beside it: give --signature FILE")
     sig = signature or (
         sbom.with_name(sbom.name + ".sig") if sbom is not None else default_signature_path(path)

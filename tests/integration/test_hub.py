@@ -78,6 +78,18 @@ def test_scan_clean_hub_model_names_the_commit(hub, env, example_model):
     assert leftovers(env) == []
 
 
+def test_scan_of_two_hub_models_names_both(hub, env, example_model):
+    tiny = hub.add_dir("org/tiny", example_model)
+    evil = hub.add("org/evil", {"model.pkl": MALICIOUS_PICKLE})
+    r = mlsec(env, "scan", "hf://org/tiny", "hf://org/evil", "--format", "json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["targets"] == [f"hf://org/tiny@{tiny}", f"hf://org/evil@{evil}"]
+    assert [s["commit"] for s in doc["sources"]] == [tiny, evil]
+    assert env["TMPDIR"] not in r.stdout
+    assert leftovers(env) == []
+
+
 def test_scan_finds_malicious_pickle_in_hub_model(hub, env, example_model):
     hub.add("org/evil", {"config.json": b"{}\n", "weights/model.pkl": MALICIOUS_PICKLE})
     r = mlsec(env, "scan", "hf://org/evil", "--format", "json")
