@@ -272,3 +272,19 @@ def test_endpoint_credentials_stay_out_of_results():
 
     assert _public("https://user:secret@hub.example:8443/x") == "https://hub.example:8443/x"
     assert _public("https://hub.example") == "https://hub.example"
+
+
+def test_in_process_run_forgets_its_source(hub, env, example_model, cli, monkeypatch):
+    from mlsec.cli.common import State
+
+    commit = hub.add_dir("org/tiny", example_model)
+    for k, v in {**env, "HF_TOKEN": ""}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
+    r = cli("inspect", "hf://org/tiny", "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["source"]["commit"] == commit
+    assert State.sources == ()
+    assert leftovers(env) == []
+    r = cli("inspect", example_model, "--format", "json")
+    assert "source" not in json.loads(r.stdout)
