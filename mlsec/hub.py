@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -188,10 +189,21 @@ def _fetch(
     model_dir = work / repo_id.split("/")[1]
     model_dir.mkdir()
     storage = cache / ("models--" + repo_id.replace("/", "--"))
+    cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         futures = [
             pool.submit(
-                _get_one, repo_id, commit, f, cache, storage, model_dir, endpoint, token, where
+                _get_one,
+                repo_id,
+                commit,
+                f,
+                cache,
+                storage,
+                model_dir,
+                endpoint,
+                token,
+                where,
+                cancel,
             )
             for f in files
         ]
@@ -199,8 +211,9 @@ def _fetch(
             for fut in futures:
                 fut.result()
         except BaseException:
-            # Ctrl-C, SIGTERM or a failed file: start nothing more; what is in flight ends with
-            # its own timeouts, then the caller removes the directory.
+            # Ctrl-C, SIGTERM or a failed file: start nothing more, and stop what is in flight at
+            # its next chunk; the caller removes the directory once every worker has stopped.
+            cancel.set()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     shutil.rmtree(cache, ignore_errors=True)
@@ -266,9 +279,12 @@ def _get_one(
     endpoint: str | None,
     token: str | None,
     where: str,
+    cancel: threading.Event,
 ) -> None:
     from huggingface_hub import hf_hub_download
 
+    if cancel.is_set():
+        return
     with _hub_errors(f"{where}: {f.path}"):
         got = hf_hub_download(
             repo_id,
@@ -277,7 +293,7 @@ def _get_one(
             cache_dir=cache,
             endpoint=endpoint,
             token=token,
-            tqdm_class=_silent_tqdm(),
+            tqdm_class=_silent_tqdm(cancel),
         )
     # The pointer hf_hub_download returns is named after the commit the server says it served.
     expected = storage / "snapshots" / commit / Path(*f.path.split("/"))
@@ -346,13 +362,23 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _silent_tqdm() -> type[Any]:
-    """A tqdm that draws nothing: the library never prints."""
+class _Cancelled(Exception):
+    """Raised inside a worker's download to stop it (the run was interrupted or failed)."""
+
+
+def _silent_tqdm(cancel: threading.Event) -> type[Any]:
+    """A tqdm that draws nothing (the library never prints) and that stops the download it
+    counts once ``cancel`` is set: huggingface_hub calls ``update`` after every chunk."""
     from huggingface_hub.utils.tqdm import tqdm
 
     class Silent(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if cancel.is_set():
+                raise _Cancelled
+            return super().update(n)  # type: ignore[no-any-return]
 
     return Silent

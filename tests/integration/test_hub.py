@@ -288,3 +288,15 @@ def test_in_process_run_forgets_its_source(hub, env, example_model, cli, monkeyp
     assert leftovers(env) == []
     r = cli("inspect", example_model, "--format", "json")
     assert "source" not in json.loads(r.stdout)
+
+
+def test_an_interrupted_download_stops_at_its_next_chunk():
+    """The progress hook huggingface_hub calls after every chunk is where a worker stops."""
+    from mlsec.hub import _Cancelled, _silent_tqdm
+
+    cancel = threading.Event()
+    bar = _silent_tqdm(cancel)(total=10)
+    bar.update(5)
+    cancel.set()
+    with pytest.raises(_Cancelled):
+        bar.update(5)
