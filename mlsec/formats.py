@@ -12,11 +12,22 @@ import io
 import struct
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from mlsec._protobuf import prefix_fields as _protobuf_fields
 
-__all__ = ["PREFIX_SIZE", "Format", "is_pickle_prefix", "sniff", "sniff_bytes", "sniff_file"]
+if TYPE_CHECKING:
+    from pickletools import OpcodeInfo
+
+__all__ = [
+    "PICKLE_FIRST",
+    "PREFIX_SIZE",
+    "Format",
+    "is_pickle_prefix",
+    "sniff",
+    "sniff_bytes",
+    "sniff_file",
+]
 
 # How much of a file detection reads. Enough for every magic number and for a pickle prefix check.
 PREFIX_SIZE = 64 * 1024
@@ -75,8 +86,11 @@ _ARCHIVES = frozenset(
 )
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-# Opcodes a protocol 0/1 pickle can start with (protocol 2+ starts with PROTO, 0x80).
-_PICKLE_FIRST = frozenset(b"(}])NIJKLMFGSTUVXcidlt")
+# First opcodes of the pickles pickle.dump writes without PROTO (protocols 0 and 1): MARK and the
+# protocol 0/1 opcodes that take nothing from the stack. Only a first test for sniffing:
+# is_pickle_prefix decides. A headerless stream that starts with a protocol 2+ opcode is made by
+# hand; it sniffs as unknown and the pickle probe reports it as a disguised pickle.
+PICKLE_FIRST = frozenset(b"(IJKLMSTUNVXFG])}ghjcP")
 
 
 def sniff(path: Path) -> Format:
@@ -160,7 +174,7 @@ def sniff_bytes(head: bytes, *, name: str = "") -> Format:
         return Format.XZ  # the legacy .lzma container (joblib's "lzma"); xz readers take both
     if _is_zlib(head):
         return Format.ZLIB
-    if head[0] in _PICKLE_FIRST and is_pickle_prefix(head):
+    if head[0] in PICKLE_FIRST and is_pickle_prefix(head):
         return Format.PICKLE
     proto = _protobuf_kind(head, lname)
     if proto is not None:
@@ -209,23 +223,191 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def is_pickle_prefix(head: bytes) -> bool:
-    """The bytes parse as pickle opcodes from offset 0 up to a STOP, or for at least 64 opcodes
-    (a long pickle cut by the prefix end). Random binary data essentially never does."""
+    """The bytes are (the start of) a pickle stream as CPython's unpickler reads it.
+
+    Decided by running the opcode stream against the unpickler's stack discipline (a MARK before
+    TUPLE/LIST/DICT/INST/…, enough items for every opcode, memo keys defined before GET, GLOBAL
+    names that can be imported), not by a first byte: ``torch==2.1.0`` starts with TUPLE, which
+    needs a MARK, so ``pickle.load`` fails on its first opcode. It is a pickle when
+
+    - the stream reaches STOP validly (``pickle.load`` returns there) and what follows is
+      nothing, another such stream (legacy ``torch.save`` writes five), or binary data (raw
+      storage, tar padding); prose after a STOP is a text file in which ``Mrs.`` happened to
+      parse (BININT2 "rs", STOP), or
+    - at least 64 opcodes parse validly up to the end of ``head`` (a long pickle cut by the
+      prefix). Text essentially never survives that many.
+
+    A stream that imports something and then breaks is not a pickle *file*, but ``pickle.load``
+    still runs its import: text and unknown bytes therefore also go through the scanner's pickle
+    probe (see ``mlsec.scan.registry``), so no file type is a free pass. Bounded by ``head`` and
+    8 streams.
+    """
+    pos = 0
+    for _ in range(8):
+        verdict, end = _pickle_stream(head, pos)
+        if verdict != "stop":
+            # A later stream cut by the end of a full prefix may have begun just before it.
+            return verdict == "cut" and (end >= 64 or (pos > 0 and len(head) >= PREFIX_SIZE))
+        if end >= len(head) or not _is_text(head[end : end + 4096]):
+            return True
+        pos = end
+    return True
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return len(data) >= 4096 and exc.start >= len(data) - 4  # a character cut by the slice
+    return True
+
+
+# Opcodes that change the stack in ways the generic count does not model.
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_EVEN = frozenset({"DICT", "SETITEMS"})
+# pickletools' wording when the bytes end inside an argument or between two opcodes.
+_CUT_WORDS = ("no newline found", "remain", "not enough data", "exhausted before seeing STOP")
+
+
+def _dotted(name: object) -> bool:
+    return isinstance(name, str) and all(part.isidentifier() for part in name.split("."))
+
+
+# What kind of value an opcode pushes (pickletools' stack_after names), as far as the checks
+# below need it; "any" is an object the stream cannot know (a global, a call's result).
+_KINDS = {"list": "list", "dict": "dict", "set": "set", "bytearray": "bytearray", "tuple": "tuple"}
+_UNHASHABLE = frozenset({"list", "dict", "set", "bytearray", "utuple"})
+_TARGET = {"APPEND": "list", "APPENDS": "list", "SETITEM": "dict", "SETITEMS": "dict"}
+_TARGET |= {"ADDITEMS": "set"}
+
+
+def _tuple_kind(items: list[str]) -> str:
+    return "utuple" if any(k in _UNHASHABLE for k in items) else "tuple"
+
+
+def _pickle_stream(head: bytes, start: int) -> tuple[str, int]:
+    """Run one stream from ``start`` the way CPython's C unpickler checks it: stack and MARK
+    fences, the kinds of values (APPEND needs a list, SETITEM a dict and a hashable key, REDUCE
+    a global and a tuple, …), the memo, argument syntax. Returns ("stop", end), ("cut", opcodes)
+    when the bytes end first, or ("invalid", opcodes). Bounded by ``head``."""
     import pickletools  # stdlib modules load when needed: `mlsec --help` stays fast
     import warnings
 
+    frames: list[list[str]] = [[]]  # the kinds above each MARK fence; frames[0] is the bottom
+    memo: dict[object, str] = {}
     count = 0
+    f = io.BytesIO(head)
+    f.seek(start)
+    ops = pickletools.genops(f)
     with warnings.catch_warnings():
         # pickletools decodes string arguments of random bytes with escape_decode, which warns
         warnings.simplefilter("ignore")
-        try:
-            for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
-                count += 1
-                if opcode.name == "STOP":
-                    return count >= 2
-        except Exception:  # a parse failure, or running off the end of the prefix
-            return count >= 64
-    return count >= 64
+        while True:
+            try:
+                opcode, arg, _pos = next(ops)
+            except StopIteration:
+                return ("cut", count)
+            except Exception as exc:  # a malformed argument, or one cut by the end of head
+                message = str(exc)  # pickletools' wording for an argument that runs off the end
+                cut = any(w in message for w in _CUT_WORDS)
+                return ("cut" if cut else "invalid", count)
+            count += 1
+            if not _apply(opcode, arg, frames, memo):
+                return ("invalid", count)
+            if opcode.name == "STOP":
+                return ("stop", f.tell())
+
+
+def _apply(
+    opcode: OpcodeInfo, arg: object, frames: list[list[str]], memo: dict[object, str]
+) -> bool:
+    """One opcode's effect on the stack of kinds; False when CPython's unpickler would raise."""
+    name = opcode.name
+    top = frames[-1]
+    if name == "MARK":
+        frames.append([])
+        return True
+    if name == "POP":
+        if top:
+            top.pop()
+        elif len(frames) > 1:
+            frames.pop()  # CPython's POP takes the MARK when nothing is above it
+        else:
+            return False
+        return True
+    if name == "STOP":
+        return bool(top)
+    if name in _MEMO_PUT or name == "MEMOIZE":
+        if not top:
+            return False
+        memo[arg if name != "MEMOIZE" else len(memo)] = top[-1]
+        return True
+    if name in _MEMO_GET:
+        if arg not in memo:
+            return False
+        top.append(memo[arg])
+        return True
+    if name in ("GLOBAL", "INST"):
+        module, _, attr = str(arg).partition(" ")
+        if not (_dotted(module) and _dotted(attr)):
+            return False
+    before = [s.name for s in opcode.stack_before]
+    after = [s.name for s in opcode.stack_after]
+    if "mark" in before:
+        if len(frames) < 2:
+            return False
+        below = before.index("mark")
+        items = frames.pop()
+        lower = frames[-1]
+        if len(items) < len([s for s in before[below + 1 :] if s != "stackslice"]):
+            return False
+        if len(lower) < below:
+            return False
+        if name in _EVEN and len(items) % 2:
+            return False
+        if name in ("DICT", "SETITEMS") and any(k in _UNHASHABLE for k in items[::2]):
+            return False
+        if name in ("ADDITEMS", "FROZENSET") and any(k in _UNHASHABLE for k in items):
+            return False
+        if name == "OBJ" and items[0] != "any":
+            return False
+        if name in _TARGET and lower[-1] not in (_TARGET[name], "any"):
+            return False
+        if name == "TUPLE":
+            lower.append(_tuple_kind(items))
+        elif below == 0 and after:
+            lower.append(_KINDS.get(after[0], "any" if name in ("INST", "OBJ") else after[0]))
+        return True
+    n = len(before)
+    if len(top) < n:
+        return False
+    args = top[len(top) - n :] if n else []
+    if name in _TARGET and args[0] not in (_TARGET[name], "any"):
+        return False
+    if name == "SETITEM" and args[1] in _UNHASHABLE:
+        return False
+    if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD") and args[0] != "any":
+        return False
+    if name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX") and args[1] not in ("tuple", "utuple", "any"):
+        return False
+    if name == "STACK_GLOBAL" and any(k not in ("str", "bytes_or_str", "any") for k in args):
+        return False
+    if n:
+        del top[len(top) - n :]
+    if name in _TARGET or name == "BUILD" or name == "READONLY_BUFFER":
+        top.append(args[0])  # the container or object, changed in place
+    elif name == "DUP":
+        top.extend(args * 2)
+    elif name.startswith("TUPLE"):
+        top.append(_tuple_kind(args))
+    else:
+        top.extend(
+            _KINDS.get(k, "any" if k == "any" or name.endswith("PERSID") else k) for k in after
+        )
+    return True
 
 
 # ONNX ModelProto fields and their wire types: ir_version=1 and model_version=5 are varints;
@@ -273,8 +455,14 @@ def _text_kind(head: bytes, lname: str) -> Format:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         if len(head) < PREFIX_SIZE:
+            from mlsec.jsonsafe import check_depth
+
+            if check_depth(body) is not None:
+                return Format.JSON  # too deep to parse safely: JSON to the scanner, which says so
             try:
                 json.loads(text)
+            except RecursionError:
+                return Format.JSON  # too deep to decode here: the JSON analyzer reports it
             except ValueError:
                 return Format.TEXT
         return Format.JSON
@@ -303,52 +491,15 @@ def _zip_kind(f: BinaryIO) -> Format:
 
 
 def _zip_names(f: BinaryIO) -> list[str]:
-    """Member names from the central directory, read directly: building a ZipInfo per entry
-    (``zipfile.namelist``) costs ~0.1 s on a 20,000-tensor checkpoint. Anything unusual (zip64,
-    a comment that hides the end record, a prefix before the archive) goes to ``zipfile``."""
-    try:
-        size = f.seek(0, 2)
-        tail_len = min(size, 98)  # end record (22) + zip64 locator (20) + zip64 end record (56)
-        f.seek(size - tail_len)
-        tail = f.read(tail_len)
-        if len(tail) >= 22 and tail[-22:-18] == b"PK\x05\x06":
-            count, cd_size, cd_offset = struct.unpack_from("<HII", tail, len(tail) - 12)
-            cd_end = size - 22
-            if len(tail) == 98 and tail[-42:-38] == b"PK\x06\x07" and tail[:4] == b"PK\x06\x06":
-                # zip64 (PyTorch always writes it): the real counts are in the zip64 end record.
-                count, cd_size, cd_offset = struct.unpack_from("<QQQ", tail, 32)
-                cd_end = size - 98
-            if cd_offset + cd_size == cd_end and count < 10_000_000:
-                f.seek(cd_offset)
-                names = _central_names(f.read(cd_size), count)
-                if names is not None:
-                    return names
-    except (OSError, ValueError, struct.error):
-        pass
-    return _zipfile_names(f)
-
-
-def _central_names(cd: bytes, count: int) -> list[str] | None:
-    names: list[str] = []
-    pos = 0
-    unpack = struct.unpack_from
-    for _ in range(count):
-        if cd[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > len(cd):
-            return None
-        flags = unpack("<H", cd, pos + 8)[0]
-        n, m, k = unpack("<HHH", cd, pos + 28)
-        raw = cd[pos + 46 : pos + 46 + n]
-        names.append(raw.decode("utf-8" if flags & 0x800 else "cp437", "replace"))
-        pos += 46 + n + m + k
-    return names if pos == len(cd) else None
-
-
-def _zipfile_names(f: BinaryIO) -> list[str]:
+    """Member names from the central directory, as the scanner reads it (:mod:`mlsec._zipindex`,
+    the one zip reader): sniffing and scanning cannot disagree on what a zip holds. An archive
+    that reader refuses is a plain zip here; the scanner reports why."""
     import zipfile
 
-    f.seek(0)
+    from mlsec._zipindex import read_index
+
     try:
-        with zipfile.ZipFile(f) as zf:
-            return zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+        size = f.seek(0, 2)
+        return [e.name for e in read_index(f, size).entries]
+    except (zipfile.BadZipFile, OSError, ValueError, struct.error):
         return []

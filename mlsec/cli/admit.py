@@ -12,12 +12,14 @@ from mlsec.cli.common import (
     ChainOpt,
     FormatOpt,
     IdentityOpt,
+    IgnoreFileOpt,
     IssuerOpt,
     LazyProgress,
     OutputFormat,
     PublicKeyOpt,
     emit_json,
     emit_text,
+    load_ignore,
     render_text,
 )
 from mlsec.cli.registry import PasswordStdinOpt, PlainHttpOpt, UsernameOpt
@@ -76,6 +78,7 @@ def admit_cmd(
     plain_http: PlainHttpOpt = False,
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
+    ignorefile: IgnoreFileOpt = None,
     fmt: FormatOpt = OutputFormat.TABLE,
     output: Annotated[
         Path | None,
@@ -93,6 +96,7 @@ def admit_cmd(
     from mlsec.signing import default_signature_path
 
     pol = load_policy(policy)
+    ignore = load_ignore(ignorefile)
     verifier = None
     if key or certificate_chain or identity or issuer:
         from mlsec.cli.sign import _verifier
@@ -118,14 +122,23 @@ def admit_cmd(
             audit=audit,
             osv_url=osv_url,
             progress=LazyProgress(),
+            ignore=ignore,
         )
     else:
         from mlsec.cli.registry import _identities, _open
-        from mlsec.errors import ArtifactError
+        from mlsec.errors import ArtifactError, RegistryError
         from mlsec.policy.api import admit_reference
         from mlsec.registry import RefKind, parse_reference
 
-        reference = parse_reference(path)
+        if path.startswith(("/", "./", "../", "~")) or path in (".", "..") or os.sep in path[:1]:
+            raise ArtifactError(f"{path}: no such file or directory")
+        try:
+            reference = parse_reference(path)
+        except RegistryError as exc:
+            # Neither a path that exists nor a reference: say both, the path first.
+            raise ArtifactError(
+                f"{path}: no such file or directory (nor a valid reference: {exc.message})"
+            ) from None
         local = reference.layout
         bare = reference.kind is RefKind.LAYOUT and not path.startswith("oci:")
         if bare and local is not None and not local.exists():
@@ -146,6 +159,7 @@ def admit_cmd(
                 audit=audit,
                 osv_url=osv_url,
                 progress=LazyProgress(),
+                ignore=ignore,
             )
         finally:
             store.close()
@@ -155,12 +169,14 @@ def admit_cmd(
         from rich.table import Table
 
         verdict = "ALLOW" if decision.allowed else "DENY"
-        table = Table(title=f"{verdict}: {path} under policy {pol.name!r}")
+        from mlsec.cli.text import cell
+
+        table = Table(title=cell(f"{verdict}: {path} under policy {pol.name!r}"))
         table.add_column("rule")
         table.add_column("result")
         table.add_column("reason")
         for c in decision.checks:
-            table.add_row(c.rule, "pass" if c.passed else "DENY", c.message)
+            table.add_row(cell(c.rule), "pass" if c.passed else "DENY", cell(c.message))
         if not decision.checks:
             table.add_row("-", "pass", "the policy sets no rule")
         text = render_text(table)

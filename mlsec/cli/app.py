@@ -126,9 +126,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except MlsecError as exc:
         if State.debug:
             raise
-        print(f"mlsec: error: {exc.message}", file=sys.stderr)
+        from mlsec.cli.text import escape  # a file name in a message stays one inert line
+
+        print(f"mlsec: error: {escape(exc.message)}", file=sys.stderr)
         if exc.hint:
-            print(f"mlsec: hint: {exc.hint}", file=sys.stderr)
+            print(f"mlsec: hint: {escape(exc.hint)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         if caught.signum is None:
@@ -138,13 +140,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         if State.debug:
             raise
         print(
-            f"mlsec: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+            f"mlsec: internal error: {type(exc).__name__}: {_escape(exc)}"
+            " (rerun with --debug for details)",
             file=sys.stderr,
         )
         return ExitCode.ERROR
     if caught.signum is not None:  # typer turns any interrupt into exit code 130
         return caught.report()
     return rv if isinstance(rv, int) else ExitCode.OK
+
+
+def _escape(text: object) -> str:
+    from mlsec.cli.text import escape
+
+    return escape(text)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
 
     from mlsec.hub import HubSource
+    from mlsec.ignore import IgnoreFile
     from mlsec.progress import Progress
     from mlsec.signing.keys import Passphrase
 
@@ -339,3 +340,33 @@ def read_passphrase(
     if confirm and getpass.getpass("Repeat passphrase: ") != first:
         raise UsageError("passphrases do not match")
     return Passphrase(first.encode())
+
+
+def load_ignore(explicit: Path | None) -> IgnoreFile | None:
+    """The ignore file ``--ignorefile`` names, else ``.mlsecignore.yaml`` in the current
+    directory, else None; each expired entry is reported on stderr (it no longer applies)."""
+    from mlsec.ignore import IgnoreFile, find_ignore_file
+
+    source = find_ignore_file(explicit)
+    if source is None:
+        return None
+    ignore = IgnoreFile.load(source)
+    for e in ignore.expired:
+        what = e.rule or e.symbol or e.path or e.sha256 or e.id
+        print(
+            f"mlsec: warning: {ignore.source}:{e.line}: ignore entry for {what} "
+            f"expired on {e.expires}; it no longer applies",
+            file=sys.stderr,
+        )
+    return ignore
+
+
+IgnoreFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ignorefile",
+        metavar="FILE",
+        help="Accepted findings and vulnerabilities, each with a reason and an optional expiry "
+        "(default: .mlsecignore.yaml in the current directory, when present).",
+    ),
+]

@@ -75,7 +75,13 @@ def encrypt_cmd(
     ] = False,
     passphrase_file: PassphraseFile = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", metavar="OUT", help="Default: IN.age.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="OUT",
+            help="Default: IN.age beside IN (DIR.tar.age beside DIR).",
+        ),
     ] = None,
     armor: Annotated[
         bool, typer.Option("--armor", "-a", help="PEM-armored (ASCII) output.")
@@ -95,7 +101,9 @@ def encrypt_cmd(
     if not use_passphrase and not (recipient or recipients_file):
         raise UsageError("give recipients (-r RECIPIENT / -R FILE) or a passphrase (-p)")
     is_dir = path.is_dir()
-    out = output or path.with_name(path.name + (".tar.age" if is_dir else ".age"))
+    from mlsec.crypt.archive import default_output
+
+    out = output or default_output(path)
     check_output_target(out, overwrite=force)  # refuse before asking for a passphrase
     targets: list[Recipient] | Passphrase
     if use_passphrase:

@@ -58,15 +58,18 @@ def inspect_cmd(
         return 0
     from rich.table import Table
 
-    table = Table(title=f"{art.root} ({len(art.files)} files, {format_size(art.total_size)})")
+    from mlsec.cli.text import cell, escape
+
+    title = f"{escape(art.root)} ({len(art.files)} files, {format_size(art.total_size)})"
+    table = Table(title=cell(title))
     table.add_column("path")
     table.add_column("format")
     table.add_column("size", justify="right")
     table.add_column("sha256", no_wrap=True)
     for f in art.files:
-        table.add_row(f.path, f.format.value, format_size(f.size), f.sha256 or "")
+        table.add_row(cell(f.path), f.format.value, format_size(f.size), f.sha256 or "")
     for ig in art.ignored:
-        table.add_row(ig.path, "[ignored]", "", ig.reason)
+        table.add_row(cell(ig.path), cell("[ignored]"), "", cell(ig.reason))
     if output is not None:
         emit_text(render_text(table), output)
     else:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, format_size, info
+from mlsec.cli.text import escape
 from mlsec.errors import UsageError
 
 if TYPE_CHECKING:
@@ -136,32 +137,47 @@ def push_cmd(
 
     from mlsec.artifact import open_artifact
     from mlsec.registry import SBOM_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, attach, push
+    from mlsec.registry.referrers import check_sbom_for, check_signature_for, read_attachment
 
     for extra in (signature, sbom):
+        if extra is not None and not extra.exists():
+            raise UsageError(f"{extra}: no such file")
         if extra is not None and not extra.is_file():
-            raise UsageError(
-                f"{extra}: {'not a regular file' if extra.exists() else 'no such file'}"
-            )
+            raise UsageError(f"{extra}: not a regular file")
+    # Before anything is uploaded: refuse key material, a signature that is not this model's
+    # and an SBOM that does not describe its files.
+    sig_bytes = read_attachment(signature) if signature is not None else None
+    sbom_bytes = read_attachment(sbom) if sbom is not None else None
+    own = [os.path.abspath(p) for p in (signature, sbom) if p is not None]
     if encrypt_to and (ignore or allow_symlinks):
         raise UsageError(
             "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"
         )
     recipients = _recipients(encrypt_to or [])
+    progress = LazyProgress()
+    art = None
+    if not recipients or sbom_bytes is not None:
+        art = open_artifact(
+            path,
+            ignore=[*(ignore or ()), *own],
+            allow_symlinks=allow_symlinks,
+            digests=True,
+            progress=progress,
+        )
+    if sig_bytes is not None and signature is not None:
+        check_signature_for(
+            sig_bytes, str(signature), path, ignore=ignore or (), signature_path=signature
+        )
+    if sbom_bytes is not None and sbom is not None and art is not None:
+        check_sbom_for(sbom_bytes, str(sbom), art)
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
-        progress = LazyProgress()
         if recipients:
             from mlsec.registry.sealed import push_encrypted
 
             result = push_encrypted(path, reference, recipients, store=store, progress=progress)
         else:
-            art = open_artifact(
-                path,
-                ignore=ignore or (),
-                allow_symlinks=allow_symlinks,
-                digests=True,
-                progress=progress,
-            )
+            assert art is not None
             result = push(art, reference, store=store, progress=progress)
         attached = []
         for extra, kind in ((signature, SIGNATURE_ARTIFACT_TYPE), (sbom, SBOM_ARTIFACT_TYPE)):
@@ -173,7 +189,7 @@ def push_cmd(
     if fmt is OutputFormat.JSON:
         emit_json({"schema": PUSH_SCHEMA, **result.to_dict()})
         return 0
-    print(f"pushed   {result.reference}")
+    print(escape(f"pushed   {result.reference}"))
     print(f"digest   {result.digest}")
     print(
         f"layers   {result.layers} ({format_size(result.total_bytes)}; "
@@ -206,6 +222,7 @@ def pull_cmd(
     identity: Annotated[
         list[Path] | None,
         typer.Option(
+            "--age-identity",
             "--identity",
             "-i",
             metavar="FILE",
@@ -250,14 +267,29 @@ def pull_cmd(
     if fmt is OutputFormat.JSON:
         emit_json({"schema": PULL_SCHEMA, **result.to_dict()})
         return 0
-    print(f"pulled   {result.reference}")
+    print(escape(f"pulled   {result.reference}"))
     print(f"digest   {result.digest}")
-    print(
-        f"files    {len(result.files)} ({format_size(result.total_bytes)}, all digests verified)"
-        f" -> {result.dest}"
-    )
+    if result.extracted is None:
+        n = len(result.files)
+        print(
+            escape(
+                f"files    {n} file{'s' if n != 1 else ''} ({format_size(result.total_bytes)},"
+                f" all digests verified) -> {result.dest}"
+            )
+        )
+    else:
+        n = len(result.extracted)
+        size = format_size(sum(s for _, s in result.extracted))
+        print(
+            escape(
+                f"sealed   1 layer ({format_size(result.total_bytes)}, digest verified,"
+                f" authenticated) -> {n} file{'s' if n != 1 else ''} ({size}) in {result.dest}"
+            )
+        )
+        for path, _ in result.extracted:
+            print(escape(f"  {path}"))
     for p in result.referrer_files:
-        print(f"referrer {p}")
+        print(escape(f"referrer {p}"))
     if with_referrers and not result.referrer_files:
         info("mlsec: no referrers attached to this model")
     return 0

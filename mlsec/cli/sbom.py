@@ -1,4 +1,4 @@
-"""``mlsec sbom``: a CycloneDX 1.6 ML-BOM of a model."""
+"""``mlsec sbom``: a CycloneDX 1.6 ML-BOM (or SPDX 3.0.1 with the AI profile) of a model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlsec.cli.common import IgnoreOpt, LazyProgress, emit_text, info
+from mlsec.cli.text import escape
 from mlsec.sbom import SbomFormat
 
 
@@ -24,7 +25,10 @@ def sbom_cmd(
     fmt: Annotated[
         SbomFormat,
         typer.Option(
-            "--format", "-f", metavar="cyclonedx-json|cyclonedx-xml", help="Output format."
+            "--format",
+            "-f",
+            metavar="cyclonedx-json|cyclonedx-xml|spdx3-json",
+            help="Output format.",
         ),
     ] = SbomFormat.JSON,
     requirements: Annotated[
@@ -69,12 +73,16 @@ def sbom_cmd(
         bool,
         typer.Option(
             "--validate",
-            help="Also validate against the official CycloneDX 1.6 schema (slower on big models).",
+            help=(
+                "Also validate: CycloneDX against its official 1.6 schema, SPDX 3 with"
+                " spdx-python-model."
+            ),
         ),
     ] = False,
 ) -> int:
-    """Write a CycloneDX 1.6 ML-BOM: the model and its card, its files with SHA-256 digests, its
-    datasets, and its Python dependencies with (--audit) their known vulnerabilities."""
+    """Write a CycloneDX 1.6 ML-BOM (or SPDX 3.0.1 with the AI profile): the model and its card,
+    its files with SHA-256 digests, its datasets, and its Python dependencies with (--audit) their
+    known vulnerabilities."""
     from mlsec.errors import UsageError
     from mlsec.sbom.api import make_sbom, validate_sbom
 
@@ -94,7 +102,12 @@ def sbom_cmd(
         ignore=ignore or (),
         progress=LazyProgress(),
     )
-    text = sbom.to_json() if fmt is SbomFormat.JSON else sbom.to_xml()
+    if fmt is SbomFormat.SPDX3_JSON:
+        from mlsec.sbom.spdx3 import to_spdx3_json
+
+        text = to_spdx3_json(sbom)
+    else:
+        text = sbom.to_json() if fmt is SbomFormat.JSON else sbom.to_xml()
     if validate:
         validate_sbom(text, fmt)
     emit_text(text, output)
@@ -104,5 +117,5 @@ def sbom_cmd(
     )
     if audit:
         summary += f", {len(sbom.vulnerabilities)} known vulnerabilities"
-    info(summary + (f" -> {output}" if output else ""))
+    info(escape(summary + (f" -> {output}" if output else "")))
     return 0

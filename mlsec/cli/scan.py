@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -10,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlsec.cli.common import emit_json, emit_text, render_text, stdout_console
+from mlsec.cli.common import (
+    IgnoreFileOpt,
+    emit_json,
+    emit_text,
+    load_ignore,
+    render_text,
+    stdout_console,
+)
 from mlsec.errors import UsageError
 
 if TYPE_CHECKING:
@@ -83,15 +89,7 @@ def scan_cmd(
             help="Scan engine; modelscan needs the optional modelscan package.",
         ),
     ] = Engine.MLSEC,
-    ignorefile: Annotated[
-        Path | None,
-        typer.Option(
-            "--ignorefile",
-            metavar="FILE",
-            help="Accepted findings, each with a reason and an optional expiry "
-            "(default: .mlsecignore.yaml in the current directory, when present).",
-        ),
-    ] = None,
+    ignorefile: IgnoreFileOpt = None,
 ) -> int:
     """Scan model files statically for code that runs when they are loaded.
 
@@ -133,19 +131,9 @@ def scan_cmd(
 
 
 def _apply_ignore(report: ScanReport, arts: list[Artifact], explicit: Path | None) -> ScanReport:
-    from mlsec.ignore import IgnoreFile, find_ignore_file
-
-    source = find_ignore_file(explicit)
-    if source is None:
+    ignore = load_ignore(explicit)
+    if ignore is None:
         return report
-    ignore = IgnoreFile.load(source)
-    for e in ignore.expired:
-        what = e.rule or e.symbol or e.path or e.sha256
-        print(
-            f"mlsec: warning: {ignore.source}:{e.line}: ignore entry for {what} "
-            f"expired on {e.expires}; it no longer applies",
-            file=sys.stderr,
-        )
     digests: dict[str, str] = {}
     if ignore.needs_digests:
         several = len(arts) > 1

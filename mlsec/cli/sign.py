@@ -27,6 +27,7 @@ from mlsec.cli.common import (
     info,
     read_passphrase,
 )
+from mlsec.cli.text import escape
 from mlsec.errors import MlsecError, UsageError, VerificationError
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def keygen_cmd(
         )
     else:
         state = "encrypted" if pw is not None else "UNENCRYPTED"
-        print(f"wrote {key_path} ({state}, mode 0600) and {pub_path}")
+        print(escape(f"wrote {key_path} ({state}, mode 0600) and {pub_path}"))
     return 0
 
 
@@ -226,7 +227,7 @@ def sign_cmd(
                 }
             )
         else:
-            print(f"signed SBOM {sbom} for {path} -> {out}")
+            print(escape(f"signed SBOM {sbom} for {path} -> {out}"))
         return 0
 
     out = output or default_signature_path(path)
@@ -255,8 +256,10 @@ def sign_cmd(
         )
     else:
         print(
-            f"signed {path}: {len(signed.manifest.resources)} files, "
-            f"root sha256:{signed.manifest.root_digest} -> {out}"
+            escape(
+                f"signed {path}: {len(signed.manifest.resources)} files, "
+                f"root sha256:{signed.manifest.root_digest} -> {out}"
+            )
         )
     return 0
 
@@ -323,16 +326,16 @@ def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> Non
         emit_json(result.to_dict(), output)
         return
     if result.ok:
-        print(f"verified {result.model}: {result.files} files, signed by {result.signer}")
+        print(escape(f"verified {result.model}: {result.files} files, signed by {result.signer}"))
         if result.unsigned_files:
             tolerated = ", ".join(result.unsigned_files)
-            info(f"files not covered by the signature (tolerated): {tolerated}")
+            info(escape(f"files not covered by the signature (tolerated): {tolerated}"))
         for note in result.notes:
-            info(f"note: {note}")
+            info(escape(f"note: {note}"))
         return
-    print(f"FAILED {result.model} ({result.signer}):")
+    print(escape(f"FAILED {result.model} ({result.signer}):"))
     for d in result.differences:
-        print(f"  {d.line()}")
+        print(f"  {escape(d.line())}")
 
 
 def verify_cmd(

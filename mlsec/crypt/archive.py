@@ -94,6 +94,18 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
+def default_output(path: str | os.PathLike[str]) -> Path:
+    """Where ``encrypt PATH`` writes by default: ``PATH.age`` beside a file, ``DIR.tar.age`` beside
+    a directory (never inside it, also for ``.`` or ``model/``)."""
+    p = Path(path)
+    is_dir = p.is_dir()
+    if is_dir:
+        p = p.resolve()
+    if not p.name:
+        raise CryptError(f"{path}: give an output file with -o")
+    return p.with_name(p.name + (".tar.age" if is_dir else ".age"))
+
+
 def encrypt_dir(
     root: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -109,6 +121,9 @@ def encrypt_dir(
     src, dest = Path(root), Path(out_path)
     if not src.is_dir():
         raise CryptError(f"{src}: not a directory")
+    if dest.resolve().is_relative_to(src.resolve()):
+        # It would change the model it seals (a later verify fails on the extra file).
+        raise CryptError(f"{dest}: the output is inside the directory being encrypted")
     entries = _walk(src)
     files = [e for e in entries if stat.S_ISREG(e[2].st_mode)]
     total = sum(e[2].st_size for e in files)

@@ -16,6 +16,7 @@ from mlsec.progress import Progress
 
 if TYPE_CHECKING:
     from mlsec.crypt import Identity
+    from mlsec.ignore import IgnoreFile
     from mlsec.registry import Store
     from mlsec.signing.verify import Verifier
 
@@ -54,9 +55,13 @@ def admit(
     osv_url: str | None = None,
     progress: Progress | None = None,
     source: dict[str, Any] | None = None,
+    ignore: IgnoreFile | None = None,
 ) -> Decision:
     """Gather the evidence about the model at ``path`` and evaluate ``policy`` (a
     :class:`Policy`, a policy file, or a preset name) over it.
+
+    ``ignore`` (an :class:`~mlsec.ignore.IgnoreFile`) accepts findings and vulnerabilities: they
+    stay in the evidence as suppressed and no rule counts them.
 
     The verifier defaults to the policy's trust material. A signature without any trust material
     is a :class:`UsageError` (exit 2): mlsec never "verifies" against nothing.
@@ -79,6 +84,7 @@ def admit(
         osv_url=osv_url,
         allow_globals=policy.allow_globals,
         progress=progress,
+        ignore=ignore,
     )
     if source is not None:
         evidence["source"] = source
@@ -98,6 +104,7 @@ def admit_reference(
     audit: bool = False,
     osv_url: str | None = None,
     progress: Progress | None = None,
+    ignore: IgnoreFile | None = None,
 ) -> Decision:
     """Admit the model at registry (or OCI layout) reference ``ref``: pull it into a temporary
     directory with its referrers (every blob verified; opened with ``identities`` when sealed),
@@ -135,6 +142,7 @@ def admit_reference(
             audit=audit,
             osv_url=osv_url,
             progress=progress,
+            ignore=ignore,
             source={
                 "reference": str(reference),
                 "digest": result.digest,

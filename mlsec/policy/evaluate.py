@@ -134,11 +134,14 @@ def _vulnerabilities(policy: Policy, ev: dict[str, Any]) -> list[Check]:
         return checks
     threshold = SEVERITY_RANK.get(policy.vulnerabilities_fail_on, 99)
     bad: list[str] = []
-    ignored = 0
+    ignored = accepted = 0
     for v in sbom["vulnerabilities"]:
         ids = {v["id"], *v.get("aliases", ())}
         if ids & policy.ignore_vulnerabilities:
             ignored += 1
+            continue
+        if v.get("suppressed"):
+            accepted += 1
             continue
         sev = v.get("severity")
         if sev is None:
@@ -147,6 +150,7 @@ def _vulnerabilities(policy: Policy, ev: dict[str, Any]) -> list[Check]:
         elif SEVERITY_RANK.get(sev, 0) >= threshold:
             bad.append(f"{v['id']} ({v.get('package')} {v.get('version')}, {sev})")
     note = f"; {ignored} accepted by the policy" if ignored else ""
+    note += f"; {accepted} accepted by the ignore file" if accepted else ""
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         checks.append(Check("vulnerabilities", False, f"{len(bad)} known: {shown}{note}"))

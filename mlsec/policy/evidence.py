@@ -33,6 +33,7 @@ from mlsec.progress import Progress
 
 if TYPE_CHECKING:
     from mlsec.artifact import Artifact
+    from mlsec.ignore import IgnoreFile
     from mlsec.signing.verify import Verifier
 
 __all__ = ["SCHEMA", "gather"]
@@ -50,8 +51,12 @@ def gather(
     osv_url: str | None = None,
     allow_globals: Sequence[str] = (),
     progress: Progress | None = None,
+    ignore: IgnoreFile | None = None,
 ) -> dict[str, Any]:
     """Collect the evidence about the model at ``path``.
+
+    ``ignore`` (an ignore file) moves the findings and vulnerabilities it accepts aside: they stay
+    in the evidence (``scan.suppressed``, a vulnerability's ``suppressed``) but no rule counts them.
 
     ``signature`` is verified with ``verifier`` (both or neither). ``sbom`` is checked against
     the model's files and supplies the vulnerabilities; without one, ``audit`` builds an SBOM
@@ -67,18 +72,31 @@ def gather(
     with shared_digests():
         art = open_artifact(root, ignore=leave_out, digests=True, progress=progress)
         report = scan(art, ScanOptions(allow_globals=frozenset(allow_globals)))
+        if ignore is not None:
+            report = report.with_ignore(ignore, {f.path: f.sha256 or "" for f in art.files})
+        scan_doc: dict[str, Any] = {
+            "max_severity": report.max_severity.value if report.max_severity else None,
+            "counts": report.counts(),
+            "findings": [f.to_dict() for f in report.findings],
+        }
+        if ignore is not None:
+            scan_doc["suppressed"] = [
+                {**f.to_dict(), "suppression": s.to_dict()} for f, s in report.suppressed
+            ]
         doc: dict[str, Any] = {
             "schema": SCHEMA,
             "artifact": _artifact(art),
-            "scan": {
-                "max_severity": report.max_severity.value if report.max_severity else None,
-                "counts": report.counts(),
-                "findings": [f.to_dict() for f in report.findings],
-            },
+            "scan": scan_doc,
             "signature": _signature(root, signature, verifier, progress),
             "sbom": _sbom(art, sbom, audit, osv_url),
             "model": _model(art),
         }
+    if ignore is not None:
+        for v in doc["sbom"]["vulnerabilities"]:
+            found = ignore.suppression_for_vulnerability([v["id"], *v.get("aliases", ())])
+            if found is not None:
+                v["suppressed"] = found.to_dict()
+        doc["ignore"] = ignore.summary()
     return doc
 
 

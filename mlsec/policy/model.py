@@ -42,7 +42,6 @@ A ``.rego`` file given as the policy is a policy of Rego rules only (see ``mlsec
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +55,7 @@ __all__ = [
     "PRESETS",
     "Policy",
     "load_policy",
-    "presets_dir",
+    "preset_text",
 ]
 
 API_VERSION = "mlsec/policy/v1"
@@ -97,14 +96,17 @@ class Policy:
         return {"name": self.name, "source": self.source, "description": self.description}
 
 
-def presets_dir() -> Path:
-    """Where the shipped presets live: inside the installed package, else the checkout's
-    ``policies/`` directory."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "presets", here.parents[1] / "policies"):
-        if (candidate / "default.yaml").is_file():
-            return candidate
-    raise PolicyError("the shipped policy presets are missing from this installation")
+def preset_text(name: str) -> bytes:
+    """The shipped preset ``name`` (``mlsec/policy/presets/NAME.yaml``), found one way: as a
+    package resource (:mod:`importlib.resources`), so it works from a wheel, a zip or a checkout."""
+    from importlib.resources import files
+
+    if name not in PRESETS:
+        raise PolicyError(f"{name}: not a preset (presets: {', '.join(PRESETS)})")
+    try:
+        return (files("mlsec.policy") / "presets" / f"{name}.yaml").read_bytes()
+    except OSError:
+        raise PolicyError(f"preset {name!r} is missing from this installation") from None
 
 
 def load_policy(spec: str | os.PathLike[str]) -> Policy:
@@ -113,23 +115,26 @@ def load_policy(spec: str | os.PathLike[str]) -> Policy:
     text_spec = os.fspath(spec)
     path = Path(text_spec)
     if text_spec in PRESETS and not path.exists():
-        path = presets_dir() / f"{text_spec}.yaml"
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        hint = f"presets: {', '.join(PRESETS)}" if os.sep not in text_spec else None
-        raise PolicyError(f"{spec}: cannot read policy: {exc.strerror or exc}", hint=hint) from None
+        data = preset_text(text_spec)
+        path = Path(f"preset:{text_spec}.yaml")
+    else:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(_MAX_POLICY_BYTES + 1)
+        except OSError as exc:
+            hint = f"presets: {', '.join(PRESETS)}" if os.sep not in text_spec else None
+            raise PolicyError(
+                f"{spec}: cannot read policy: {exc.strerror or exc}", hint=hint
+            ) from None
     if len(data) > _MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: a policy larger than 1 MiB is not accepted")
     text = data.decode("utf-8", errors="replace")
     if path.suffix == ".rego":
         return Policy(name=path.stem, source=str(path), rego_modules=((path.name, text),))
     if path.suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise PolicyError(f"{path}: malformed JSON: {exc}") from None
+        from mlsec.jsonsafe import loads
+
+        doc = loads(data, str(path), PolicyError, what="policy")
         if not isinstance(doc, dict):
             raise PolicyError(f"{path}: the policy is not a mapping")
     else:

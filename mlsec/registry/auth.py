@@ -14,7 +14,6 @@ supported: a one-line error says so.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlsec.errors import RegistryError
+from mlsec.jsonsafe import loads
 
 __all__ = ["Challenge", "Credentials", "docker_config_credentials", "parse_challenge"]
 
@@ -64,7 +64,7 @@ def parse_challenge(header: str) -> Challenge:
     return Challenge(scheme.lower(), params)
 
 
-_MAX_CONFIG = 16 * 1024 * 1024
+_MAX_DOCKER_CONFIG = 4 * 1024 * 1024
 
 
 def docker_config_credentials(host: str) -> Credentials | None:
@@ -73,13 +73,15 @@ def docker_config_credentials(host: str) -> Credentials | None:
     path = Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
     try:
         with open(path, "rb") as f:
-            data = f.read(_MAX_CONFIG + 1)  # bounded: DOCKER_CONFIG may name anything
-        if len(data) > _MAX_CONFIG:
-            raise ValueError(f"larger than {_MAX_CONFIG} bytes")
-        doc = json.loads(data)
+            doc = loads(
+                f.read(_MAX_DOCKER_CONFIG + 1),
+                str(path),
+                RegistryError,
+                max_bytes=_MAX_DOCKER_CONFIG,
+            )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, RecursionError) as exc:
+    except OSError as exc:
         raise RegistryError(f"{path}: unreadable Docker config: {exc}") from None
     if not isinstance(doc, dict):
         return None
@@ -135,9 +137,9 @@ def _from_helper(name: str, host: str, config: Path) -> Credentials | None:
     if proc.returncode != 0:
         return None  # "credentials not found": go on without them
     try:
-        answer = json.loads(proc.stdout)
+        answer = loads(proc.stdout, "credential helper", RegistryError)
         user, secret = answer["Username"], answer["Secret"]
-    except (ValueError, KeyError, TypeError):
+    except (RegistryError, KeyError, TypeError):
         raise RegistryError(
             f"credential helper docker-credential-{name}: unreadable answer for {host}"
         ) from None

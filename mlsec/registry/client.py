@@ -18,19 +18,23 @@ What it does that matters:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import email.utils
 import http.client
-import json
 import socket
 import ssl
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from mlsec.errors import RegistryError
+from mlsec.jsonsafe import loads
 from mlsec.progress import Progress
 from mlsec.registry.auth import Challenge, Credentials, parse_challenge
 from mlsec.registry.oci import (
@@ -56,6 +60,100 @@ _ACCEPT = f"{MANIFEST_MEDIA_TYPE}, {INDEX_MEDIA_TYPE}"
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 Origin = tuple[str, str]
+
+# Answers worth another try: rate limited, or the registry (or a proxy in front) is failing for a
+# moment. A few tries with doubling waits, or what Retry-After asks within a cap (docs/registry.md).
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRIES = 4
+_BACKOFF = 0.5
+_MAX_WAIT = 30.0
+
+
+def retry_wait(header: str | None, retry: int, *, now: float | None = None) -> float:
+    """Seconds to wait before try ``retry + 1``: ``Retry-After`` (seconds or an HTTP date) when the
+    server sends it, else ``0.5 * 2**retry``; never more than 30 s."""
+    wait: float = _BACKOFF * float(2**retry)
+    if header:
+        value = header.strip()
+        if value.isdigit():
+            wait = float(value)
+        else:
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                when: float = email.utils.parsedate_to_datetime(value).timestamp()
+                wait = max(0.0, when - (time.time() if now is None else now))
+    return min(wait, _MAX_WAIT)
+
+
+def _split_host(netloc: str) -> str:
+    host = netloc.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        return host[1 : host.find("]")]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def proxy_for(scheme: str, netloc: str) -> str | None:
+    """The proxy URL for ``scheme://netloc`` from ``HTTPS_PROXY`` / ``HTTP_PROXY`` (either case),
+    or None when there is none or ``NO_PROXY`` lists the host (``*``, names, domain suffixes)."""
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme)
+    if not url:
+        return None
+    bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - not in typeshed
+    if bypass(_split_host(netloc), proxies):
+        return None
+    return url
+
+
+class _Proxy:
+    """A parsed ``http://[user:pass@]host[:port]`` proxy."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            port = -1
+        if parts.scheme != "http" or not parts.hostname or port <= 0:
+            shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{port}" if port > 0 else "")
+            raise RegistryError(
+                f"proxy {shown}: only http://HOST[:PORT] proxies are supported",
+                hint="HTTPS traffic still goes through it encrypted (CONNECT)",
+            )
+        self.host, self.port = parts.hostname, port
+        self.headers: dict[str, str] = {}
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self.headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode(
+                "ascii"
+            )
+
+
+def open_connection(
+    scheme: str, netloc: str, timeout: float, context: ssl.SSLContext | None, blocksize: int
+) -> tuple[http.client.HTTPConnection, dict[str, str] | None]:
+    """A connection to ``scheme://netloc``, through the environment's proxy when one applies.
+
+    HTTPS goes through a ``CONNECT`` tunnel (TLS end to end, the proxy sees only the host). Plain
+    HTTP through a proxy sends absolute-form targets: the second value is then the headers every
+    request must carry (proxy credentials), else None.
+    """
+    url = proxy_for(scheme, netloc)
+    proxy = _Proxy(url) if url else None
+    if scheme == "https":
+        ctx = context or ssl.create_default_context()
+        if proxy is None:
+            return http.client.HTTPSConnection(
+                netloc, timeout=timeout, context=ctx, blocksize=blocksize
+            ), None
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            proxy.host, proxy.port, timeout=timeout, context=ctx, blocksize=blocksize
+        )
+        conn.set_tunnel(netloc, headers=proxy.headers)
+        return conn, None
+    if proxy is None:
+        return http.client.HTTPConnection(netloc, timeout=timeout, blocksize=blocksize), None
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout, blocksize=blocksize)
+    return conn, proxy.headers
 
 
 class _FileBody:
@@ -114,6 +212,9 @@ class RegistryStore:
         self._auth_header: str | None = None
         self._token_actions: str = ""
         self._ssl: ssl.SSLContext | None = None
+        # Origins reached through a plain-HTTP proxy: absolute-form targets plus these headers.
+        self._absolute: dict[Origin, dict[str, str]] = {}
+        self.retries = MAX_RETRIES
         # Counted for tests and benchmarks: every response, and those that were 401.
         self.responses = 0
         self.unauthorized = 0
@@ -138,17 +239,14 @@ class RegistryStore:
         conn = self._conns.get(origin)
         if conn is None:
             scheme, netloc = origin
-            if scheme == "https":
-                if self._ssl is None:
-                    self._ssl = ssl.create_default_context()
-                conn = http.client.HTTPSConnection(
-                    netloc, timeout=self._timeout, context=self._ssl, blocksize=_BLOCK
-                )
-            else:
-                conn = http.client.HTTPConnection(netloc, timeout=self._timeout, blocksize=_BLOCK)
+            if scheme == "https" and self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            conn, via = open_connection(scheme, netloc, self._timeout, self._ssl, _BLOCK)
             self._conns[origin] = conn
             with self._lock:
                 self._opened.append(conn)
+                if via is not None:
+                    self._absolute[origin] = via
         return conn
 
     def _drop(self, origin: Origin) -> None:
@@ -175,7 +273,9 @@ class RegistryStore:
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: Body, *, auth: bool = True
     ) -> http.client.HTTPResponse:
-        """Send one request (retrying once on a stale keep-alive connection)."""
+        """Send one request: once more on a stale keep-alive connection, and up to
+        ``self.retries`` more times with backoff when the answer is 429 or 5xx (not for ``PATCH``,
+        whose upload offset the registry may already have moved)."""
         origin, target = self._resolve(url)
         hdrs = dict(headers)
         if auth and origin == self._origin and self._auth_header:
@@ -183,32 +283,17 @@ class RegistryStore:
         length = 0 if body is None else len(body) if isinstance(body, bytes) else body.length
         if body is not None or method in ("PUT", "POST", "PATCH"):
             hdrs["Content-Length"] = str(length)
-        for attempt in (0, 1):
+        stale_retried = False
+        retry = 0
+        while True:
             reused = origin in self._conns
             conn = self._conn(origin)
             try:
-                conn.putrequest(method, target, skip_accept_encoding=True)
-                for k, v in hdrs.items():
-                    conn.putheader(k, v)
-                conn.endheaders()
-                if isinstance(body, bytes):
-                    if body:
-                        conn.send(body)
-                elif body is not None:
-                    assert conn.sock is not None
-                    try:
-                        body.send(conn.sock)
-                    except RegistryError:
-                        self._drop(origin)  # half a request went out: the connection is spent
-                        raise
-                resp = conn.getresponse()
-                with self._lock:
-                    self.responses += 1
-                    self.unauthorized += resp.status == 401
-                return resp
+                resp = self._exchange(conn, origin, method, target, hdrs, body)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(origin)
-                if attempt == 0 and reused and not isinstance(exc, TimeoutError):
+                if not stale_retried and reused and not isinstance(exc, TimeoutError):
+                    stale_retried = True
                     continue
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 hint = None
@@ -218,7 +303,48 @@ class RegistryStore:
                     f"{origin[1]}: cannot reach registry: {reason or type(exc).__name__}",
                     hint=hint,
                 ) from None
-        raise AssertionError("unreachable")
+            if resp.status in RETRY_STATUS and method != "PATCH" and retry < self.retries:
+                wait = retry_wait(resp.getheader("Retry-After"), retry)
+                resp.read(65536)
+                if not resp.isclosed():
+                    self._drop(origin)
+                time.sleep(wait)
+                retry += 1
+                continue
+            return resp
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        origin: Origin,
+        method: str,
+        target: str,
+        hdrs: dict[str, str],
+        body: Body,
+    ) -> http.client.HTTPResponse:
+        via = self._absolute.get(origin)
+        if via is not None:
+            target = f"{origin[0]}://{origin[1]}{target}"
+            hdrs = {**hdrs, **via}
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if isinstance(body, bytes):
+            if body:
+                conn.send(body)
+        elif body is not None:
+            assert conn.sock is not None
+            try:
+                body.send(conn.sock)
+            except RegistryError:
+                self._drop(origin)  # half a request went out: the connection is spent
+                raise
+        resp = conn.getresponse()
+        with self._lock:
+            self.responses += 1
+            self.unauthorized += resp.status == 401
+        return resp
 
     # -- authentication ----------------------------------------------------------------------
 
@@ -284,13 +410,10 @@ class RegistryStore:
         headers = {"Accept": "application/json"}
         if self._creds is not None:
             headers["Authorization"] = self._creds.basic()
-        conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                parts.netloc, timeout=self._timeout, context=ssl.create_default_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.netloc, timeout=self._timeout)
+        conn, via = open_connection(parts.scheme, parts.netloc, self._timeout, None, 8192)
+        if via is not None:
+            path = f"{parts.scheme}://{parts.netloc}{path}"
+            headers.update(via)
         try:
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
@@ -308,9 +431,9 @@ class RegistryStore:
         if resp.status != 200:
             raise RegistryError(f"{parts.netloc}: token service answered HTTP {resp.status}")
         try:
-            doc = json.loads(data)
+            doc = loads(data, "token", RegistryError)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError, RecursionError):
+        except (RegistryError, AttributeError):
             token = None
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{parts.netloc}: token service sent no token")
@@ -506,10 +629,10 @@ def _auth_required(host: str) -> RegistryError:
 def _error_text(body: bytes) -> str:
     """The first ``errors[].code: message`` of a distribution-spec error body, else its text."""
     try:
-        doc = json.loads(body)
+        doc = loads(body, "error", RegistryError)
         err = doc["errors"][0]
         return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")[:200]
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+    except (RegistryError, KeyError, IndexError, TypeError, AttributeError):
         return body.decode("utf-8", "replace").strip().splitlines()[0][:200] if body.strip() else ""
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ from typing import BinaryIO
 
 from mlsec.errors import RegistryError
 from mlsec.ioutil import atomic_write_bytes
+from mlsec.jsonsafe import loads
 from mlsec.progress import NULL_PROGRESS, Progress
 from mlsec.registry.oci import (
     INDEX_MEDIA_TYPE,
@@ -72,7 +72,7 @@ class LayoutStore:
     def _check_layout(self) -> None:
         marker = self.path / "oci-layout"
         try:
-            doc = json.loads(_read_capped(marker, 64 * 1024))
+            doc = loads(_read_capped(marker, 65536), str(marker), RegistryError)
         except FileNotFoundError:
             raise NotFoundError(
                 f"{self.path}: not an OCI image layout (no oci-layout file)"
@@ -200,9 +200,11 @@ class LayoutStore:
 
 
 def _sniff_media_type(data: bytes) -> str:
+    from mlsec.jsonsafe import loads
+
     try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
+        obj = loads(data, "manifest", RegistryError)
+    except RegistryError:
         return MANIFEST_MEDIA_TYPE
     if isinstance(obj, dict) and isinstance(obj.get("mediaType"), str):
         return str(obj["mediaType"])

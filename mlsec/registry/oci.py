@@ -146,12 +146,9 @@ def _annotations(obj: object, what: str) -> dict[str, str]:
 def _load(data: bytes, what: str) -> dict[str, Any]:
     if len(data) > MAX_MANIFEST_SIZE:
         raise RegistryError(f"{what}: larger than {MAX_MANIFEST_SIZE} bytes")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RegistryError(f"{what}: malformed JSON: {exc}") from None
-    except RecursionError:
-        raise RegistryError(f"{what}: JSON nested too deeply") from None
+    from mlsec.jsonsafe import loads
+
+    obj = loads(data, what, RegistryError)
     if not isinstance(obj, dict):
         raise RegistryError(f"{what}: not a JSON object")
     if obj.get("schemaVersion") != 2:
@@ -185,7 +182,20 @@ class Manifest:
             obj["subject"] = self.subject.to_dict()
         if self.annotations:
             obj["annotations"] = dict(self.annotations)
-        return _dump(obj)
+        # Never write what ``parse`` (so every pull) refuses: fail before anything is uploaded.
+        if len(self.layers) > MAX_LAYERS:
+            raise RegistryError(
+                f"manifest: {len(self.layers)} files, more than the {MAX_LAYERS} a pull accepts",
+                hint="pack the model into fewer files (e.g. a tar archive) before pushing",
+            )
+        data = _dump(obj)
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise RegistryError(
+                f"manifest: {len(data)} bytes for {len(self.layers)} files, larger than the"
+                f" {MAX_MANIFEST_SIZE} bytes a pull accepts",
+                hint="pack the model into fewer files (e.g. a tar archive) before pushing",
+            )
+        return data
 
     @classmethod
     def parse(cls, data: bytes, what: str = "manifest") -> Manifest:
@@ -237,7 +247,12 @@ class Index:
         }
         if self.annotations:
             obj["annotations"] = dict(self.annotations)
-        return _dump(obj)
+        data = _dump(obj)
+        if len(data) > MAX_MANIFEST_SIZE or len(self.manifests) > MAX_LAYERS:
+            raise RegistryError(
+                f"index: {len(self.manifests)} entries, larger than an index a reader accepts"
+            )
+        return data
 
     @classmethod
     def parse(cls, data: bytes, what: str = "index") -> Index:

@@ -10,13 +10,14 @@ fallback.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlsec import __version__
-from mlsec.errors import RegistryError
+from mlsec.errors import BundleError, RegistryError, UsageError, VerificationError
 from mlsec.progress import NULL_PROGRESS
 from mlsec.registry._base import fetch_manifest, now, store_for
 from mlsec.registry.oci import (
@@ -37,7 +38,17 @@ from mlsec.registry.oci import (
 from mlsec.registry.reference import Reference, parse_reference
 from mlsec.registry.store import NotFoundError, Store
 
-__all__ = ["AttachResult", "Referrer", "attach", "fallback_tag", "referrers"]
+__all__ = [
+    "AttachResult",
+    "Referrer",
+    "attach",
+    "check_sbom_for",
+    "check_signature_for",
+    "contains_key_material",
+    "fallback_tag",
+    "read_attachment",
+    "referrers",
+]
 
 MAX_REFERRER_SIZE = 64 * 1024 * 1024
 # Names given to referrers written next to a pulled model (``DEST.sig``, ``DEST.cdx.json``).
@@ -135,6 +146,107 @@ def referrers(ref: str | Reference, *, store: Store | None = None) -> list[Refer
         return _list_referrers(st, digest)
 
 
+# Secrets that must never be published as a referrer (and written back as DEST.sig by a pull):
+# PEM private keys of any kind (PKCS#1/#8, SEC1, encrypted, OpenSSH), age and PuTTY secret keys.
+_KEY_MATERIAL = re.compile(
+    rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----|AGE-SECRET-KEY-1|AGE-PLUGIN-[A-Z0-9-]*-1"
+    rb"|PuTTY-User-Key-File-",
+    re.IGNORECASE,
+)
+
+
+def contains_key_material(data: bytes) -> bool:
+    """Whether ``data`` holds a private key of a kind mlsec recognises (PEM, age, PuTTY): such
+    bytes are never published as a referrer, nor written beside a pulled model."""
+    return _KEY_MATERIAL.search(data) is not None
+
+
+def read_attachment(file: str | os.PathLike[str]) -> bytes:
+    """The bytes of a file to attach, read with a cap whatever ``stat`` says; key material of
+    any kind is refused (:class:`UsageError`, exit 2)."""
+    path = Path(file)
+    try:
+        with open(path, "rb") as f:
+            content = f.read(MAX_REFERRER_SIZE + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(content) > MAX_REFERRER_SIZE:
+        raise UsageError(f"{path}: larger than {MAX_REFERRER_SIZE} bytes, not attached")
+    if contains_key_material(content):
+        raise UsageError(
+            f"{path}: contains private key material; refusing to publish it",
+            hint="attach the signature bundle (.sig) or the SBOM, never a key",
+        )
+    return content
+
+
+class _Unchecked:
+    """A verifier that trusts the envelope: used to ask only "is this bundle about this model?"
+    before a push (whose signer is checked by whoever verifies the pulled model)."""
+
+    method = "unchecked"
+
+    def verify_signature(self, bundle: Any) -> tuple[bytes, str]:
+        return bundle.payload, "unchecked"
+
+
+def check_signature_for(
+    content: bytes,
+    name: str,
+    model: str | os.PathLike[str],
+    *,
+    ignore: Iterable[str] = (),
+    signature_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Raise :class:`UsageError` unless ``content`` is a model-signature bundle whose statement
+    describes the model at ``model`` (every signed file present with its digest, nothing else).
+
+    The signature itself is not checked against a key here: only that it is *this* model's.
+    """
+    from mlsec.signing.bundle import Bundle
+    from mlsec.signing.verify import verify_model
+
+    try:
+        bundle = Bundle.from_json(content)
+        verify_model(model, bundle, _Unchecked(), ignore=ignore, signature_path=signature_path)
+    except BundleError as exc:
+        raise UsageError(f"{name}: not a signature bundle: {exc.message}") from None
+    except VerificationError as exc:
+        raise UsageError(
+            f"{name}: not a signature of {model}: {_short(exc.message)}",
+            hint="sign this model (mlsec sign) and attach that bundle",
+        ) from None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_sbom_for(content: bytes, name: str, artifact: Any, *, own: Iterable[str] = ()) -> None:
+    """Raise :class:`UsageError` unless ``content`` is a CycloneDX JSON SBOM whose file
+    components are exactly ``artifact``'s files with their SHA-256 (``own``: root-relative
+    paths of the SBOM and signature themselves, which an SBOM cannot list)."""
+    from mlsec.errors import SigningError
+    from mlsec.jsonsafe import loads
+    from mlsec.signing.sbom import compare_files
+
+    try:
+        bom = loads(content, name, SigningError, what="SBOM")
+    except SigningError as exc:
+        raise UsageError(exc.message) from None
+    if not isinstance(bom, dict) or bom.get("bomFormat") != "CycloneDX":
+        raise UsageError(f"{name}: not a CycloneDX JSON SBOM (bomFormat != CycloneDX)")
+    skip = set(own)
+    diffs = [
+        d for d in compare_files(bom, artifact) if not (d.status == "extra" and d.path in skip)
+    ]
+    if diffs:
+        raise UsageError(
+            f"{name}: does not describe {artifact.root}: " + "; ".join(d.line() for d in diffs[:5]),
+            hint="generate the SBOM for this model (mlsec sbom)",
+        )
+
+
 def attach(
     ref: str | Reference,
     file: str | os.PathLike[str],
@@ -149,10 +261,9 @@ def attach(
     the store has no referrers API, the ``sha256-<hex>`` tag's image index is updated as well.
     """
     reference = parse_reference(ref) if isinstance(ref, str) else ref
-    from mlsec.ioutil import read_capped
 
     path = Path(file)
-    content = read_capped(path, MAX_REFERRER_SIZE, what="referrer", error=RegistryError)
+    content = read_attachment(path)
     layer = Descriptor(artifact_type, digest_bytes(content), len(content), {TITLE: path.name})
     with store_for(reference, store) as st:
         data, media_type, subject_digest = fetch_manifest(st, reference.reference, str(reference))

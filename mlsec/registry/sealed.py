@@ -115,6 +115,11 @@ def pull_decrypted(
                 name = sealed.path.removesuffix(".age") or "model"
                 plain.mkdir()
                 decrypt_file(sealed_path, plain / name, identities, progress=progress)
+            extracted = tuple(
+                (q.relative_to(plain).as_posix(), q.stat().st_size)
+                for q in sorted(plain.rglob("*"))
+                if q.is_file() and not q.is_symlink()
+            )
             try:
                 _install(plain, target, force)
             except OSError as exc:
@@ -133,4 +138,5 @@ def pull_decrypted(
         files=result.files,
         total_bytes=result.total_bytes,
         referrer_files=tuple(moved),
+        extracted=extracted,
     )

@@ -104,9 +104,12 @@ class PullResult:
     files: tuple[PulledFile, ...]
     total_bytes: int
     referrer_files: tuple[Path, ...] = ()
+    # A sealed model opened on pull: the plaintext files now in ``dest`` (``files`` is the one
+    # verified ciphertext layer); None for a plain pull.
+    extracted: tuple[tuple[str, int], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "reference": self.reference,
             "digest": self.digest,
             "dest": str(self.dest),
@@ -114,6 +117,9 @@ class PullResult:
             "files": [f.to_dict() for f in self.files],
             "referrer_files": [str(p) for p in self.referrer_files],
         }
+        if self.extracted is not None:
+            out["extracted"] = [{"path": p, "size": n} for p, n in self.extracted]
+        return out
 
 
 def build_manifest(artifact: Artifact, annotations: Mapping[str, str] | None = None) -> Manifest:

@@ -90,7 +90,13 @@ def make_sbom(
 
 
 def validate_sbom(text: str, fmt: SbomFormat = SbomFormat.JSON) -> None:
-    """Validate a CycloneDX 1.6 document against the official schema; raise SbomError if not."""
+    """Validate a CycloneDX 1.6 document against the official schema (an SPDX 3.0.1 one with
+    SPDX's model bindings: :func:`mlsec.sbom.spdx3.validate_spdx3`); raise SbomError if not."""
+    if fmt is SbomFormat.SPDX3_JSON:
+        from mlsec.sbom.spdx3 import validate_spdx3
+
+        validate_spdx3(text)
+        return
     from cyclonedx.schema import SchemaVersion
 
     error: object = None

@@ -17,7 +17,6 @@ left unknown (None); it does not fail the audit.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import re
 import subprocess
@@ -37,6 +36,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from mlsec.errors import SbomError, UsageError
+from mlsec.jsonsafe import loads
 from mlsec.sbom.deps import Dependency
 
 __all__ = [
@@ -198,8 +198,8 @@ def _run(
     report: Any = None
     if proc.returncode in (0, 1):
         try:
-            report = json.loads(proc.stdout)
-        except ValueError:
+            report = loads(proc.stdout, "pip-audit", SbomError, allow_nan=True)
+        except SbomError:
             report = None
     if not isinstance(report, dict) or not isinstance(report.get("dependencies"), list):
         raise SbomError(_failure(proc.stderr, service, _base_url(osv_url), group))
@@ -290,8 +290,8 @@ def _fetch_record(base: str, vuln_id: str, timeout: float) -> dict[str, Any] | N
         return None
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (scheme checked)
-            data = json.loads(resp.read(_MAX_RECORD_BYTES))
-    except (OSError, ValueError):
+            data = loads(resp.read(_MAX_RECORD_BYTES), url, SbomError, allow_nan=True)
+    except (OSError, ValueError, SbomError):
         return None
     return data if isinstance(data, dict) else None
 

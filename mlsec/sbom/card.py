@@ -17,13 +17,13 @@ licence would be worse than none.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlsec.errors import SbomError
+from mlsec.jsonsafe import loads
 from mlsec.yamlsafe import load_mapping
 
 __all__ = ["MAX_CARD_BYTES", "Metric", "ModelCard", "read_model_card"]
@@ -32,6 +32,7 @@ MAX_CARD_BYTES = 1024 * 1024
 _FRONT_MATTER = re.compile(
     r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S
 )
+_OPENING = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _USE_WORDS = ("intended use", "uses", "use case", "how to use")
 _LIMIT_WORDS = ("limitation", "bias", "risk", "out-of-scope", "out of scope")
@@ -132,6 +133,10 @@ def _parse_card(text: str, name: str) -> dict[str, Any]:
     if m:
         meta = load_mapping(m.group(1), name, SbomError, line_offset=1, what="YAML front matter")
         body = text[m.end() :]
+    elif _OPENING.match(text):
+        # Without its closing line the card's licence and datasets would silently vanish.
+        raise SbomError(f"{name}:1: YAML front matter is never closed (no '---' line after it)")
+    _check_fields(meta, name)
     out: dict[str, Any] = {}
     out["licenses"] = _strings(meta.get("license")) + _strings(meta.get("license_name"))
     out["datasets"] = _strings(meta.get("datasets"))
@@ -148,6 +153,30 @@ def _parse_card(text: str, name: str) -> dict[str, Any]:
     out["use_cases"] = _section_items(sections, _USE_WORDS)
     out["limitations"] = _section_items(sections, _LIMIT_WORDS)
     return out
+
+
+_LIST_FIELDS = ("license", "license_name", "datasets", "base_model")
+_SCALAR_FIELDS = ("pipeline_tag", "library_name")
+
+
+def _check_fields(meta: dict[str, Any], name: str) -> None:
+    """The fields the SBOM reads must have the shape the Hub documents: a value of another shape
+    (``datasets`` as a mapping) is an error, not a field that silently disappears."""
+
+    def scalar(v: object) -> bool:
+        return v is None or (isinstance(v, str | int | float) and not isinstance(v, bool))
+
+    for key in _LIST_FIELDS:
+        value = meta.get(key)
+        items = value if isinstance(value, list) else [value]
+        if not all(scalar(v) for v in items):
+            raise SbomError(
+                f"{name}: front matter {key!r} must be a string or a list of strings,"
+                f" got {type(value).__name__}"
+            )
+    for key in _SCALAR_FIELDS:
+        if not scalar(meta.get(key)):
+            raise SbomError(f"{name}: front matter {key!r} must be a string")
 
 
 def _string(value: object) -> str | None:
@@ -257,10 +286,7 @@ def _section_items(
 
 
 def _parse_config(text: str, name: str) -> dict[str, Any]:
-    try:
-        config = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise SbomError(f"{name}: not valid JSON ({exc})") from None
+    config = loads(text, name, SbomError, allow_nan=True)
     if not isinstance(config, dict):
         return {}
     out: dict[str, Any] = {}

@@ -7,8 +7,11 @@ does not know is an error rather than silently dropped.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
+
+from mlsec.errors import SbomError
 
 __all__ = ["NS", "to_xml"]
 
@@ -56,10 +59,25 @@ def to_xml(doc: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(bom, "unicode") + "\n"
 
 
+# Characters XML 1.0 cannot carry at all, even as references (its Char production), plus CR,
+# which a parser reads back as LF: a file name holding one cannot be written faithfully.
+_NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _checked(value: str, tag: str) -> str:
+    m = _NOT_XML.search(value)
+    if m:
+        raise SbomError(  # the CLI escapes the value when it prints the message
+            f"{tag} '{value[:200]}': character U+{ord(m.group()):04X} cannot be written in XML",
+            hint="use --format cyclonedx-json, which can carry any name",
+        )
+    return value
+
+
 def _el(tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.Element(f"{{{NS}}}{tag}", attrs)
+    el = ET.Element(f"{{{NS}}}{tag}", {k: _checked(v, tag) for k, v in attrs.items()})
     if text is not None:
-        el.text = text
+        el.text = _checked(text, tag)
     return el
 
 

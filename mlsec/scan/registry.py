@@ -17,7 +17,11 @@ __all__ = ["ANALYZERS", "analyzer_for"]
 
 ANALYZERS: dict[Format, str | tuple[str, ...]] = {
     # Filled in by the format modules under mlsec/scan/formats/, one line each.
-    Format.PICKLE: "mlsec.scan.formats.pickle:analyze",
+    # a .py file can sniff as a protocol-0 pickle ("c" then a newline): its AST is judged too
+    Format.PICKLE: (
+        "mlsec.scan.formats.remotecode:analyze_python",
+        "mlsec.scan.formats.pickle:analyze",
+    ),
     Format.NUMPY: "mlsec.scan.formats.numpy:analyze",
     Format.ZIP: "mlsec.scan.formats.zip:analyze_zip",
     Format.PYTORCH_ZIP: "mlsec.scan.formats.zip:analyze_zip",
@@ -32,7 +36,7 @@ ANALYZERS: dict[Format, str | tuple[str, ...]] = {
     Format.SAFETENSORS: "mlsec.scan.formats.safetensors:analyze_safetensors",
     Format.ONNX: "mlsec.scan.formats.onnx:analyze_onnx",
     Format.KERAS_ZIP: "mlsec.scan.formats.keras:analyze_keras_zip",
-    Format.HDF5: "mlsec.scan.formats.keras:analyze_hdf5",
+    Format.HDF5: "mlsec.scan.formats.hdf5:analyze_hdf5",
     Format.GGUF: "mlsec.scan.formats.gguf:analyze_gguf",
     Format.TAR: "mlsec.scan.formats.tar:analyze_tar",
     Format.TF_SAVEDMODEL: "mlsec.scan.formats.savedmodel:analyze_savedmodel",
@@ -42,11 +46,16 @@ ANALYZERS: dict[Format, str | tuple[str, ...]] = {
     Format.YAML: "mlsec.scan.formats.hydra:analyze_yaml",
     # A truncated protocol-0 payload sniffs as text, and pickle.load still runs it: text and
     # unknown bytes also go through the pickle probe (a pickle needs no header).
+    # Python files of a model repository are remote code (trust_remote_code), judged by AST.
     Format.TEXT: (
         "mlsec.scan.formats.jsonconfig:analyze_text",
+        "mlsec.scan.formats.remotecode:analyze_python",
         "mlsec.scan.formats.pickle:analyze_probe",
     ),
-    Format.UNKNOWN: "mlsec.scan.formats.pickle:analyze_probe",
+    Format.UNKNOWN: (
+        "mlsec.scan.formats.remotecode:analyze_python",
+        "mlsec.scan.formats.pickle:analyze_probe",
+    ),
 }
 
 _cache: dict[Format, Analyzer | None] = {}

@@ -19,7 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mlsec.errors import BundleError
+from mlsec.errors import BundleError, VerificationError
+from mlsec.jsonsafe import loads
 
 __all__ = ["MEDIA_TYPE", "MEDIA_TYPES", "Bundle", "Material"]
 
@@ -98,9 +99,11 @@ class Bundle:
         if not data.strip():
             raise BundleError("bundle: empty file")
         try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise BundleError(f"bundle: not valid JSON ({exc})") from None
+            doc = loads(data, "bundle", BundleError)
+        except BundleError as exc:
+            if "duplicate key" in exc.message:  # two payloads or signatures: read two ways
+                raise VerificationError(f"ambiguous signed {exc.message}") from None
+            raise
         top = _obj(
             doc,
             "bundle",

@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import posixpath
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlsec.artifact import Artifact, sort_key
-from mlsec.errors import BundleError, SigningError
+from mlsec.errors import BundleError, SigningError, VerificationError
+from mlsec.jsonsafe import loads
 
 __all__ = [
     "PREDICATE_TYPE",
@@ -25,6 +28,7 @@ __all__ = [
     "Manifest",
     "Resource",
     "Serialization",
+    "check_unambiguous",
     "root_digest",
 ]
 
@@ -170,9 +174,11 @@ class Manifest:
     def from_statement(cls, data: bytes) -> Manifest:
         """Parse and check a statement: type, predicate type, one subject, root digest."""
         try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise BundleError(f"statement: payload is not JSON ({exc})") from None
+            doc = loads(data, "statement", BundleError)
+        except BundleError as exc:
+            if "duplicate key" in exc.message:  # signed JSON two readers can read two ways
+                raise VerificationError(f"ambiguous signed {exc.message}") from None
+            raise
         if not isinstance(doc, dict):
             raise BundleError("statement: payload is not a JSON object")
         if doc.get("_type") != STATEMENT_TYPE:
@@ -183,8 +189,15 @@ class Manifest:
             raise BundleError("statement: no subject")
         if ptype == PREDICATE_TYPE_COMPAT:
             return cls._from_compat(subjects)
+        if not isinstance(ptype, str):
+            raise BundleError(f"statement: predicateType is {ptype!r}, not a string")
         if ptype != PREDICATE_TYPE:
-            raise BundleError(f"statement: predicateType is {ptype!r}, not {PREDICATE_TYPE}")
+            # A well-formed statement about something else (an SBOM attestation given as the
+            # model's signature) does not verify this model: exit 1, as in the other direction.
+            raise VerificationError(
+                f"statement: predicateType is {ptype!r}, not {PREDICATE_TYPE}"
+                " (is this an SBOM attestation rather than a model signature?)"
+            )
         if len(subjects) != 1:
             raise BundleError(f"statement: expected one subject, got {len(subjects)}")
         subject = subjects[0]
@@ -202,6 +215,7 @@ class Manifest:
         if not raw_resources:
             raise BundleError("statement: predicate.resources is empty (nothing was signed)")
         resources = tuple(_parse_resource(r) for r in raw_resources)
+        check_unambiguous(resources)
         if not isinstance(expected, str) or root_digest(resources) != expected.lower():
             raise BundleError(
                 f"statement: subject digest {expected} does not match the listed resources"
@@ -224,7 +238,34 @@ class Manifest:
                     }
                 )
             )
+        check_unambiguous(resources)
         return cls("", tuple(resources), Serialization(ignore_paths=None), compat=True)
+
+
+def resource_key(name: str) -> str:
+    """The file a resource name designates, for ambiguity checks: ``./a``, ``a//b`` and the
+    NFC and NFD spellings of one name all designate one file."""
+    return unicodedata.normalize("NFC", posixpath.normpath(name.replace("\\", "/")))
+
+
+def check_unambiguous(resources: Sequence[Resource]) -> None:
+    """Raise :class:`VerificationError` when two resources name the same file (or shard).
+
+    A statement listing a file twice (with different digests) can be read two ways: one verifier
+    keeps the first entry, another the last. What was signed must have one reading, so such a
+    statement does not verify, whoever signed it.
+    """
+    seen: dict[str, str] = {}
+    for r in resources:
+        key = resource_key(r.name)
+        if key in seen:
+            first = seen[key]
+            same = "listed twice" if first == r.name else f"and {first!r} name the same file"
+            raise VerificationError(
+                f"statement: ambiguous: resource {r.name!r} {same}; a signed manifest must"
+                " list each file once"
+            )
+        seen[key] = r.name
 
 
 def _parse_resource(r: object) -> Resource:

@@ -18,10 +18,11 @@ from typing import Any
 
 from mlsec.artifact import Artifact, open_artifact, sort_key
 from mlsec.errors import BundleError, SigningError, VerificationError
+from mlsec.jsonsafe import loads
 from mlsec.progress import Progress
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.dsse import IN_TOTO_PAYLOAD_TYPE
-from mlsec.signing.manifest import STATEMENT_TYPE, Manifest
+from mlsec.signing.manifest import STATEMENT_TYPE, Manifest, resource_key
 from mlsec.signing.signers import Signer
 from mlsec.signing.verify import Difference, Verification, Verifier
 
@@ -40,11 +41,9 @@ def load_bom(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = f.read(MAX_BOM_BYTES + 1)
         if len(data) > MAX_BOM_BYTES:
             raise SigningError(f"{path}: larger than 256 MiB, not accepted as an SBOM")
-        doc = json.loads(data)
     except OSError as exc:
         raise SigningError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise SigningError(f"{path}: not valid JSON ({exc})") from None
+    doc = loads(data, str(path), SigningError, what="SBOM")
     if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
         raise SigningError(f"{path}: not a CycloneDX JSON document (bomFormat != CycloneDX)")
     return doc
@@ -60,7 +59,10 @@ def _components(items: object) -> Iterator[dict[str, Any]]:
 
 def bom_files(bom: dict[str, Any]) -> dict[str, str | None]:
     """``{path: sha256 or None}`` for every ``file`` component of ``bom``."""
-    out: dict[str, str | None] = {}
+    return dict(_file_entries(bom))
+
+
+def _file_entries(bom: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
     for c in _components(bom.get("components")):
         if c.get("type") != "file" or not isinstance(c.get("name"), str):
             continue
@@ -68,8 +70,7 @@ def bom_files(bom: dict[str, Any]) -> dict[str, str | None]:
         for h in c.get("hashes") or []:
             if isinstance(h, dict) and h.get("alg") == "SHA-256":
                 digest = str(h.get("content", "")).lower()
-        out[c["name"]] = digest
-    return out
+        yield c["name"], digest
 
 
 def compare_files(bom: dict[str, Any], artifact: Artifact) -> list[Difference]:
@@ -77,6 +78,14 @@ def compare_files(bom: dict[str, Any], artifact: Artifact) -> list[Difference]:
     listed = bom_files(bom)
     have = {f.path: f.sha256 for f in artifact.files}
     diffs: list[Difference] = []
+    # A file listed twice (or as "./a" and "a") can be read two ways: never a match.
+    seen: set[str] = set()
+    for path, _digest in _file_entries(bom):
+        key = resource_key(path)
+        if key in seen:
+            why = "listed more than once in the SBOM (ambiguous)"
+            diffs.append(Difference(path, "invalid-name", reason=why))
+        seen.add(key)
     for path, digest in listed.items():
         if path not in have:
             diffs.append(Difference(path, "missing", expected=digest, reason="listed in the SBOM"))
@@ -143,9 +152,11 @@ class _Parsed:
 
 def _parse(payload: bytes) -> _Parsed:
     try:
-        doc = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise BundleError("attestation: payload is not JSON") from None
+        doc = loads(payload, "attestation", BundleError)
+    except BundleError as exc:
+        if "duplicate key" in exc.message:  # signed JSON two readers can read two ways
+            raise VerificationError(f"ambiguous signed {exc.message}") from None
+        raise
     if not isinstance(doc, dict) or doc.get("_type") != STATEMENT_TYPE:
         raise BundleError("attestation: not an in-toto Statement v1")
     if doc.get("predicateType") != SBOM_PREDICATE_TYPE:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # x509 costs ~40 ms to import: only the certificate method pa
 
 __all__ = ["CertificateSigner", "KeySigner", "Signer", "SigstoreSigner", "load_certificates"]
 
+_MAX_TRUST_CONFIG = 16 * 1024 * 1024  # a sigstore ClientTrustConfig is a few KiB
+_MAX_PEM = 1024 * 1024  # a certificate chain is a few KiB
+
 
 class Signer(Protocol):
     """Signs a DSSE payload and returns the bundle that carries it."""
@@ -154,8 +157,8 @@ class SigstoreSigner:
             )
         try:
             if self._trust_config:
-                with open(self._trust_config) as f:
-                    config = ClientTrustConfig.from_json(f.read())
+                with open(self._trust_config, encoding="utf-8") as f:
+                    config = ClientTrustConfig.from_json(f.read(_MAX_TRUST_CONFIG))
             elif self._staging:
                 config = ClientTrustConfig.staging()
             else:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # x509 costs ~40 ms to import: only the certificate method pa
 
 __all__ = ["CertificateVerifier", "KeyVerifier", "SigstoreVerifier", "Verifier"]
 
+_MAX_TRUST_CONFIG = 16 * 1024 * 1024  # a sigstore ClientTrustConfig is a few KiB
+
 
 class Verifier(Protocol):
     """Checks a bundle's signature; returns the signed payload and a description of the signer."""
@@ -247,8 +249,8 @@ class SigstoreVerifier:
             ) from None
         try:
             if self._trust_config:
-                with open(self._trust_config) as f:
-                    config = ClientTrustConfig.from_json(f.read())
+                with open(self._trust_config, encoding="utf-8") as f:
+                    config = ClientTrustConfig.from_json(f.read(_MAX_TRUST_CONFIG))
             elif self._staging:
                 config = ClientTrustConfig.staging(offline=not self._online)
             else:

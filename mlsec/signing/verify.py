@@ -232,6 +232,11 @@ class _Comparison:
                 self.diffs.append(
                     Difference(r.name, "invalid-name", reason=f"manifest entry: {bad}")
                 )
+            elif self._canon(r.name) in self.expected:  # "." and the file's own name
+                raise VerificationError(
+                    f"statement: ambiguous: {r.name!r} and"
+                    f" {self.expected[self._canon(r.name)].name!r} name the same file"
+                )
             else:
                 self.expected[self._canon(r.name)] = r
         self.expected_files = {self._file(k) for k in self.expected}

@@ -285,7 +285,8 @@ def test_truncated_bundle_subprocess_no_traceback(signed):
     proc = run_mlsec("verify", model, "--signature", sig, "--key", pub)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.startswith(f"mlsec: error: {sig}: bundle: not valid JSON")
+    assert proc.stderr.startswith(f"mlsec: error: {sig}: bundle:")
+    assert "malformed JSON" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_empty_signature_list(signed, cli):
@@ -552,4 +553,4 @@ def test_deeply_nested_bundle_json(signed, cli):
     sig.write_text("[" * 200_000 + "]" * 200_000)
     r = _verify(cli, model, sig, pub)
     assert r.exit_code == 2
-    assert "bundle: not valid JSON" in _one_line(r)
+    assert "JSON nested deeper than 128 levels" in _one_line(r)

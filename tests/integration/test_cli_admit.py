@@ -151,3 +151,86 @@ def test_a_missing_path_says_so(cli, tmp_path, monkeypatch):
     r = cli("admit", "no-such-model")
     assert r.exit_code == 2
     assert "no-such-model: no such file or directory, nor a model in the local store" in r.stderr
+
+
+MAIN_CLASS = b"\x80\x04c__main__\nNet\n)\x81."  # medium: a class from the training script
+
+
+def test_ignore_file_accepts_a_finding_and_admit_keeps_it_visible(
+    cli, signed, tmp_path, monkeypatch
+):
+    model, key, _ = signed
+    (model / "head.pkl").write_bytes(MAIN_CLASS)
+    assert cli("sign", model, "--key", f"{key}.key").exit_code == 0  # re-sign with head.pkl
+    denied = cli("admit", model, "--key", f"{key}.pub", "--format", "json")
+    assert denied.exit_code == 1
+    ignore = tmp_path / "accepted.yaml"
+    ignore.write_text(
+        "findings:\n"
+        "  - symbol: __main__.Net\n"
+        "    path: head.pkl\n"
+        "    reason: our own head class, reviewed in PR 12\n"
+    )
+    r = cli("admit", model, "--key", f"{key}.pub", "--ignorefile", ignore, "--format", "json")
+    assert r.exit_code == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    scan = doc["evidence"]["scan"]
+    assert scan["findings"] == []
+    [s] = scan["suppressed"]
+    assert s["symbol"] == "__main__.Net"
+    assert s["suppression"]["reason"] == "our own head class, reviewed in PR 12"
+    assert doc["evidence"]["ignore"]["file"] == str(ignore)
+    # The default file in the current directory is used the same way.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".mlsecignore.yaml").write_text(ignore.read_text())
+    assert cli("admit", model, "--key", f"{key}.pub").exit_code == 0
+
+
+def _bom_with_vulnerability(bom_path, out, vuln_id):
+    bom = json.loads(bom_path.read_text())
+    bom.setdefault("components", []).append(
+        {"type": "library", "bom-ref": "pkg:pypi/torch@2.0.0", "name": "torch", "version": "2.0.0"}
+    )
+    bom["vulnerabilities"] = [
+        {
+            "id": vuln_id,
+            "ratings": [{"severity": "critical"}],
+            "references": [{"id": "GHSA-xxxx-yyyy-zzzz", "source": {"name": "GitHub"}}],
+            "affects": [{"ref": "pkg:pypi/torch@2.0.0"}],
+        }
+    ]
+    out.write_text(json.dumps(bom))
+    return out
+
+
+def test_ignore_file_accepts_a_vulnerability_by_id_or_alias(cli, signed, tmp_path):
+    model, key, bom = signed
+    vbom = _bom_with_vulnerability(bom, tmp_path / "vuln.cdx.json", "PYSEC-2024-1")
+    base = ("admit", model, "--key", f"{key}.pub", "--sbom", vbom, "--format", "json")
+    r = cli(*base)
+    assert r.exit_code == 1
+    assert "PYSEC-2024-1" in json.dumps(json.loads(r.stdout)["checks"])
+    ignore = tmp_path / "ignore.yaml"
+    ignore.write_text(
+        "vulnerabilities:\n  - id: GHSA-xxxx-yyyy-zzzz\n    reason: not reachable from serving\n"
+    )
+    r = cli(*base, "--ignorefile", ignore)
+    assert r.exit_code == 0, r.stdout
+    doc = json.loads(r.stdout)
+    [v] = doc["evidence"]["sbom"]["vulnerabilities"]
+    assert v["suppressed"]["reason"] == "not reachable from serving"
+    check = next(c for c in doc["checks"] if c["rule"] == "vulnerabilities")
+    assert check["passed"] and "1 accepted by the ignore file" in check["message"]
+
+
+def test_expired_ignore_entry_no_longer_applies_in_admit(cli, signed, tmp_path):
+    model, key, bom = signed
+    vbom = _bom_with_vulnerability(bom, tmp_path / "vuln.cdx.json", "PYSEC-2024-1")
+    ignore = tmp_path / "ignore.yaml"
+    ignore.write_text(
+        "vulnerabilities:\n  - id: PYSEC-2024-1\n    reason: until the fix\n"
+        "    expires: 2020-01-01\n"
+    )
+    r = cli("admit", model, "--key", f"{key}.pub", "--sbom", vbom, "--ignorefile", ignore)
+    assert r.exit_code == 1
+    assert "expired on 2020-01-01" in r.stderr

@@ -210,3 +210,27 @@ def test_directory_model_round_trip(cli, tmp_path):
         cli("decrypt", enc, "-i", key, "-x", tmp_path / "r2", "-o", tmp_path / "o"),
         "cannot be combined",
     )
+
+
+@pytest.mark.parametrize("spelling", [".", "./", "DIR/", "DIR"])
+def test_encrypt_dir_default_output_is_beside_never_inside(cli, tmp_path, monkeypatch, spelling):
+    model = tmp_path / "m"
+    (model / "sub").mkdir(parents=True)
+    (model / "w.bin").write_bytes(b"w" * 100)
+    pub = cli("age-keygen", "-o", tmp_path / "k.txt").stderr.split()[-1]
+    monkeypatch.chdir(model if spelling.startswith(".") else tmp_path)
+    arg = spelling.replace("DIR", "m")
+    r = cli("encrypt", arg, "-r", pub)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "m.tar.age").is_file()
+    assert sorted(p.name for p in model.iterdir()) == ["sub", "w.bin"]
+
+
+def test_encrypt_dir_output_inside_it_is_refused(cli, tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"w")
+    pub = cli("age-keygen", "-o", tmp_path / "k.txt").stderr.split()[-1]
+    r = cli("encrypt", model, "-r", pub, "-o", model / "sealed.age")
+    assert r.exit_code == 2 and "inside the directory" in r.stderr
+    assert sorted(p.name for p in model.iterdir()) == ["w.bin"]

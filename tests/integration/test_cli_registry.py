@@ -55,10 +55,14 @@ def test_push_with_signature_and_sbom_then_pull_with_referrers(
     registry_cli, registry: Registry, tmp_path: Path
 ) -> None:
     model = make_model(tmp_path / "model")
+    from tests.unit.signing.pki import keypair
+
+    key, _pub = keypair(tmp_path)
     sig = tmp_path / "model.sig"
-    sig.write_text('{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}\n')
     bom = tmp_path / "bom.json"
-    bom.write_text('{"bomFormat": "CycloneDX"}\n')
+    # push checks that both describe this model, so they are made for it.
+    assert registry_cli("sign", model, "--key", key, "-o", sig).exit_code == 0
+    assert registry_cli("sbom", model, "-o", bom).exit_code == 0
     ref = f"{registry.host}/cli/signed:v1"
     r = registry_cli("push", model, ref, "--signature", sig, "--sbom", bom, "--format", "json")
     assert r.exit_code == 0, r.stderr
@@ -175,8 +179,11 @@ def test_layout_reference_and_usage_errors(registry_cli, tmp_path: Path) -> None
 
 def test_json_shapes_are_pinned(registry_cli, tmp_path: Path) -> None:
     model = make_model(tmp_path / "model")
+    from tests.unit.signing.pki import keypair
+
     sig = tmp_path / "s.sig"
-    sig.write_text("{}")
+    key, _pub = keypair(tmp_path)
+    assert registry_cli("sign", model, "--key", key, "-o", sig).exit_code == 0
     ref = f"oci:{tmp_path / 'layout'}:v1"
     push_doc = json.loads(registry_cli("push", model, ref, "--signature", sig, "-f", "json").stdout)
     assert list(push_doc) == [

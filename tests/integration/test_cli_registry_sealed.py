@@ -54,8 +54,20 @@ def test_sealed_directory_round_trip(registry_cli, registry: Registry, tmp_path:
     # With the identity: the plaintext model, byte for byte.
     r = registry_cli("pull", ref, tmp_path / "out", "--identity", key, "--format", "json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["digest"] == pushed["digest"]
+    doc = json.loads(r.stdout)
+    assert doc["digest"] == pushed["digest"]
     assert tree(tmp_path / "out") == tree(model)
+    # The extracted files are reported (files is the one verified ciphertext layer).
+    assert {e["path"]: e["size"] for e in doc["extracted"]} == {
+        rel: len(data) for rel, data in tree(model).items()
+    }
+
+    # --age-identity, as admit spells it, does the same; the table names each extracted file.
+    r = registry_cli("pull", ref, tmp_path / "out2", "--age-identity", key)
+    assert r.exit_code == 0, r.stderr
+    assert f"-> {len(tree(model))} files" in r.stdout
+    for rel in tree(model):
+        assert f"  {rel}" in r.stdout
 
 
 def test_sealed_single_file_and_wrong_identity(
@@ -98,8 +110,11 @@ def test_sealed_pull_with_referrers_lands_them_beside_dest(
 ) -> None:
     model = make_model(tmp_path / "model")
     key, recipient = _keys(tmp_path, "key")
+    from tests.unit.signing.pki import keypair
+
     sig = tmp_path / "model.sig"
-    sig.write_text('{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}\n')
+    skey, _pub = keypair(tmp_path, "signer")
+    assert registry_cli("sign", model, "--key", skey, "-o", sig).exit_code == 0
     ref = f"{registry.host}/sealed/refs:v1"
     r = registry_cli("push", model, ref, "--encrypt-to", recipient, "--signature", sig)
     assert r.exit_code == 0, r.stderr

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 __all__ = [
+    "BOMB_MIN_OUTPUT",
     "RATIO_MIN_OUTPUT",
     "Decompressor",
     "Inflated",
@@ -28,8 +29,15 @@ __all__ = [
 _CHUNK = 256 * 1024
 _STEP = 1024 * 1024
 # Ratios are only judged once the output is this big: a small, highly compressible member
-# (zeros, repeated config text) is normal and cheap.
-RATIO_MIN_OUTPUT = 8 * 1024 * 1024
+# (zeros, repeated config text) is normal and cheap. joblib.dump(compress="xz"/"bz2") of a
+# 16 MiB zero-initialised array is ~3 KiB (a ratio of thousands), so the threshold sits above
+# ordinary array sizes while the output it lets pile up stays small next to the member cap.
+RATIO_MIN_OUTPUT = 32 * 1024 * 1024
+# Data that is skipped rather than inspected (tensor bytes by their head, a tar walked as it
+# decompresses) or that declares its size honestly is called a bomb only once it expands past
+# this at more than the ratio: zero-filled tensors of ordinary sizes compress a thousandfold
+# (np.savez_compressed of a 16 MiB zero array is ~16 KiB), and a bomb's harm is its size.
+BOMB_MIN_OUTPUT = 256 * 1024 * 1024
 
 
 class Decompressor(Protocol):
@@ -49,6 +57,7 @@ class _Zlib:
     def __init__(self, wbits: int) -> None:
         self._d = zlib.decompressobj(wbits)
         self._tail = b""
+        self._full = False  # the last step filled max_length: zlib may hold more output
 
     @property
     def eof(self) -> bool:
@@ -56,7 +65,7 @@ class _Zlib:
 
     @property
     def needs_input(self) -> bool:
-        return not self._tail
+        return not self._tail and not self._full
 
     @property
     def unused_data(self) -> bytes:
@@ -65,6 +74,7 @@ class _Zlib:
     def step(self, data: bytes, max_length: int) -> bytes:
         out = self._d.decompress(self._tail + data, max_length)
         self._tail = self._d.unconsumed_tail
+        self._full = bool(max_length) and len(out) >= max_length and not self._d.eof
         return out
 
 
@@ -199,8 +209,10 @@ def inflate(
 
 class Stream(io.RawIOBase):
     """Decompressed bytes as a forward-only file, produced on demand (a ``.tar.gz`` is walked
-    without holding the tar in memory). Stops at ``cap`` bytes (``limited`` is then set) and
-    follows concatenated streams that start with ``magic``. Decompression errors propagate."""
+    without holding the tar in memory). Stops at ``cap`` bytes (``limited`` is then set), and
+    with ``max_ratio`` once the output is past :data:`BOMB_MIN_OUTPUT` and has outgrown the input
+    by more than that (``bomb`` is then set: the reader sees the end of the data). Follows
+    concatenated streams that start with ``magic``. Decompression errors propagate."""
 
     def __init__(
         self,
@@ -209,8 +221,11 @@ class Stream(io.RawIOBase):
         *,
         cap: int,
         magic: bytes = b"",
+        max_ratio: int = 0,
     ) -> None:
         super().__init__()
+        self._max_ratio = max_ratio
+        self.bomb = False
         self.consumed = 0  # compressed bytes read so far
         self._read = read
         self._factory = factory
@@ -227,6 +242,15 @@ class Stream(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         want = min(len(b), self._cap - self.produced, _STEP)
+        if self.bomb:
+            return 0
+        if (
+            self._max_ratio
+            and self.produced > BOMB_MIN_OUTPUT
+            and self.produced > self._max_ratio * max(self.consumed, 1)
+        ):
+            self.bomb = True
+            return 0
         if want <= 0:
             self.limited = self.limited or not self.ended
             return 0

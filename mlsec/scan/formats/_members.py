@@ -12,7 +12,7 @@ import pickletools
 import warnings
 from collections.abc import Iterable, Iterator
 
-from mlsec.formats import PREFIX_SIZE, Format, sniff_bytes
+from mlsec.formats import PICKLE_FIRST, PREFIX_SIZE, Format, sniff_bytes
 from mlsec.scan.base import ScanContext
 from mlsec.scan.formats._inflate import Inflated
 from mlsec.scan.model import Finding, Severity
@@ -34,8 +34,6 @@ __all__ = [
 # and a safetensors header length.
 HEAD_SIZE = 512
 
-# First bytes of a protocol 0/1 pickle: only then does sniffing need a longer prefix.
-_PICKLE_FIRST = frozenset(b"(}])NIJKLMFGSTUVXcidlt")
 _JSON_FIRST = frozenset(b"{ \t\r\n")
 
 
@@ -45,7 +43,7 @@ def needs_prefix(head: bytes) -> bool:
     if not head:
         return False
     first = head[0]
-    return first in _PICKLE_FIRST or (first in _JSON_FIRST and head.lstrip()[:1] == b"{")
+    return first in PICKLE_FIRST or (first in _JSON_FIRST and head.lstrip()[:1] == b"{")
 
 
 def sniff_member(prefix: bytes, name: str) -> Format:

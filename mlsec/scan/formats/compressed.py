@@ -117,7 +117,11 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
     ctx.counters.members_scanned += 1
     f = blob.open()
     stream = _inflate.Stream(
-        f.read, lambda: _inflate.new_decompressor(kind), cap=ctx.extract_budget(), magic=magic
+        f.read,
+        lambda: _inflate.new_decompressor(kind),
+        cap=ctx.extract_budget(),
+        magic=magic,
+        max_ratio=ctx.limits.max_ratio,
     )
     charged = 0
     seen: set[str] = set()
@@ -174,12 +178,13 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
                     )
                     break
     except tarfile.TarError as exc:
-        yield tctx.finding(
-            "TAR-CORRUPT",
-            Severity.HIGH,
-            f"compressed tar archive is corrupt ({exc})",
-            why="Members after the damage were not inspected; other tar readers may read them.",
-        )
+        if not stream.bomb:  # a bomb's stream is cut on purpose: reported below
+            yield tctx.finding(
+                "TAR-CORRUPT",
+                Severity.HIGH,
+                f"compressed tar archive is corrupt ({exc})",
+                why="Members after the damage were not inspected; other tar readers may read them.",
+            )
     except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
         yield ctx.finding(
             "PARSE-ERROR",
@@ -191,7 +196,16 @@ def _stream_tar(blob: Blob, ctx: ScanContext, kind: str, magic: bytes) -> Iterat
         f.close()
         ctx.charge_extracted(stream.produced - charged)
     yield from capped.summary()
-    if stream.limited:
+    if stream.bomb:
+        yield tctx.finding(
+            "DECOMPRESSION-BOMB",
+            Severity.HIGH,
+            f"the {kind} stream grew past {ctx.limits.max_ratio}x its compressed size after "
+            f"{stream.produced} bytes; the rest of the archive was not inspected",
+            why="Decompression bombs exhaust memory and disk; the part not inspected may hide a "
+            "payload.",
+        )
+    elif stream.limited:
         yield from budget_exhausted(ctx)
 
 

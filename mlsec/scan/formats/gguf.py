@@ -3,42 +3,25 @@
 Two classes of attack: a header whose counts and lengths overflow a native parser (llama.cpp's
 GGUF reader has had several heap overflows from unchecked string lengths, array counts and tensor
 dimensions), and a ``tokenizer.chat_template`` that escapes the Jinja2 sandbox when rendered
-(CVE-2024-34359, llama-cpp-python rendered it with a plain ``jinja2.Environment``).
+(CVE-2024-34359, llama-cpp-python rendered it with a plain ``jinja2.Environment``), judged by
+:mod:`mlsec.scan.formats.chattemplate`.
 """
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.model import Finding, Severity
 
-__all__ = ["analyze_gguf", "template_escapes"]
+__all__ = ["analyze_gguf"]
 
 _SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY = 8, 9
 _MAX_DIMS = 4
 _MAX_GGML_TYPE = 64
 _MAX_STRING = 64 * 1024 * 1024
-
-# Jinja2 sandbox-escape gadgets. Benign chat templates use none of them.
-_SSTI = [
-    (re.compile(p), what)
-    for p, what in [
-        (r"__\w+__", "a dunder attribute"),
-        (r"_TemplateReference__context", "the template context"),
-        (r"\\x5[fF]|\\u005[fF]|\\137|\\N\{LOW LINE\}", "an escaped underscore"),
-        (r"\|\s*attr\s*\(", "the attr filter"),
-        (r"\b(?:lipsum|cycler|joiner)\b", "a Jinja global used in sandbox escapes"),
-        (r"\bnamespace\s*\.\s*_", "namespace internals"),
-        (r"\bos\s*\.|\bpopen\b|\bsubprocess\b|\bsystem\s*\(|\beval\s*\(|\bexec\s*\(", "OS access"),
-        (r"\bimport\b|\bbuiltins\b|\bglobals\s*\(", "imports"),
-        (r"\bself\s*\.", "the template reference"),
-        (r"\bmro\b|\bbase\b\s*\.|\bsubclasses\b", "class hierarchy walking"),
-    ]
-]
 
 
 class _Reader:
@@ -170,19 +153,7 @@ def _parse(buf: memoryview, ctx: ScanContext) -> Iterator[Finding]:
             )
 
 
-def template_escapes(template: str) -> list[str]:
-    """What in a Jinja2 template looks like a sandbox-escape gadget (empty for benign ones)."""
-    return list(dict.fromkeys(what for rx, what in _SSTI if rx.search(template)))
-
-
 def _template(key: str, template: str, ctx: ScanContext) -> Iterator[Finding]:
-    hits = template_escapes(template)
-    if hits:
-        yield ctx.finding(
-            "GGUF-CHAT-TEMPLATE-SSTI",
-            Severity.CRITICAL,
-            f"{key} uses {', '.join(hits)}: a Jinja2 sandbox escape",
-            why="Chat templates are rendered with Jinja2 when the model is used; CVE-2024-34359 "
-            "ran code from one through llama-cpp-python.",
-            symbol=key,
-        )
+    from mlsec.scan.formats.chattemplate import template_findings
+
+    yield from template_findings(key, template, ctx, rule="GGUF-CHAT-TEMPLATE-SSTI")

@@ -1,5 +1,6 @@
-"""Keras models: v3 ``.keras`` zips (``config.json``) and legacy HDF5 ``.h5`` files (the
-``model_config`` attribute), read without keras, tensorflow or h5py.
+"""Keras models: v3 ``.keras`` zips (``config.json``), and the judgement of a model config wherever
+it is found (legacy HDF5 ``.h5`` files: :mod:`mlsec.scan.formats.hdf5`; ``model.to_json()``
+files: :mod:`mlsec.scan.formats.jsonconfig`), without keras or tensorflow.
 
 Keras rebuilds a model from its JSON config. What runs code there: ``Lambda`` layers carrying
 marshalled Python bytecode (``__lambda__`` / ``function_type: lambda``), functions named by module
@@ -11,15 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.formats.zip import analyze_zip, read_index, read_member
 from mlsec.scan.model import Finding, Severity
 
-__all__ = ["analyze_hdf5", "analyze_keras_zip", "config_findings"]
+__all__ = ["analyze_keras_zip", "config_findings"]
 
-_TRUSTED_MODULES = ("keras", "keras_nlp", "keras_hub", "keras_cv", "tf_keras", "tensorflow.keras")
+_TRUSTED_MODULES = (
+    "keras", "keras_nlp", "keras_hub", "keras_cv", "tf_keras", "tensorflow.keras",
+    "tensorflow.python.keras",
+)  # fmt: skip
 # Modules whose functions, when named by a config, amount to code execution.
 _DANGEROUS_MODULES = frozenset(
     {
@@ -101,6 +105,21 @@ def _object(
     if cls == "Lambda" and isinstance(cfg, dict) and cfg.get("function_type") == "function":
         # Keras 2: {"function": "fn", "function_type": "function", "module": "pkg.mod"}
         yield from _function(f"{cfg.get('module', '')}.{cfg.get('function')}", ctx, where)
+    if cls == "Lambda" and isinstance(cfg, dict):
+        # Keras 2 serialises output_shape the same way as the function (func_dump / module)
+        if cfg.get("output_shape_type") == "lambda" or _has_bytecode(cfg.get("output_shape")):
+            yield ctx.finding(
+                "KERAS-LAMBDA",
+                Severity.CRITICAL,
+                f"{where}: Lambda layer whose output_shape is marshalled Python bytecode",
+                why="Keras unmarshals and runs the output_shape lambda when the layer is built.",
+                symbol="Lambda",
+            )
+        elif cfg.get("output_shape_type") == "function":
+            shape_fn = f"{cfg.get('output_shape_module', '')}.{cfg.get('output_shape')}"
+            yield from _function(shape_fn, ctx, where)
+    if isinstance(cfg, dict) and isinstance(cls, str):
+        yield from _external_reads(cls, cfg, ctx, where)
     if cls == "TFSMLayer" and isinstance(cfg, dict):
         path = cfg.get("filepath")
         yield ctx.finding(
@@ -123,38 +142,124 @@ def _object(
             symbol=fn,
         )
     if isinstance(module, str) and isinstance(cls, str) and not _module_ok(module):
-        custom.add(f"{module}.{cls}")
+        if _root(module) in _DANGEROUS_MODULES:
+            yield ctx.finding(
+                "KERAS-DANGEROUS-IMPORT",
+                Severity.CRITICAL,
+                f"{where}: config imports {module}.{cls}",
+                why="Keras imports the module a config names and builds or calls what it finds "
+                "there (CVE-2025-1550); this one runs commands, code or I/O.",
+                symbol=f"{module}.{cls}",
+            )
+        else:
+            custom.add(f"{module}.{cls}")
+
+
+# Layers that read a vocabulary (or other asset) from a path given in their config when the model
+# is built: a local file read or, through tf.io.gfile, a remote fetch, even with safe_mode=True
+# (GHSA-qg93-c7p6-gg7f: StringLookup; IntegerLookup and TextVectorization share IndexLookup).
+_FILE_KEYS = {
+    "StringLookup": ("vocabulary", "idf_weights"),
+    "IntegerLookup": ("vocabulary", "idf_weights"),
+    "TextVectorization": ("vocabulary", "idf_weights"),
+    "IndexLookup": ("vocabulary", "idf_weights"),
+    # keras_nlp / keras_hub tokenizers take a vocabulary, merges or proto file path
+    "WordPieceTokenizer": ("vocabulary",),
+    "BytePairTokenizer": ("vocabulary", "merges"),
+    "SentencePieceTokenizer": ("proto",),
+    # TensorFlow Hub: loads and runs a SavedModel from a URL or path
+    "KerasLayer": ("handle",),
+}
+# Keys that name a file or URL in any layer's config.
+_PATH_KEYS = ("vocabulary_file", "vocab_file", "merges_file", "filepath", "origin", "url")
+_URL_PREFIXES = ("http://", "https://", "ftp://", "gs://", "s3://", "hdfs://", "file://")
+
+
+def _external_reads(
+    cls: str, cfg: dict[str, Any], ctx: ScanContext, where: str
+) -> Iterator[Finding]:
+    keys = [*_FILE_KEYS.get(cls, ()), *_PATH_KEYS]
+    for key in keys:
+        value = cfg.get(key)
+        if not isinstance(value, str) or not value.strip() or cls == "TFSMLayer":
+            continue
+        if key not in _FILE_KEYS.get(cls, ()) and not (
+            value.startswith(_URL_PREFIXES) or "/" in value or "\\" in value
+        ):
+            continue
+        yield ctx.finding(
+            "KERAS-EXTERNAL-READ",
+            Severity.HIGH,
+            f"{where}: {cls} reads {key} from {value[:200]!r} when the model is loaded",
+            why="The layer opens that local path or URL at load time, even with "
+            "safe_mode=True: a local file read, or a request to any host (advisories "
+            "GHSA-qg93-c7p6-gg7f and the like); what it loads was not scanned.",
+            symbol=value[:200],
+        )
 
 
 def _function_module_ok(module: str) -> bool:
     # Inside Keras only the math a layer is built from: keras.utils.get_file, for one, downloads
-    # and writes files when called from a config (CVE-2025-8747).
+    # and writes files when called from a config (CVE-2025-8747), keras.models.load_model loads
+    # another model with safe_mode off, keras.applications downloads weights.
     parts = module.split(".")
     if not _module_ok(module):
         return False
     inner = parts[2:] if len(parts) > 1 and parts[1] == "src" else parts[1:]
+    if inner[:1] == ["python"]:  # tensorflow.python.keras.backend
+        inner = inner[2:] if inner[1:2] == ["keras"] else inner[1:]
     return bool(inner) and inner[0] in _SAFE_KERAS_FUNCTION_MODULES
 
 
 _SAFE_KERAS_FUNCTION_MODULES = frozenset(
     {
         "activations", "losses", "metrics", "initializers", "regularizers", "constraints",
-        "optimizers", "ops", "backend", "layers", "models", "random", "applications",
+        "optimizers", "ops", "backend", "layers", "random",
     }
 )  # fmt: skip
+# Callables that load a model, switch safe mode off, fetch or write files, or deserialise: named
+# by a config (a Lambda's function, a loss, …) they chain another load with safe_mode=False
+# (CVE-2025-8747, CVE-2025-9906) wherever they live.
+_LOADER_NAMES = frozenset(
+    {
+        "load_model", "load_weights", "save", "save_model", "save_weights", "export",
+        "model_from_json", "model_from_yaml", "model_from_config", "deserialize_keras_object",
+        "deserialize", "enable_unsafe_deserialization", "set_global_attribute", "get_file",
+        "func_load", "load_data", "load_img", "TFSMLayer", "custom_object_scope",
+        "register_keras_serializable", "get_custom_objects", "load", "loads", "load_module",
+    }
+)  # fmt: skip
+# Keras namespaces whose functions change how later objects are loaded or touch files.
+_STATEFUL_KERAS = ("saving", "config", "utils", "datasets", "export", "applications", "models")
 
 
 def _function(name: str, ctx: ScanContext, where: str) -> Iterator[Finding]:
     module = name.rsplit(".", 1)[0] if "." in name else name
-    if _function_module_ok(module) and not name.endswith((".get_file", ".save", ".save_model")):
+    fn = name.rsplit(".", 1)[-1]
+    parts = module.split(".")
+    inner = parts[2:] if len(parts) > 1 and parts[1] == "src" else parts[1:]
+    stateful = _module_ok(module) and bool(inner) and inner[0] in _STATEFUL_KERAS
+    if fn in _LOADER_NAMES or "global_state" in parts:
+        yield ctx.finding(
+            "KERAS-FUNCTION-IMPORT",
+            Severity.CRITICAL,
+            f"{where}: config calls {name}",
+            why="Keras calls functions named in a config even with safe_mode=True; this one "
+            "loads another model or switches safe mode off, downloads or writes files "
+            "(CVE-2025-8747, CVE-2025-9906), and the chained load runs code.",
+            symbol=name,
+        )
         return
-    dangerous = _root(module) in _DANGEROUS_MODULES or name.endswith(".get_file")
+    if _function_module_ok(module):
+        return
+    dangerous = _root(module) in _DANGEROUS_MODULES
     yield ctx.finding(
         "KERAS-FUNCTION-IMPORT",
         Severity.CRITICAL if dangerous else Severity.HIGH,
-        f"{where}: config names the function {name}",
+        f"{where}: config names the function {name}"
+        + (" (a Keras namespace that loads or writes state)" if stateful else ""),
         why="Keras imports and calls functions named in a config, even with safe_mode=True "
-        "(CVE-2025-1550; keras.utils.get_file writes files: CVE-2025-8747).",
+        "(CVE-2025-1550).",
         symbol=name,
     )
 
@@ -183,96 +288,3 @@ def analyze_keras_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
                 f"config.json is not valid JSON ({exc})",
                 why="What the scanner cannot parse may hide a Lambda layer; Keras may read it.",
             )
-
-
-_MARKERS = (b'{"class_name"', b'{"module"')
-_CHUNK = 16 * 1024 * 1024
-_MAX_HITS = 64
-
-
-def _find_configs(blob: Blob) -> Iterator[int]:
-    """Offsets where a JSON model config may start (streamed search, bounded memory)."""
-    hits = 0
-    overlap = max(len(m) for m in _MARKERS)
-    with blob.open() as f:
-        base = 0
-        prev = b""
-        while hits < _MAX_HITS:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                return
-            hay = prev + chunk
-            start = base - len(prev)
-            found = sorted(i for m in _MARKERS for i in _all(hay, m) if i + len(m) > len(prev))
-            for i in found:
-                hits += 1
-                yield start + i
-            prev = hay[-overlap:]
-            base += len(chunk)
-
-
-def _all(hay: bytes, needle: bytes) -> Iterator[int]:
-    i = hay.find(needle)
-    while i != -1:
-        yield i
-        i = hay.find(needle, i + 1)
-
-
-def analyze_hdf5(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
-    """A legacy Keras ``.h5``: find the JSON ``model_config`` attribute in the bytes and check it.
-
-    HDF5 stores attribute strings uncompressed, inline in the object header or in a heap, so the
-    JSON text is present verbatim; h5py is not needed to read it.
-    """
-    decoder = json.JSONDecoder()
-    parsed = 0
-    unreadable = 0
-    covered = -1  # configs contain nested objects that match the markers again
-    spent = 0
-    with blob.open() as f:
-        for offset in list(_find_configs(blob)):
-            if offset < covered:
-                continue
-            config, end, used = _decode_at(f, offset, decoder)
-            spent += used
-            if config is None:
-                unreadable += 1
-            else:
-                covered = offset + end
-                if isinstance(config, dict):
-                    parsed += 1
-                    yield from config_findings(config, ctx, f"model_config@{offset}")
-            if spent > _READ_BUDGET:
-                break
-    if unreadable and not parsed:
-        yield ctx.finding(
-            "KERAS-CONFIG-UNREADABLE",
-            Severity.HIGH,
-            "the HDF5 file holds a model config that could not be parsed",
-            why="What the scanner cannot parse may hide a Lambda layer.",
-        )
-
-
-_READ_BUDGET = 256 * 1024 * 1024
-
-
-def _decode_at(f: BinaryIO, offset: int, decoder: json.JSONDecoder) -> tuple[Any, int, int]:
-    """Parse the JSON document starting at ``offset``: read 1 MiB, and more (up to 64 MiB) only
-    while the document runs off the end of what was read. Returns (value or None, its length in
-    bytes, bytes read)."""
-    size = 1 << 20
-    while True:
-        f.seek(offset)
-        raw = f.read(size)
-        text = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
-        try:
-            value, end = decoder.raw_decode(text)
-        except RecursionError:
-            return None, 0, len(raw)
-        except ValueError as exc:
-            cut = len(raw) == size and b"\x00" not in raw
-            if cut and size < _MAX_CONFIG and getattr(exc, "pos", 0) >= len(text) - 16:
-                size *= 4
-                continue
-            return None, 0, len(raw)
-        return value, len(text[:end].encode()), len(raw)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import mmap
 from collections.abc import Iterator
 
+from mlsec.formats import PREFIX_SIZE, is_pickle_prefix
 from mlsec.scan.base import Blob, ScanContext
 from mlsec.scan.model import Finding, Severity
 from mlsec.scan.pickle.driver import analyze_pickle
@@ -38,7 +39,13 @@ def analyze_probe(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
 
 def _probe(data: bytes | mmap.mmap | memoryview, ctx: ScanContext) -> Iterator[Finding]:
     res = run_stream(data, 0, len(data), allow_globals=ctx.options.allow_globals, max_ops=100_000)
-    if res.complete and res.ops >= 2:
+    # A stream that runs nothing and is followed by prose ("Mrs. Smith": BININT2, STOP) is text;
+    # the sniffer's rule decides, so that sniffing and probing agree.
+    if (
+        res.complete
+        and res.ops >= 2
+        and (res.globals or is_pickle_prefix(bytes(data[:PREFIX_SIZE])))
+    ):
         yield ctx.finding(
             "PICKLE-DISGUISED",
             Severity.HIGH,

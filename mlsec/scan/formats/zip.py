@@ -78,6 +78,7 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
         yield from _structure(blob, index, ctx)
         located: list[tuple[int, int]] = []
         seen: dict[bytes, int] = {}
+        dense = [0, 0]  # bytes declared by highly compressed members; reported yet
         cap = FindingCap(ctx)
         for e in index.entries[: ctx.limits.max_members]:
             if not ctx.see_member():
@@ -107,10 +108,13 @@ def analyze_zip(blob: Blob, ctx: ScanContext) -> Iterator[Finding]:
             if e.is_symlink:
                 yield from cap(_symlink(blob, index, e, ctx))
                 continue
+            bomb = _declared_bomb(e, ctx, dense)
+            if bomb is not None:
+                yield bomb
             # Encryption flags are looked at anyway: PyTorch ignores them (CVE-2025-1945), so a
             # "flagged" member may be plain data. Really encrypted bytes sniff as nothing.
             try:
-                yield from _member(f, blob, loc, ctx)
+                yield from _member(f, blob, loc, ctx, bomb_reported=bomb is not None)
             except _MEMBER_ERRORS as exc:
                 # One unreadable member must not end the walk (modelscan#354): report, go on.
                 yield _corrupt(e, exc, ctx)
@@ -175,13 +179,13 @@ def _entry_checks(e: ZipEntry, seen: dict[bytes, int], ctx: ScanContext) -> Iter
         yield ctx.finding(
             "ZIP-DUPLICATE-NAME",
             Severity.HIGH,
-            f"member {e.name!r} appears more than once (entries {seen[e.raw_name]} and {e.index})",
+            f"member {e.name!r} appears more than once (entries {seen[e.raw_name]} and {e.number})",
             why="PyTorch reads the first of two same-named members, Python's zipfile the last: "
             "a scanner can be shown a benign copy while the loader runs the other. Both scanned.",
         )
         seen[e.raw_name] = -1  # reported once per name
     elif e.raw_name not in seen:
-        seen[e.raw_name] = e.index
+        seen[e.raw_name] = e.number
     if e.unicode_name is not None and e.unicode_name != e.name:
         yield ctx.finding(
             "ZIP-NAME-CONFUSION",
@@ -285,7 +289,39 @@ def _storage_worth_a_look(head: bytes) -> bool:
     return needs_prefix(head) and is_pickle_prefix(head)
 
 
-def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator[Finding]:
+def _declared_bomb(e: ZipEntry, ctx: ScanContext, dense: list[int]) -> Finding | None:
+    """A compressed member whose central directory promises more than ``max_ratio`` times its
+    compressed size, and more than :data:`~._inflate.BOMB_MIN_OUTPUT` bytes — alone, or with the
+    archive's other such members (``dense`` sums them: many medium bombs, overlapping or not).
+    Loaders allocate or extract what the directory declares (miniz inflates into a buffer of
+    that size, zipfile reads up to it), so the declaration is the bomb even when the scanner,
+    judging the member by its head, would never inflate it."""
+    if e.method == 0 or e.usize <= _inflate.RATIO_MIN_OUTPUT:
+        return None
+    ratio = e.usize / max(e.csize, 1)
+    if ratio <= ctx.limits.max_ratio:
+        return None
+    dense[0] += e.usize
+    if e.usize > _inflate.BOMB_MIN_OUTPUT:
+        what = f"member {e.name!r} declares {e.usize} bytes"
+    elif dense[0] > _inflate.BOMB_MIN_OUTPUT and dense[1] == 0:
+        dense[1] = 1  # reported once per archive
+        what = f"members up to {e.name!r} declare {dense[0]} bytes together; this one"
+    else:
+        return None
+    return ctx.finding(
+        "ZIP-BOMB",
+        Severity.HIGH,
+        f"{what} from {e.csize} compressed ({ratio:.0f}x, limit {ctx.limits.max_ratio}x)",
+        why="Decompression bombs exhaust the memory and disk of whatever extracts or loads the "
+        "archive; a member this compressible is not model data.",
+        offset=e.local_offset,
+    )
+
+
+def _member(
+    f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext, *, bomb_reported: bool = False
+) -> Iterator[Finding]:
     e = loc.entry
     tensor = _is_tensor_storage(e.name, ctx)
     if tensor and e.method == 0 and not _storage_worth_a_look(loc.head):
@@ -327,15 +363,28 @@ def _member(f: BinaryIO, blob: Blob, loc: Located, ctx: ScanContext) -> Iterator
         yield from budget_exhausted(ctx)
         return
     cap = min(ctx.limits.max_member_size, budget)
+    # A member that declares a modest size is inflated up to that size whatever its ratio (a
+    # zero-filled array in an npz is normal); one byte more means the declaration lied, and then
+    # the ratio judges it as usual.
+    honest = e.usize < min(cap, _inflate.BOMB_MIN_OUTPUT)
     read, factory = member_stream(f, loc)
     try:
-        out = _inflate.inflate(read, factory, cap=cap, max_ratio=ctx.limits.max_ratio)
+        out = _inflate.inflate(
+            read,
+            factory,
+            cap=e.usize + 1 if honest else cap,
+            max_ratio=0 if honest else ctx.limits.max_ratio,
+        )
+        if honest and len(out.data) > e.usize:
+            read, factory = member_stream(f, loc)
+            out = _inflate.inflate(read, factory, cap=cap, max_ratio=ctx.limits.max_ratio)
     except _MEMBER_ERRORS as exc:
         yield _corrupt(e, exc, ctx)
         return
     ctx.charge_extracted(len(out.data))
     if out.limit is not None:
-        yield limit_finding("ZIP-BOMB", f"member {e.name!r}", out, cap, ctx)
+        if not (bomb_reported and out.limit == "ratio"):
+            yield limit_finding("ZIP-BOMB", f"member {e.name!r}", out, cap, ctx)
     elif not out.complete:
         yield _corrupt(e, EOFError("compressed data ends early"), ctx)
     elif zlib.crc32(out.data) != e.crc:

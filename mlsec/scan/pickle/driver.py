@@ -9,7 +9,7 @@ inside the VM).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from mlsec.scan.base import Blob, ScanContext
@@ -35,7 +35,9 @@ def looks_like_pickle(data: Any, max_ops: int = 10_000) -> bool:
     return bool(res.globals) or any(f.severity is Severity.CRITICAL for f in res.findings)
 
 
-def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[Finding]:
+def analyze_pickle(
+    data: Any, ctx: ScanContext, *, start: int = 0, _alt: bool = False
+) -> Iterator[Finding]:
     """Analyse every pickle stream in ``data`` (bytes, mmap or memoryview) from ``start``."""
     limits = ctx.limits
     size = len(data)
@@ -64,8 +66,25 @@ def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[F
             yield ctx.finding(
                 f.rule, f.severity, f.message, why=f.why, symbol=f.symbol, offset=f.offset
             )
-        for offset, payload in res.nested:
-            yield from _nested(payload, offset, ctx)
+        clean: dict[str, int] = {}
+        for offset, ref, loader in res.nested:
+            payload = ref if isinstance(ref, bytes) else ref.read(data)
+            if (yield from _nested(payload, offset, loader, ctx)):
+                clean[loader] = clean.get(loader, 0) + 1
+        for loader, n in clean.items():
+            yield ctx.finding(
+                "PICKLE-NESTED-LOADER",
+                Severity.LOW,
+                f"{loader} deserialises embedded bytes at load time ({n} call(s)); they were "
+                "scanned and nothing was found in them",
+                symbol=loader,
+                offset=pos,
+            )
+        for alt in res.alt_ends if not _alt else ():
+            # Another CPython reader starts the next stream elsewhere (STOP inside a frame, or a
+            # stream a frame-buffering reader reads differently): analyse from there too.
+            if alt < size:
+                yield from analyze_pickle(data, ctx, start=alt, _alt=True)
         if not res.complete:
             if streams and not res.findings:
                 # Bytes after the last stream that run nothing before they fail to parse: a second
@@ -96,8 +115,26 @@ def analyze_pickle(data: Any, ctx: ScanContext, *, start: int = 0) -> Iterator[F
         pos = res.end
 
 
-def _nested(payload: bytes, offset: int, ctx: ScanContext) -> Iterator[Finding]:
-    """Bytes handed to a loads-like callable: scanned as what they are. A pickle without a header
-    sniffs as unknown, whose analyzer probes it as a pickle."""
+def _nested(
+    payload: bytes, offset: int, loader: str, ctx: ScanContext
+) -> Generator[Finding, None, bool]:
+    """Bytes handed to a nested loader: scanned as what they are (a pickle without a header sniffs
+    as unknown, whose analyzer probes it as a pickle); the call is high when they hold anything.
+    Returns True when they were clean."""
     member = f"pickle@{offset}"
-    yield from ctx.scan_nested(Blob(member, data=payload), member)
+    found = ctx.scan_nested(Blob(member, data=payload), member)
+    yield from found
+    bad = [f for f in found if f.severity.at_least(Severity.MEDIUM)]
+    if not bad:
+        return True
+    worst = max(bad, key=lambda f: f.severity.rank)
+    yield ctx.finding(
+        "PICKLE-NESTED-LOADER",
+        Severity.HIGH,
+        f"{loader} deserialises {len(payload)} embedded bytes at load time; they hold "
+        f"{len(bad)} finding(s), the worst {worst.severity.value} ({worst.rule})",
+        why="A loader called while unpickling runs a second deserialisation.",
+        symbol=loader,
+        offset=offset,
+    )
+    return False

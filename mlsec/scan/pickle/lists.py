@@ -403,24 +403,66 @@ DENY_NAMES = frozenset(
 )
 
 
-# Callables whose job is to deserialise bytes: a bytes argument is a nested payload to scan.
+# Nested loaders: callables that deserialise their first argument (bytes, a file object or a
+# path) and so run a second load the outer pickle does not show. A call with constant bytes is
+# scanned as what those bytes are (nested.py); any other argument is critical. Names are
+# normalised (``_pickle``/``cPickle`` are ``pickle``). Surveyed from each library's loaders.
 LOADS_LIKE = frozenset(
     {
+        # pickle and its C twin, Python 2 names folded
         "pickle.loads",
         "pickle._loads",
         "pickle.load",
+        "pickle._load",
         "pickle.Unpickler",
+        "pickle._Unpickler",
+        # pickle-compatible serialisers
         "dill.loads",
+        "dill.load",
+        "dill._dill.loads",
+        "dill._dill.load",
         "cloudpickle.loads",
+        "cloudpickle.load",
+        "cloudpickle.cloudpickle.loads",
+        "srsly.pickle_loads",
+        "jsonpickle.decode",
+        "jsonpickle.unpickler.decode",
         "marshal.loads",
+        "marshal.load",
+        "shelve.open",
+        "shelve.Shelf",
+        "shelve.DbfilenameShelf",
+        # torch: torch.load of a path, a file object or embedded bytes
         "torch.load",
         "torch.serialization.load",
         "torch.serialization._load",
-        "joblib.load",
-        "numpy.load",
-        "pandas.read_pickle",
-        "shelve.open",
+        "torch.serialization._legacy_load",
         "torch.storage._load_from_bytes",
+        "torch.jit.load",
+        "torch.jit._serialization.load",
+        # numpy: np.load (pickles with allow_pickle), the removed np.loads / ndarray loads
+        "numpy.load",
+        "numpy.loads",
+        "numpy.lib.npyio.load",
+        "numpy.lib._npyio_impl.load",
+        "numpy.lib.format.read_array",
+        "numpy.core.numeric.loads",
+        "numpy.ma.loads",
+        "numpy.ma.core.loads",
+        # joblib and scikit-learn's old vendored copy
+        "joblib.load",
+        "joblib.numpy_pickle.load",
+        "sklearn.externals.joblib.load",
+        "sklearn.externals.joblib.numpy_pickle.load",
+        # pandas
+        "pandas.read_pickle",
+        "pandas.io.pickle.read_pickle",
+        "pandas.compat.pickle_compat.load",
+        "pandas.compat.pickle_compat.loads",
+        # Keras / TensorFlow model loaders (they run Lambda layers)
+        "keras.models.load_model",
+        "keras.saving.load_model",
+        "tensorflow.keras.models.load_model",
     }
 )
 
@@ -735,8 +777,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("torch.serialization", "_get_layout"): "maps a layout name to a torch.layout constant",
     **_pairs("torch.nn.parameter", "Parameter Buffer", _TORCH_REBUILD),
     **_pairs("torch.storage", "TypedStorage UntypedStorage", _TORCH_REBUILD),
-    # Not torch.storage._load_from_bytes: it is torch.load(io.BytesIO(b)) of bytes the pickle
-    # chooses, a loader (LOADS_LIKE), so it fails the rule.
+    # torch.storage._load_from_bytes is torch.load(io.BytesIO(b)) of bytes the pickle chooses: a
+    # loader (LOADS_LIKE). It is what every pickle.dump of a tensor calls, so importing it is not
+    # judged; each call is (PICKLE-NESTED-LOADER): constant bytes are scanned as what they are,
+    # and a computed argument is critical.
+    ("torch.storage", "_load_from_bytes"): (
+        "judged at each call as a nested loader: its constant bytes are scanned, computed input "
+        "is critical"
+    ),
     **_pairs("torch.nested._internal.nested_tensor", "NestedTensor _rebuild_njt", _TORCH_REBUILD),
     # TorchScript archives: torch.jit.save writes these in *.debug_pkl, traced_inputs.pkl and
     # constants.pkl. In Python they are identity functions (torch/jit/_pickle.py); the C++

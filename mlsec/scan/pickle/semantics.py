@@ -12,6 +12,7 @@ from mlsec.scan.pickle.values import (
     Call,
     Ext,
     Global,
+    LongStr,
     Malformed,
     PDict,
     PersId,
@@ -110,7 +111,7 @@ _LATIN1 = frozenset({"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1"})
 
 def on_call(
     rep: Reporter, func: object, args: object, offset: int, res: StreamResult
-) -> Global | bytes | None:
+) -> Global | bytes | BytesRef | None:
     """Judge a call by what its callable is and what it receives. Returns the value the call
     stands for when it is known statically (a resolver naming a global, the bytes protocol 2
     spells as ``_codecs.encode(str, "latin1")``), else None."""
@@ -123,6 +124,14 @@ def on_call(
                     return bytes(argv[0].encode("latin-1"))
                 except UnicodeEncodeError:
                     return None
+            big = argv[0] if len(argv) == 2 else None
+            if (
+                isinstance(big, LongStr)
+                and big.start >= 0
+                and is_str(argv[1])
+                and argv[1] in _LATIN1
+            ):
+                return BytesRef(big.start, big.n, big.encoding)  # large protocol-2 bytes
             return None
         if q in _STATE_ARGS and len(argv) > _STATE_ARGS[q]:
             on_build(rep, Call(func, args, offset), argv[_STATE_ARGS[q]], offset)
@@ -158,13 +167,9 @@ def on_call(
                     "An allowed helper that calls its argument runs whatever that argument is.",
                 )
         if q in rules.LOADS_LIKE:
-            for a in argv:
-                if len(res.nested) >= 16:
-                    break
-                if isinstance(a, bytes | bytearray):
-                    res.nested.append((offset, bytes(a)))
-                elif isinstance(a, BytesRef) and a.n <= MAX_NESTED:
-                    res.nested.append((offset, bytes(rep.data[a.start : a.start + a.n])))
+            from mlsec.scan.pickle.nested import on_loader
+
+            on_loader(rep, q, argv if isinstance(args, tuple) else (), offset, res)
         if q in ("builtins.getattr", "operator.attrgetter", "operator.methodcaller"):
             names = argv[1:2] if q == "builtins.getattr" else argv[:1]
             target = argv[0] if q == "builtins.getattr" and argv else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlsec.scan.model import Severity
 from mlsec.scan.pickle import rules
@@ -15,6 +16,7 @@ __all__ = [
     "Global",
     "LongStr",
     "Malformed",
+    "OutOfBand",
     "PDict",
     "PList",
     "PSet",
@@ -73,23 +75,42 @@ class Ext:
         self.code = code
 
 
+class OutOfBand:
+    """A protocol-5 out-of-band buffer (NEXT_BUFFER): its bytes are not in the stream."""
+
+    __slots__ = ()
+
+
 class BytesRef:
-    """A large bytes constant, kept as a reference into the data (array payloads are not copied)."""
+    """A large bytes constant, kept as a reference into the data (array payloads are not copied).
+    ``text`` is the encoding of a string constant whose bytes these are once encoded to latin-1
+    (protocol 2 pickles bytes as ``_codecs.encode(str, "latin1")``)."""
 
-    __slots__ = ("n", "start")
+    __slots__ = ("n", "start", "text")
 
-    def __init__(self, start: int, n: int) -> None:
+    def __init__(self, start: int, n: int, text: str = "") -> None:
         self.start = start
         self.n = n
+        self.text = text
+
+    def read(self, data: Any) -> bytes:
+        """The bytes this reference stands for, read from ``data``."""
+        raw = bytes(data[self.start : self.start + self.n])
+        if not self.text:
+            return raw
+        return str(raw, self.text, "surrogatepass").encode("latin-1", "replace")
 
 
 class LongStr:
-    """A string constant too long to be a module or attribute name: only its length is kept."""
+    """A string constant too long to be a module or attribute name: its length, and where its
+    bytes are (``start`` -1 when unknown) in which encoding."""
 
-    __slots__ = ("n",)
+    __slots__ = ("encoding", "n", "start")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, start: int = -1, encoding: str = "utf-8") -> None:
         self.n = n
+        self.start = start
+        self.encoding = encoding
 
 
 class PDict:
@@ -145,10 +166,16 @@ class StreamResult:
     ops: int = 0
     findings: list[RawFinding] = field(default_factory=list)
     globals: set[str] = field(default_factory=set)
-    nested: list[tuple[int, bytes]] = field(default_factory=list)
+    # (offset, payload, loader) of each nested loader called with constant bytes
+    nested: list[tuple[int, bytes | BytesRef, str]] = field(default_factory=list)
     error: str | None = None
     result: object = MISSING
     protocol: int = 0
+    frame_split: bool = False  # an opcode runs across a frame's end (loaders read it differently)
+    # Where another CPython reader starts the next stream (STOP inside a frame: a peeking reader;
+    # a stream a frame-buffering reader reads differently ends elsewhere)
+    alt_ends: list[int] = field(default_factory=list)
+    framed: bool = False  # the stream has a FRAME
 
     @property
     def complete(self) -> bool:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import codecs
 import gc
+import re
 import struct
 import warnings
+from _compat_pickle import NAME_MAPPING
 from typing import Any
 
 from mlsec.scan.model import Severity
+from mlsec.scan.pickle.frames import MAX_REPLAY, file_reading
 from mlsec.scan.pickle.semantics import (
     JOBLIB_WRAPPER,
     WATCHED,
@@ -39,10 +42,12 @@ from mlsec.scan.pickle.values import (
     Global,
     LongStr,
     Malformed,
+    OutOfBand,
     PDict,
     PersId,
     PList,
     PSet,
+    RawFinding,
     StreamResult,
     describe,
 )
@@ -54,6 +59,52 @@ _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _F64 = struct.Struct(">d")
+
+
+_NO_FRAME = 1 << 62
+_MIXED_BITS = 4  # straddles whose two readings are combined in every way (2**4 replays at most)
+_WHY_FRAME = (
+    "CPython reads such a stream differently depending on the loader (pickle.loads, a buffered "
+    "or unbuffered file, the pure-Python unpickler): a scanner that reads it one way misses "
+    "what runs the other way."
+)
+
+
+def _global(rep: Reporter, module: str, name: str, at: int, proto: int) -> Global:
+    """``find_class``: below protocol 3 (and with no PROTO at all) the unpickler maps Python 2
+    names first, ``__builtin__.reduce`` to ``functools.reduce`` and so on (fix_imports)."""
+    if proto < 3:
+        module, name = NAME_MAPPING.get((module, name), (module, name))
+    return rep.global_(module, name, at)
+
+
+def _callee(p: PersId) -> object:
+    """What a persistent id called as a function stands for. Legacy ``torch.save`` of a whole
+    module stores each class as ``('module', cls, source_file, source)`` and its
+    ``persistent_load`` returns ``cls`` (the source is only compared, never run); the tar format's
+    ``(cls, source_file, source)`` the same. The class is then judged as the global it is; any
+    other id stays a computed object."""
+    pid = p.pid
+    if type(pid) is tuple and pid:
+        if len(pid) > 1 and (pid[0] == "module" or pid[0] == b"module"):
+            if isinstance(pid[1], Global):
+                return pid[1]
+        elif isinstance(pid[0], Global):
+            return pid[0]
+    return p
+
+
+def _frame_split(rep: Reporter, res: StreamResult, fe: int, what: str) -> None:
+    rep.add(
+        "PICKLE-FRAME-MISMATCH",
+        Severity.HIGH,
+        f"{what} (frame ends at offset {fe}): pickle.loads and a loader that buffers frames "
+        "run different opcodes",
+        None,
+        fe,
+        _WHY_FRAME,
+    )
+    res.frame_split = True
 
 
 def _loader_confusion(rep: Reporter, data: Any, pos: int, end: int, at: int) -> None:
@@ -118,7 +169,69 @@ def run_stream(
             gc.enable()
     res.findings = rep.findings + res.findings
     res.globals = rep.globals | res.globals
+    if res.frame_split or (res.framed and res.error is not None):
+        # A stream that breaks in the contiguous reading may still run under the other one.
+        _file_reading(data, start, end, allow_globals, max_ops, res)
     return res
+
+
+def _file_reading(
+    data: Any, start: int, end: int, allow_globals: frozenset[str], max_ops: int, res: StreamResult
+) -> None:
+    """Analyse the opcodes a frame-buffering file loader runs (frames.py), and the mixtures a
+    buffered file can produce (some frames read contiguously, some buffered; the first
+    ``_MIXED_BITS`` straddles), and report what they reach that the contiguous reading did not."""
+    alt, split, alt_end, events = file_reading(data, start, end, max_ops)
+    if not split:
+        return
+    seen = {(f.rule, f.symbol) for f in res.findings}
+    if not res.frame_split:
+        res.findings.append(
+            RawFinding(
+                "PICKLE-FRAME-MISMATCH",
+                Severity.HIGH,
+                "the stream breaks when read contiguously (pickle.loads) but a loader that buffers "
+                "frames reads other opcodes",
+                None,
+                start,
+                _WHY_FRAME,
+            )
+        )
+    # Bit k of a mask: the k-th straddle read contiguously (served from a read-ahead), later
+    # straddles dropping. Each reading's straddles branch into new mixtures, up to _MIXED_BITS.
+    readings = [(alt, alt_end)]
+    todo = [(1 << j, j + 1) for j in range(min(events, _MIXED_BITS))]
+    budget = MAX_REPLAY - len(alt)  # bytes copied for all the readings of one stream
+    while todo and len(readings) < 1 << _MIXED_BITS and budget > 0:
+        mask, nbits = todo.pop()
+        a2, _s, e2, n2 = file_reading(data, start, end, max_ops, mask=mask, nbits=nbits)
+        readings.append((a2, e2))
+        budget -= len(a2)
+        todo.extend((mask | 1 << j, j + 1) for j in range(nbits, min(n2, _MIXED_BITS)))
+    for stream, stream_end in readings:
+        if stream_end >= 0 and stream_end != res.end and stream_end not in res.alt_ends:
+            res.alt_ends.append(stream_end)
+        other = run_stream(stream, 0, len(stream), allow_globals=allow_globals, max_ops=max_ops)
+        res.globals |= other.globals
+        for _off, payload, loader in other.nested:
+            if isinstance(payload, BytesRef):
+                payload = payload.read(stream)
+            res.nested.append((start, payload, loader))
+        for f in other.findings:
+            if (f.rule, f.symbol) in seen or not f.severity.at_least(Severity.MEDIUM):
+                continue
+            seen.add((f.rule, f.symbol))
+            res.findings.append(
+                RawFinding(
+                    f.rule,
+                    f.severity,
+                    f"{f.message} (when read from a file object that buffers frames, e.g. "
+                    "torch.load or pickle.load on a file)",
+                    f.symbol,
+                    start,
+                    f.why,
+                )
+            )
 
 
 def _find_newline(data: Any, pos: int, end: int) -> int:
@@ -160,7 +273,7 @@ def _str_const(data: Any, pos: int, n: int, end: int, encoding: str) -> str | Lo
     if n < 0 or pos + n > end:
         raise Malformed(f"offset {pos}: string of {n} bytes runs past the end of the data")
     if n > _MAX_STR:
-        return LongStr(n)
+        return LongStr(n, pos, encoding)
     return str(data[pos : pos + n], encoding, "surrogatepass")
 
 
@@ -179,12 +292,28 @@ def _decode_string_line(line: bytes) -> str:
     raise Malformed("STRING argument is not quoted")
 
 
+_STRTOL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
 def _int_line(line: bytes) -> int | bool:
-    if line == b"00":
-        return False
-    if line == b"01":
-        return True
-    return int(line.rstrip(b"L"))
+    """INT as ``load_int`` reads it: C ``strtol`` with base 0 (``0x1f`` hex, ``017`` octal), a
+    bool for the two-character ``00``/``01``-style spellings of 0 and 1, else a Python int literal
+    (base 0, underscores allowed)."""
+    m = _STRTOL.fullmatch(line)
+    if m is not None:
+        digits = m.group(2)
+        base = 16 if digits[:2] in (b"0x", b"0X") else 8 if digits[:1] == b"0" else 10
+        x = int(digits, base) * (-1 if m.group(1) == b"-" else 1)
+        if len(line) == 2 and x in (0, 1) and abs(x) < 1 << 63:
+            return bool(x)
+        if -(1 << 63) <= x < 1 << 63:
+            return x
+    return int(line, 0)
+
+
+def _long_line(line: bytes) -> int:
+    """LONG: the trailing ``L`` dropped, then a Python int literal in base 0, as ``load_long``."""
+    return int(line[:-1] if line.endswith(b"L") else line, 0)
 
 
 def _loop(  # one flat dispatch loop: the fast shape in CPython
@@ -209,23 +338,17 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     u32 = _U32.unpack_from
     u64 = _U64.unpack_from
     ops = 0
-    frame_end = 0
+    # End of the frame a file loader holds in its buffer (frames.py): an opcode that runs
+    # across it is read differently by pickle.loads and by pickle.load on an unbuffered file.
+    fe = _NO_FRAME
+    # Every opcode takes at least one byte, so the opcode limit cannot be passed before this
+    # offset: the loop tests one bound (``guard``) per opcode for both.
+    op_guard = pos + max_ops
+    guard = min(fe, op_guard)
     limit = min(end, len(data))
     end = limit
 
     def readline(p: int, at: int) -> tuple[bytes, int]:
-        if frame_end:
-            # The pickler never mixes frames and line-based opcodes, and CPython's file loader
-            # reads such lines from the file rather than from its frame buffer: the two readers
-            # can see different opcodes.
-            rep.add(
-                "PICKLE-FRAME-MISMATCH",
-                Severity.HIGH,
-                "a line-based (protocol 0) opcode follows a FRAME",
-                None,
-                at,
-                "Loaders may decode such a stream differently from the scanner.",
-            )
         return _readline(data, p, end)
 
     is_inst = isinstance
@@ -234,21 +357,29 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
     watched = WATCHED
     missing = MISSING
     while True:
-        op = data[pos]  # IndexError past the end: "data ends before STOP"
         at = pos
+        op = data[pos]  # IndexError past the end: "data ends before STOP"
         pos += 1
         ops += 1
-        if ops > max_ops:
-            res.ops = ops
-            rep.add(
-                "PICKLE-LIMIT",
-                Severity.HIGH,
-                f"pickle stream has more than {max_ops} opcodes; analysis stopped",
-                None,
-                at,
-                "Bounded work on hostile input: the rest of the stream was not analysed.",
-            )
-            raise Malformed(f"offset {at}: opcode limit reached")
+        if at >= guard:  # one test per opcode covers the frame end and the opcode limit
+            if at >= fe:
+                if at > fe:
+                    _frame_split(rep, res, fe, "an opcode runs across the end of its FRAME")
+                fe = _NO_FRAME
+            if ops > max_ops:
+                res.ops = ops
+                rep.add(
+                    "PICKLE-LIMIT",
+                    Severity.HIGH,
+                    f"pickle stream has more than {max_ops} opcodes; analysis stopped",
+                    None,
+                    at,
+                    "Bounded work on hostile input: the rest of the stream was not analysed.",
+                )
+                raise Malformed(f"offset {at}: opcode limit reached")
+            if at >= op_guard:
+                op_guard = at + max_ops - ops + 1
+            guard = min(fe, op_guard)
         # ---- the frequent opcodes first (by count in real checkpoints) -------------------------
         if op == 0x72:  # LONG_BINPUT
             memo[u32(data, pos)[0]] = stack[-1]
@@ -273,7 +404,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             e = pos + n
             if e > end:
                 raise Malformed(f"offset {at}: string runs past the end")
-            append(str(data[pos:e], "utf-8", "surrogatepass") if n <= _MAX_STR else LongStr(n))
+            append(str(data[pos:e], "utf-8", "surrogatepass") if n <= _MAX_STR else LongStr(n, pos))
             pos = e
         elif op == 0x74:  # TUPLE
             if not metastack:
@@ -289,6 +420,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             args = pop()
             func = stack[-1]
             if not is_inst(func, GlobalT) or func.qual in watched:  # type: ignore[attr-defined]
+                if is_inst(func, PersId):
+                    func = _callee(func)  # type: ignore[arg-type]
                 stack[-1] = on_call(rep, func, args, at, res) or CallT(func, args, at)
             else:
                 stack[-1] = CallT(func, args, at)
@@ -372,30 +505,51 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x4D:  # BININT2
             append(u16(data, pos)[0])
             pos += 2
-        elif op == 0x95:  # FRAME: transparent to the opcodes; the loader reads it whole
+        elif op == 0x95:  # FRAME: the C unpickler only checks that its bytes exist
             n = u64(data, pos)[0]
             pos += 8
+            if pos > fe:
+                _frame_split(
+                    rep, res, fe, "a FRAME's length field runs across the end of its FRAME"
+                )
+                fe = _NO_FRAME
             if n > end - pos:
-                raise Malformed(f"offset {at}: frame of {n} bytes runs past the end")
-            if at < frame_end:
+                # The C unpickler stops here; the pure-Python one (joblib's) reads the short
+                # frame and runs the rest of the bytes: analyse them.
                 rep.add(
                     "PICKLE-FRAME-MISMATCH",
                     Severity.HIGH,
-                    "a FRAME starts inside the previous frame",
+                    f"a FRAME declares {n} bytes but only {end - pos} remain",
                     None,
                     at,
-                    "The pure-Python unpickler rejects this, the C one does not: loaders disagree.",
+                    _WHY_FRAME,
                 )
-            frame_end = pos + n
+                fe = _NO_FRAME
+            elif fe != _NO_FRAME:
+                if pos + n > fe:
+                    _frame_split(rep, res, fe, "a FRAME inside a frame runs past its end")
+                else:
+                    rep.add(
+                        "PICKLE-FRAME-NESTED",
+                        Severity.LOW,
+                        "a FRAME inside a frame (no pickler writes this; CPython's C unpickler "
+                        "reads it as pickle.loads does, the pure-Python one refuses it)",
+                        None,
+                        at,
+                    )
+            else:
+                fe = pos + n
+                guard = min(fe, op_guard)
+            res.framed = True
         elif op == 0x63:  # GLOBAL
             mod, pos = readline(pos, at)
             name, pos = readline(pos, at)
-            append(rep.global_(mod.decode("utf-8"), name.decode("utf-8"), at))
+            append(_global(rep, mod.decode("utf-8"), name.decode("utf-8"), at, res.protocol))
         elif op == 0x93:  # STACK_GLOBAL
             name_v = pop()
             mod_v = pop()
             if is_str(name_v) and is_str(mod_v):
-                append(rep.global_(mod_v, name_v, at))  # type: ignore[arg-type]
+                append(_global(rep, mod_v, name_v, at, res.protocol))  # type: ignore[arg-type]
             else:
                 what = f"{describe(mod_v)}.{describe(name_v)}"
                 rep.add(
@@ -429,6 +583,10 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
                     raise Malformed(f"offset {at}: joblib array of unknown size")
                 if not skip[1]:
                     _loader_confusion(rep, data, pos, end, at)
+                if pos < fe:
+                    _frame_split(rep, res, fe, "raw array bytes start inside a FRAME")
+                fe = _NO_FRAME  # joblib writes the raw bytes outside frames
+                guard = op_guard
                 pos, nested = skip
                 if nested:
                     if depth >= 8:
@@ -452,6 +610,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
         elif op == 0x81:  # NEWOBJ
             args = pop()
             cls = stack[-1]
+            if is_inst(cls, PersId):
+                cls = _callee(cls)  # type: ignore[arg-type]
             stack[-1] = Call(cls, args, at)
             if not isinstance(cls, Global):
                 on_call(rep, cls, args, at, res)
@@ -484,8 +644,20 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             if not stack:
                 raise Malformed(f"offset {at}: STOP with nothing on the stack")
             res.result = pop()
-            # A file loader has read the whole current frame: the next stream starts after it.
-            res.end = max(pos, frame_end)
+            res.end = pos
+            if pos < fe != _NO_FRAME:
+                # A loader that buffered the frame has read it whole: the next stream starts
+                # after it; one that peeks (a buffered file) starts right after STOP.
+                rep.add(
+                    "PICKLE-FRAME-MISMATCH",
+                    Severity.HIGH,
+                    f"STOP inside a FRAME with {fe - pos} bytes of the frame left",
+                    None,
+                    at,
+                    "Loaders disagree on where the next pickle starts; both places are analysed.",
+                )
+                res.alt_ends.append(pos)
+                res.end = fe
             res.ops = ops
             return
         elif op == 0x80:  # PROTO
@@ -568,6 +740,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             kwargs = pop()
             args = pop()
             cls = stack[-1]
+            if is_inst(cls, PersId):
+                cls = _callee(cls)  # type: ignore[arg-type]
             stack[-1] = Call(cls, args, at)
             if not isinstance(cls, Global):
                 on_call(rep, cls, args, at, res)
@@ -582,13 +756,14 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             pop = stack.pop
             if not items:
                 raise Malformed(f"offset {at}: OBJ without a class")
-            c = Call(items[0], tuple(items[1:]), at)
-            on_call(rep, items[0], c.args, at, res)
+            cls = _callee(items[0]) if is_inst(items[0], PersId) else items[0]  # type: ignore[arg-type]
+            c = Call(cls, tuple(items[1:]), at)
+            on_call(rep, cls, c.args, at, res)
             append(c)
         elif op == 0x69:  # INST
             mod, pos = readline(pos, at)
             name, pos = readline(pos, at)
-            g = rep.global_(mod.decode("utf-8"), name.decode("utf-8"), at)
+            g = _global(rep, mod.decode("utf-8"), name.decode("utf-8"), at, res.protocol)
             if not metastack:
                 raise Malformed(f"offset {at}: no MARK on the stack")
             items = stack
@@ -609,8 +784,8 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             # Large constants (array data) are not copied: memory does not grow with the file.
             append(_bytes_const(data, pos, n, end))
             pos += n
-        elif op == 0x97:  # NEXT_BUFFER (out-of-band data, protocol 5)
-            append(b"")
+        elif op == 0x97:  # NEXT_BUFFER (out-of-band data, protocol 5): bytes not in the stream
+            append(OutOfBand())
         elif op == 0x98:  # READONLY_BUFFER
             pass
         elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1, EXT2, EXT4
@@ -654,7 +829,7 @@ def _loop(  # one flat dispatch loop: the fast shape in CPython
             append(_int_line(line))
         elif op == 0x4C:  # LONG
             line, pos = readline(pos, at)
-            append(int(line.rstrip(b"L")))
+            append(_long_line(line))
         elif op == 0x46:  # FLOAT
             line, pos = readline(pos, at)
             append(float(line))

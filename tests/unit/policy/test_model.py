@@ -98,3 +98,18 @@ def test_missing_policy_names_the_presets(tmp_path):
     with pytest.raises(PolicyError) as exc:
         load_policy("defualt")
     assert "cannot read policy" in str(exc.value) and "default" in (exc.value.hint or "")
+
+
+def test_presets_are_package_resources():
+    from importlib.resources import files
+
+    from mlsec.errors import PolicyError
+    from mlsec.policy.model import PRESETS, load_policy, preset_text
+
+    for name in PRESETS:
+        assert (
+            preset_text(name) == (files("mlsec.policy") / "presets" / f"{name}.yaml").read_bytes()
+        )
+        assert load_policy(name).name == name
+    with pytest.raises(PolicyError, match="not a preset"):
+        preset_text("lenient")

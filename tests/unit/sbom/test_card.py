@@ -135,7 +135,7 @@ def test_malformed_front_matter_is_a_one_line_error(tmp_path, front, message):
 def test_malformed_config_json_is_an_error(tmp_path):
     root = _model(tmp_path, card=None)
     (root / "config.json").write_text("{not json")
-    with pytest.raises(SbomError, match=r"^config.json: not valid JSON"):
+    with pytest.raises(SbomError, match=r"^config.json:1: malformed JSON"):
         read_model_card(root)
 
 

@@ -124,6 +124,11 @@ def test_payload_in_a_torchscript_debug_pkl_is_caught(tmp_path: Path) -> None:
     assert _scan(q).max_severity is Severity.CRITICAL
 
 
-def test_storage_loader_is_not_allowed() -> None:
-    # torch.storage._load_from_bytes is torch.load of bytes the pickle chooses: never allowed
-    assert judge_global("torch.storage", "_load_from_bytes").severity is not None
+def test_storage_loader_is_judged_where_it_is_called() -> None:
+    # torch.storage._load_from_bytes is torch.load of bytes the pickle chooses: importing it is
+    # what every pickled tensor does, so the import is not judged; each call is, as a nested
+    # loader (tests/unit/scan/test_nested_loaders.py: computed input critical, bytes scanned).
+    from mlsec.scan.pickle.rules import LOADS_LIKE
+
+    assert judge_global("torch.storage", "_load_from_bytes").severity is None
+    assert "torch.storage._load_from_bytes" in LOADS_LIKE

@@ -49,7 +49,9 @@ def test_tokenizer_chat_template_ssti(tmp_path: Path) -> None:
             "chat_template.jinja": evil,
         },
     )
-    assert [(f.rule, f.severity) for f in report.findings] == [("CHAT-TEMPLATE-SSTI", "high")] * 2
+    assert [(f.rule, f.severity) for f in report.findings] == [
+        ("CHAT-TEMPLATE-SSTI", "critical")
+    ] * 2
 
 
 def test_keras_config_inside_a_plain_zip(tmp_path: Path) -> None:
