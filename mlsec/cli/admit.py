@@ -106,6 +106,9 @@ def admit_cmd(
         verifier = policy_verifier(pol)
     if signature is not None and verifier is None:
         raise UsageError(NO_TRUST)
+    from mlsec.cli.common import local_target
+
+    path = local_target(path)
     if os.path.lexists(path):
         if signature is None and verifier is not None:
             implicit = default_signature_path(path)

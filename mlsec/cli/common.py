@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, overload
 
 import typer
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress as RichProgress
 
+    from mlsec.hub import HubSource
     from mlsec.ignore import IgnoreFile
     from mlsec.progress import Progress
     from mlsec.signing.keys import Passphrase
@@ -67,6 +68,8 @@ class State:
 
     debug: bool = False
     quiet: bool = False
+    # hf:// targets of the running command: (local directory, where it came from)
+    sources: tuple[tuple[str, HubSource], ...] = ()
 
 
 def stdout_console() -> Console:
@@ -96,11 +99,20 @@ def render_text(renderable: object, width: int = 200) -> str:
 
 def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
     """Write a JSON document to ``output`` (see :func:`mlsec.ioutil.open_output`), or stdout."""
+    if State.sources:
+        doc = _relabel(doc)
+        found = [s.to_dict() for _, s in State.sources]
+        extra = {"source": found[0]} if len(found) == 1 else {"sources": found}
+        doc = {**doc, **extra}
+        if isinstance(doc.get("evidence"), dict):  # admit: the evidence a person reads, too
+            doc["evidence"] = {**doc["evidence"], **extra}
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 
 
 def emit_text(text: str, output: Path | None = None) -> None:
+    for root, source in State.sources:
+        text = text.replace(root, source.target)
     if output is not None:
         try:
             write_output(output, text.encode())
@@ -109,6 +121,46 @@ def emit_text(text: str, output: Path | None = None) -> None:
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+@overload
+def local_target(target: Path) -> Path: ...
+@overload
+def local_target(target: str) -> str: ...
+def local_target(target: str | Path) -> str | Path:
+    """The local path of a command's PATH argument. ``hf://ORG/NAME[@REVISION]`` is downloaded
+    and verified (:func:`mlsec.hub.download`) into a temporary directory that is removed when the
+    command ends, also on SIGINT/SIGTERM; outputs then name ``hf://ORG/NAME@<commit>`` instead of
+    that directory, and JSON documents carry a ``source`` object."""
+    if not os.fspath(target).startswith("hf:/"):  # mlsec.hub.is_hub_target, without importing it
+        return target
+    import click
+
+    from mlsec.hub import download
+
+    ctx = click.get_current_context()
+    previous = State.sources
+
+    def forget() -> None:
+        State.sources = previous
+
+    ctx.call_on_close(forget)
+    model = ctx.with_resource(download(target))
+    State.sources = (*State.sources, (str(model.path), model.source))
+    return model.path if isinstance(target, Path) else str(model.path)
+
+
+def _relabel(value: Any) -> Any:
+    if isinstance(value, str):
+        for root, source in State.sources:
+            if value == root or value.startswith(root + "/"):
+                return source.target + value[len(root) :]
+        return value
+    if isinstance(value, dict):
+        return {k: _relabel(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_relabel(v) for v in value]
+    return value
 
 
 class Terminated(KeyboardInterrupt):

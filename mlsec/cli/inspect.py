@@ -43,9 +43,10 @@ def inspect_cmd(
 ) -> int:
     """List every file of an artifact with its detected format, size and SHA-256."""
     from mlsec.artifact import open_artifact
+    from mlsec.cli.common import local_target
 
     art = open_artifact(
-        path,
+        local_target(path),
         ignore=ignore or (),
         ignore_git=not no_ignore_git,
         allow_symlinks=allow_symlinks,

@@ -88,8 +88,10 @@ def sbom_cmd(
 
     if vuln_service not in ("osv", "pypi"):
         raise UsageError(f"--vuln-service: expected osv or pypi, got {vuln_service!r}")
+    from mlsec.cli.common import local_target
+
     sbom = make_sbom(
-        path,
+        local_target(path),
         requirements=requirements or (),
         discover=not no_discover,
         audit=audit,

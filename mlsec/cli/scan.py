@@ -103,7 +103,9 @@ def scan_cmd(
     for name in allowed:
         if "." not in name.strip(".") or any(c.isspace() for c in name):
             raise UsageError(f"--allow-global {name!r}: expected an exact module.name")
-    arts = [open_artifact(p) for p in paths]
+    from mlsec.cli.common import local_target
+
+    arts = [open_artifact(local_target(p)) for p in paths]
     options = ScanOptions(allow_globals=allowed)
     if engine is Engine.MODELSCAN:
         report = ScanReport(targets=tuple(str(a.root) for a in arts), files=(), engines=())

@@ -378,13 +378,17 @@ def verify_cmd(
     The signature's recorded ignore list and symlink policy are applied; exit 1 names every file
     that differs.
     """
+    from mlsec.cli.common import local_target
     from mlsec.signing import default_signature_path, verify_model
 
+    if signature is None and sbom is None and str(path).startswith("hf:/"):
+        raise UsageError("an hf:// model has no signature beside it: give --signature FILE")
     sig = signature or (
         sbom.with_name(sbom.name + ".sig") if sbom is not None else default_signature_path(path)
     )
     verifier = _verifier(key, certificate_chain or [], identity, issuer, trust_config, online)
     bundle = _read_bundle(sig)
+    path = local_target(path)  # downloaded only once the signature and trust are usable
     try:
         if sbom is not None:
             from mlsec.signing.sbom import verify_sbom
