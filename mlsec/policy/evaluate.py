@@ -130,6 +130,19 @@ def _vulnerabilities(policy: Policy, ev: dict[str, Any]) -> list[Check]:
                 )
             )
         return checks
+    unauditable = sbom.get("unauditable") or []
+    if unauditable and policy.unauditable == "deny":
+        shown = ", ".join(
+            f"{u.get('name')}=={u.get('version')} ({u.get('reason')})" for u in unauditable[:3]
+        ) + (f" and {len(unauditable) - 3} more" if len(unauditable) > 3 else "")
+        checks.append(
+            Check(
+                "vulnerabilities",
+                False,
+                f"{len(unauditable)} dependenc{'y' if len(unauditable) == 1 else 'ies'} could not "
+                f"be audited: {shown}",
+            )
+        )
     if policy.vulnerabilities_fail_on == "never" and policy.unknown_severity == "allow":
         return checks
     threshold = SEVERITY_RANK.get(policy.vulnerabilities_fail_on, 99)

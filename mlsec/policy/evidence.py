@@ -162,6 +162,7 @@ def _sbom(
         "error": None,
         "audited": False,
         "vulnerabilities": [],
+        "unauditable": [],
     }
     if sbom is not None:
         from mlsec.signing.sbom import compare_files, load_bom
@@ -178,6 +179,7 @@ def _sbom(
         out["differences"] = [d.to_dict() for d in diffs]
         out["vulnerabilities"] = _bom_vulnerabilities(bom)
         out["audited"] = bool(bom.get("vulnerabilities")) or _has_audit_property(bom)
+        out["unauditable"] = _bom_unauditable(bom)
         return out
     if audit:
         from mlsec.sbom.api import make_sbom
@@ -186,6 +188,21 @@ def _sbom(
         out["source"] = "generated"
         out["audited"] = True
         out["vulnerabilities"] = [v.to_dict() for v in built.vulnerabilities]
+        out["unauditable"] = _bom_unauditable(built.document)
+    return out
+
+
+def _bom_unauditable(bom: dict[str, Any]) -> list[dict[str, Any]]:
+    """Libraries the SBOM marks ``mlsec:unauditable`` (no service could audit them)."""
+    out = []
+    for c in bom.get("components") or []:
+        if not isinstance(c, dict) or c.get("type") != "library":
+            continue
+        for p in c.get("properties") or []:
+            if isinstance(p, dict) and p.get("name") == "mlsec:unauditable":
+                out.append(
+                    {"name": c.get("name"), "version": c.get("version"), "reason": p.get("value")}
+                )
     return out
 
 
