@@ -19,8 +19,9 @@ from mlsec.cli.common import (
     render_text,
     stdout_console,
 )
+from mlsec.schemas import Schema, envelope
 
-SCHEMA = "mlsec/inspect/v1"
+SCHEMA = Schema.INSPECT
 
 
 def register(app: typer.Typer) -> None:
@@ -54,7 +55,7 @@ def inspect_cmd(
         progress=LazyProgress(),
     )
     if fmt is OutputFormat.JSON:
-        emit_json({"schema": SCHEMA, "artifact": art.to_dict()}, output)
+        emit_json(envelope(SCHEMA, {"artifact": art.to_dict()}), output)
         return 0
     from rich.table import Table
 

@@ -29,14 +29,15 @@ from mlsec.cli.common import (
 )
 from mlsec.cli.text import escape
 from mlsec.errors import MlsecError, UsageError, VerificationError
+from mlsec.schemas import Schema
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from mlsec.signing import Bundle, Passphrase, Signer, Verification, Verifier
 
-SIGN_SCHEMA = "mlsec/sign/v1"
-KEYGEN_SCHEMA = "mlsec/keygen/v1"
+SIGN_SCHEMA = Schema.SIGN
+KEYGEN_SCHEMA = Schema.KEYGEN
 
 
 class Method(StrEnum):
@@ -419,7 +420,7 @@ def verify_cmd(
             if fmt is OutputFormat.JSON:
                 emit_json(
                     {
-                        "schema": "mlsec/verify/v1",
+                        "schema": Schema.VERIFY,
                         "ok": False,
                         "model": str(path),
                         "method": verifier.method,

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlsec.policy.model import Policy
+from mlsec.schemas import Schema
 
 __all__ = ["SCHEMA", "SEVERITY_RANK", "Check", "Decision", "evaluate"]
 
-SCHEMA = "mlsec/admit/v1"
+SCHEMA = Schema.ADMIT
 # Severity words of scan findings and of vulnerabilities, ordered.
 SEVERITY_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1, "none": 0}
 

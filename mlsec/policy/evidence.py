@@ -30,6 +30,7 @@ from mlsec.artifact import open_artifact, shared_digests
 from mlsec.errors import BundleError, MlsecError, SigningError, VerificationError
 from mlsec.policy.evaluate import SEVERITY_RANK
 from mlsec.progress import Progress
+from mlsec.schemas import Schema
 
 if TYPE_CHECKING:
     from mlsec.artifact import Artifact
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA", "gather"]
 
-SCHEMA = "mlsec/evidence/v1"
+SCHEMA = Schema.EVIDENCE
 
 
 def gather(

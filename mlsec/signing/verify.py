@@ -16,6 +16,7 @@ from typing import Any
 from mlsec.artifact import Artifact, open_artifact, sort_key
 from mlsec.errors import ArtifactError, BundleError, VerificationError
 from mlsec.progress import Progress
+from mlsec.schemas import Schema
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.dsse import IN_TOTO_PAYLOAD_TYPE
 from mlsec.signing.manifest import Manifest, Resource, sharded
@@ -37,7 +38,7 @@ __all__ = [
     "verify_model",
 ]
 
-SCHEMA = "mlsec/verify/v1"
+SCHEMA = Schema.VERIFY
 
 
 @dataclass(frozen=True, slots=True)
