@@ -776,6 +776,16 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("torch.serialization", "_get_layout"): "maps a layout name to a torch.layout constant",
     **_pairs("torch.nn.parameter", "Parameter Buffer", _TORCH_REBUILD),
+    # Activation and normalisation functions modules store as attributes (TransformerEncoderLayer
+    # keeps activation=F.relu / F.gelu): tensor arithmetic only, no callable argument, no I/O.
+    **_pairs(
+        "torch.nn.functional",
+        "relu relu6 gelu silu mish elu selu celu leaky_relu prelu rrelu glu hardtanh hardswish "
+        "hardsigmoid sigmoid tanh softplus softsign softmax log_softmax softmin tanhshrink "
+        "softshrink hardshrink logsigmoid threshold dropout linear layer_norm normalize",
+        "a torch.nn.functional tensor operation (activation/normalisation): computes on its "
+        "tensor arguments only",
+    ),
     **_pairs("torch.storage", "TypedStorage UntypedStorage", _TORCH_REBUILD),
     # torch.storage._load_from_bytes is torch.load(io.BytesIO(b)) of bytes the pickle chooses: a
     # loader (LOADS_LIKE). It is what every pickle.dump of a tensor calls, so importing it is not
