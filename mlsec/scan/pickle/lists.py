@@ -782,9 +782,15 @@ ALLOWED: dict[tuple[str, str], str] = {
         "torch.nn.functional",
         "relu relu6 gelu silu mish elu selu celu leaky_relu prelu rrelu glu hardtanh hardswish "
         "hardsigmoid sigmoid tanh softplus softsign softmax log_softmax softmin tanhshrink "
-        "softshrink hardshrink logsigmoid threshold dropout linear layer_norm normalize",
+        "softshrink hardshrink logsigmoid threshold _threshold dropout linear layer_norm normalize",
         "a torch.nn.functional tensor operation (activation/normalisation): computes on its "
         "tensor arguments only",
+    ),
+    # The same functions where they are C builtins (F.gelu pickles as torch._C._nn.gelu).
+    **_pairs(
+        "torch._C._nn",
+        "gelu softplus softshrink log_sigmoid linear",
+        "torch's C implementation of a torch.nn.functional tensor operation",
     ),
     **_pairs("torch.storage", "TypedStorage UntypedStorage", _TORCH_REBUILD),
     # torch.storage._load_from_bytes is torch.load(io.BytesIO(b)) of bytes the pickle chooses: a
