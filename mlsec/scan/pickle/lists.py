@@ -786,6 +786,27 @@ ALLOWED: dict[tuple[str, str], str] = {
         "a torch.nn.functional tensor operation (activation/normalisation): computes on its "
         "tensor arguments only",
     ),
+    # OmegaConf configs (PyTorch Lightning's hyper_parameters, Hydra/NeMo checkpoints): pickled
+    # as cls.__new__ + Container.__setstate__, a plain __dict__.update; interpolations and
+    # resolvers run only when a value is read, never on load. Building one with any content only
+    # stores it; a structured-config class inside is its own global and judged as such. EnumNode
+    # is left out (it calls the enum type it is given when validating).
+    **_pairs(
+        "omegaconf.dictconfig", "DictConfig", "OmegaConf container: __setstate__ updates __dict__"
+    ),
+    **_pairs(
+        "omegaconf.listconfig", "ListConfig", "OmegaConf container: __setstate__ updates __dict__"
+    ),
+    **_pairs(
+        "omegaconf.base",
+        "Metadata ContainerMetadata",
+        "OmegaConf node metadata: a dataclass of flags, key and type references",
+    ),
+    **_pairs(
+        "omegaconf.nodes",
+        "AnyNode StringNode IntegerNode FloatNode BooleanNode BytesNode PathNode",
+        "OmegaConf value node: stores (and type-checks) a scalar",
+    ),
     # The same functions where they are C builtins (F.gelu pickles as torch._C._nn.gelu).
     **_pairs(
         "torch._C._nn",
