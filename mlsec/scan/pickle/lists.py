@@ -122,6 +122,9 @@ DENY_MODULES = frozenset(
         "compileall",
         "py_compile",
         "doctest",
+        "unittest",  # unittest.main / TestProgram discover and import test modules from disk
+        "threading",  # Thread(target=...) and Timer run a callable once started
+        "sched",  # scheduler.enter + run call a callable
         "idlelib",
         "lib2to3",
         "multiprocessing",
