@@ -292,6 +292,12 @@ class LazyProgress:
             self._inner = None
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files`` (``many`` for irregular plurals: ``plural(n, "dependency",
+    "dependencies")``)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def format_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -16,6 +16,7 @@ from mlsec.cli.common import (
     emit_json,
     emit_text,
     format_size,
+    plural,
     render_text,
     stdout_console,
 )
@@ -61,7 +62,7 @@ def inspect_cmd(
 
     from mlsec.cli.text import cell, escape
 
-    title = f"{escape(art.root)} ({len(art.files)} files, {format_size(art.total_size)})"
+    title = f"{escape(art.root)} ({plural(len(art.files), 'file')}, {format_size(art.total_size)})"
     table = Table(title=cell(title))
     table.add_column("path")
     table.add_column("format")

@@ -25,6 +25,7 @@ from mlsec.cli.common import (
     State,
     emit_json,
     info,
+    plural,
     read_passphrase,
 )
 from mlsec.cli.text import escape
@@ -258,7 +259,7 @@ def sign_cmd(
     else:
         print(
             escape(
-                f"signed {path}: {len(signed.manifest.resources)} files, "
+                f"signed {path}: {plural(len(signed.manifest.resources), 'file')}, "
                 f"root sha256:{signed.manifest.root_digest} -> {out}"
             )
         )
@@ -327,7 +328,8 @@ def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> Non
         emit_json(result.to_dict(), output)
         return
     if result.ok:
-        print(escape(f"verified {result.model}: {result.files} files, signed by {result.signer}"))
+        files = plural(result.files, "file")
+        print(escape(f"verified {result.model}: {files}, signed by {result.signer}"))
         if result.unsigned_files:
             tolerated = ", ".join(result.unsigned_files)
             info(escape(f"files not covered by the signature (tolerated): {tolerated}"))
