@@ -219,9 +219,11 @@ class Interrupts:
 
 
 def info(message: str) -> None:
-    """A log line on stderr (suppressed by --quiet)."""
+    """A log line on stderr (suppressed by --quiet); control characters escaped (one line)."""
     if not State.quiet:
-        print(message, file=sys.stderr)
+        from mlsec.cli.text import escape
+
+        print(escape(message), file=sys.stderr)
 
 
 def wants_progress(total_bytes: int = 0, threshold: int = 256 * 1024 * 1024) -> bool:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from mlsec.cli.common import IgnoreOpt, LazyProgress, emit_text, info, plural
-from mlsec.cli.text import escape
 from mlsec.sbom import SbomFormat
 
 
@@ -119,5 +118,5 @@ def sbom_cmd(
         summary += (
             f", {plural(len(sbom.vulnerabilities), 'known vulnerability', 'known vulnerabilities')}"
         )
-    info(escape(summary + (f" -> {output}" if output else "")))
+    info(summary + (f" -> {output}" if output else ""))
     return 0

@@ -332,9 +332,9 @@ def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> Non
         print(escape(f"verified {result.model}: {files}, signed by {result.signer}"))
         if result.unsigned_files:
             tolerated = ", ".join(result.unsigned_files)
-            info(escape(f"files not covered by the signature (tolerated): {tolerated}"))
+            info(f"files not covered by the signature (tolerated): {tolerated}")
         for note in result.notes:
-            info(escape(f"note: {note}"))
+            info(f"note: {note}")
         return
     print(escape(f"FAILED {result.model} ({result.signer}):"))
     for d in result.differences:
