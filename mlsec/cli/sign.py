@@ -284,33 +284,17 @@ def _verifier(
     online: bool,
     staging: bool = False,
 ) -> Verifier:
-    from mlsec.signing import CertificateVerifier, KeyVerifier, SigstoreVerifier, load_public_key
-    from mlsec.signing.signers import load_certificates
+    from mlsec.signing.trust import TrustMaterial
 
-    chosen = [bool(key), bool(certificate_chain), bool(identity or issuer)]
-    if sum(chosen) != 1:
-        raise UsageError(
-            "give exactly one of --key, --certificate-chain, or --identity with --issuer"
-        )
-    if key is not None:
-        return KeyVerifier(load_public_key(key))
-    if certificate_chain:
-        anchors = [c for p in certificate_chain for c in load_certificates(str(p))]
-        return CertificateVerifier(anchors)
-    if not identity or not issuer:
-        raise UsageError("keyless verification needs both --identity and --issuer")
-    if not State.debug:
+    trust = TrustMaterial(
+        key, tuple(certificate_chain), identity, issuer, trust_config, online, staging
+    )
+    if trust.identity and not State.debug:
         import logging
 
         # sigstore-python warns on every offline trust-root load; offline is our default.
         logging.getLogger("sigstore").setLevel(logging.ERROR)
-    return SigstoreVerifier(
-        identity,
-        issuer,
-        trust_config=str(trust_config) if trust_config else None,
-        online=online,
-        staging=staging,
-    )
+    return trust.verifier()
 
 
 def _read_bundle(sig: Path) -> Bundle:

@@ -30,18 +30,10 @@ NO_TRUST = (
 
 def policy_verifier(policy: Policy) -> Verifier | None:
     """The verifier the policy's own trust material describes (None if it names none)."""
-    from mlsec.signing import CertificateVerifier, KeyVerifier, SigstoreVerifier, load_public_key
+    from mlsec.signing.trust import TrustMaterial
 
-    if policy.signature_key is not None:
-        return KeyVerifier(load_public_key(policy.signature_key))
-    if policy.signature_certificate_chain:
-        from mlsec.signing.signers import load_certificates
-
-        anchors = [c for p in policy.signature_certificate_chain for c in load_certificates(str(p))]
-        return CertificateVerifier(anchors)
-    if policy.signature_identity and policy.signature_issuer:
-        return SigstoreVerifier(policy.signature_identity, policy.signature_issuer)
-    return None
+    trust = TrustMaterial.from_policy(policy)
+    return trust.verifier() if trust.given else None
 
 
 def admit(
