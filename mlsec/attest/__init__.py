@@ -12,6 +12,7 @@ from mlsec.attest.api import (
     Attested,
     attest,
     check_about,
+    check_attestation_for,
     read_statement,
     verify_attestation,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "Subject",
     "attest",
     "check_about",
+    "check_attestation_for",
     "default_attestation_path",
     "findings_digest",
     "kind_of",

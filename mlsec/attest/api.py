@@ -20,6 +20,7 @@ __all__ = [
     "Attested",
     "attest",
     "check_about",
+    "check_attestation_for",
     "read_statement",
     "verify_attestation",
 ]
@@ -151,3 +152,27 @@ def verify_attestation(
     if not result.ok:
         raise VerificationError(result.line(), result=result)
     return result
+
+
+def check_attestation_for(content: bytes, name: str, artifact: Artifact) -> str:
+    """The predicate type of the bundle ``content`` if its statement is about ``artifact``
+    (root digest and, when listed, every file); else :class:`UsageError` (exit 2).
+
+    The signature is not checked against a key here: only that the bundle is *this* model's
+    (whoever verifies the pulled model checks the signer).
+    """
+    from mlsec.errors import UsageError
+
+    try:
+        statement = read_statement(Bundle.from_json(content))
+    except BundleError as exc:
+        raise UsageError(f"{name}: not an attestation bundle: {exc.message}") from None
+    except VerificationError as exc:
+        raise UsageError(f"{name}: {exc.message}") from None
+    diffs = check_about(statement, artifact)
+    if diffs:
+        raise UsageError(
+            f"{name}: not about {artifact.root}: " + "; ".join(d.line() for d in diffs[:5]),
+            hint="attest this model (mlsec attest) and attach that file",
+        )
+    return statement.predicate_type
