@@ -144,6 +144,8 @@ def attest_cmd(
 
     k = Kind(kind.value)
     _check_flags(k, sbom, predicate, builder_id, source, dataset, allow_global)
+    if output is None and str(path).startswith("hf:/"):
+        raise UsageError("an hf:// model has no directory to write beside: give -o FILE")
     out = output or Path(default_attestation_path(str(path), k))
     from mlsec.cli.common import local_target
 

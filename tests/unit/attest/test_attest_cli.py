@@ -310,3 +310,25 @@ def test_verify_attestation_flag_conflicts(cli, tmp_path, keys) -> None:
     assert r.exit_code == 2 and "--attestation excludes" in r.stderr
     r = cli("verify", model, "--attestation", tmp_path / "missing.att", "--key", pub)
     assert r.exit_code == 2 and "no such file" in r.stderr
+
+
+def test_json_shapes_are_pinned(cli, tmp_path, keys) -> None:
+    key, pub = keys
+    model = make_model(tmp_path / "model")
+    r = cli("attest", model, "--type", "scan", "--key", key, "-f", "json")
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "mlsec/attest/v1"
+    assert set(doc) == {
+        "schema", "model", "attestation", "type", "predicate_type", "method", "root_digest",
+        "files", "summary",
+    }  # fmt: skip
+    assert doc["files"] == 3 and doc["root_digest"].startswith("sha256:")
+    r = cli("verify", model, "--attestation", doc["attestation"], "--key", pub, "-f", "json")
+    out = json.loads(r.stdout)
+    assert set(out) == {
+        "schema", "ok", "model", "method", "signer", "predicate_type", "root_digest", "files",
+        "summary", "differences",
+    }  # fmt: skip
+    assert out["schema"] == "mlsec/verify-attestation/v1"
+    r = cli("attest", "hf://org/name", "--type", "scan", "--key", key)
+    assert r.exit_code == 2 and "-o FILE" in r.stderr
