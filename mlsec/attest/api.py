@@ -43,6 +43,10 @@ def _subjects(artifact: Artifact) -> tuple[Subject, tuple[Subject, ...]]:
     return root, tuple(files)
 
 
+def _symlinks(artifact: Artifact) -> list[str]:
+    return [i.path for i in artifact.ignored if i.reason.startswith("symlink")]
+
+
 def attest(artifact: Artifact, predicate_type: str, predicate: Any, signer: Signer) -> Attested:
     """Sign a statement with ``predicate`` whose subject is ``artifact`` (digests computed).
 
@@ -50,6 +54,14 @@ def attest(artifact: Artifact, predicate_type: str, predicate: Any, signer: Sign
     >>> pred = provenance_predicate("https://ci.example/runner")
     >>> attest(art, PROVENANCE_PREDICATE_TYPE, pred, signer).bundle.to_json()  # doctest: +SKIP
     """
+    links = _symlinks(artifact)
+    if links:
+        raise SigningError(
+            f"{links[0]}: is a symlink"
+            + (f" (and {len(links) - 1} more)" if len(links) > 1 else "")
+            + "; a loader would follow it, but symlinks are not attested",
+            hint="replace the link with the file, or --ignore it",
+        )
     root, files = _subjects(artifact)
     try:
         summarize(predicate_type, predicate)
@@ -128,6 +140,9 @@ def verify_attestation(
     summary = summarize(statement.predicate_type, statement.predicate)
     art = artifact.with_digests()
     diffs = compare_subjects(statement, art)
+    # A symlink the walk did not follow is still a file a loader would open.
+    why = "symlink; attestations do not cover symlinks"
+    diffs.extend(Difference(p, "extra", reason=why) for p in _symlinks(art))
     if statement.predicate_type == "https://cyclonedx.org/bom" and isinstance(
         statement.predicate, dict
     ):

@@ -149,7 +149,6 @@ def attest_cmd(
     out = output or Path(default_attestation_path(str(path), k))
     from mlsec.cli.common import local_target
 
-    path = local_target(path)
     signer = _signer(
         method,
         key,
@@ -159,6 +158,7 @@ def attest_cmd(
         identity_token,
         trust_config,
     )
+    path = local_target(path)  # downloaded only once the signer is usable
     art = _open(path, ignore or [], [out, *([sbom] if sbom else [])])
     failed = False
     match k:

@@ -332,3 +332,25 @@ def test_json_shapes_are_pinned(cli, tmp_path, keys) -> None:
     assert out["schema"] == "mlsec/verify-attestation/v1"
     r = cli("attest", "hf://org/name", "--type", "scan", "--key", key)
     assert r.exit_code == 2 and "-o FILE" in r.stderr
+
+
+def test_symlinks_are_neither_attested_nor_ignored(cli, tmp_path, keys) -> None:
+    key, pub = keys
+    model = make_model(tmp_path / "model")
+    att = tmp_path / "a.att"
+    (model / "link.bin").symlink_to(model / "sub" / "weights.bin")
+    r = cli("attest", model, "--type", "scan", "--key", key, "-o", att)
+    assert r.exit_code == 2 and "link.bin: is a symlink" in r.stderr and not att.exists()
+    (model / "link.bin").unlink()
+    assert cli("attest", model, "--type", "scan", "--key", key, "-o", att).exit_code == 0
+    # A symlink added afterwards is a difference, not a silently skipped path.
+    (model / "extra.bin").symlink_to(model / "sub" / "weights.bin")
+    r = cli("verify", model, "--attestation", att, "--key", pub)
+    assert r.exit_code == 1 and "extra.bin" in r.stdout and "symlink" in r.stdout
+    # One leaving the model makes it unverifiable (exit 2), as for `verify`.
+    (model / "extra.bin").unlink()
+    outside = tmp_path / "payload.pkl"
+    outside.write_bytes(EVIL_PICKLE)
+    (model / "extra.pkl").symlink_to(outside)
+    r = cli("verify", model, "--attestation", att, "--key", pub)
+    assert r.exit_code == 2 and "extra.pkl: symlink points outside" in r.stderr
