@@ -31,7 +31,13 @@ from mlsec.attest.predicates import (
     scan_predicate,
     summarize,
 )
-from mlsec.attest.statement import ROOT_ANNOTATION, Statement, Subject, model_subjects
+from mlsec.attest.statement import (
+    ROOT_ANNOTATION,
+    Statement,
+    Subject,
+    compare_digests,
+    model_subjects,
+)
 
 PREDICATE_ANNOTATION = "dev.mlsec.predicate-type"
 """The annotation naming an attached attestation's predicate type on its referrer manifest."""
@@ -61,6 +67,7 @@ __all__ = [
     "attest",
     "check_about",
     "check_attestation_for",
+    "compare_digests",
     "default_attestation_path",
     "findings_digest",
     "kind_of",

@@ -27,6 +27,7 @@ __all__ = [
     "ROOT_ANNOTATION_VALUE",
     "Statement",
     "Subject",
+    "compare_digests",
     "compare_subjects",
     "model_subjects",
 ]
@@ -166,8 +167,18 @@ def encode(
 
 def compare_subjects(statement: Statement, artifact: Artifact) -> list[Difference]:
     """How the model on disk differs from the statement's subjects (empty: it is this model)."""
+    return compare_digests(statement, {f.path: f.sha256 or "" for f in artifact.files})
+
+
+def compare_digests(statement: Statement, files: Mapping[str, str]) -> list[Difference]:
+    """How ``files`` (root-relative path → SHA-256 hex) differ from the statement's subjects.
+
+    ``files`` can come from a walk, or from an OCI manifest's layers (title → digest without the
+    ``sha256:`` prefix): an attestation is checked against a registry without a layer download.
+    """
     diffs: list[Difference] = []
-    root = Manifest.from_artifact(artifact).root_digest
+    ordered = sorted(files, key=sort_key)
+    root = root_digest([Resource(p, "sha256", files[p]) for p in ordered])
     if root != statement.root_digest:
         why = "model root digest differs from the attestation subject"
         diffs.append(
@@ -175,15 +186,16 @@ def compare_subjects(statement: Statement, artifact: Artifact) -> list[Differenc
         )
     if not statement.files:
         return diffs
-    have = {f.path: f.sha256 or "" for f in artifact.files}
     listed = {f.name: f.sha256 for f in statement.files}
     for name, digest in listed.items():
-        if name not in have:
+        if name not in files:
             diffs.append(Difference(name, "missing", expected=digest, reason="an attested file"))
-        elif have[name] != digest:
-            diffs.append(Difference(name, "changed", expected=digest, actual=have[name]))
+        elif files[name] != digest:
+            diffs.append(Difference(name, "changed", expected=digest, actual=files[name]))
     diffs.extend(
-        Difference(p, "extra", reason="not an attestation subject") for p in have if p not in listed
+        Difference(p, "extra", reason="not an attestation subject")
+        for p in files
+        if p not in listed
     )
     diffs.sort(key=lambda d: sort_key(d.path))
     return diffs

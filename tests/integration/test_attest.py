@@ -75,6 +75,13 @@ def test_attest_push_pull_verify_registry(registry_cli, registry: Registry, tmp_
         x["annotations"]["org.opencontainers.image.title"]: x["digest"] for x in manifest["layers"]
     }
     assert {s["name"]: "sha256:" + s["digest"]["sha256"] for s in st["subject"][1:]} == layers
+    from mlsec.attest import Statement, compare_digests
+
+    parsed = Statement.parse(json.dumps(st).encode())
+    by_title = {t: d.removeprefix("sha256:") for t, d in layers.items()}
+    assert compare_digests(parsed, by_title) == []
+    by_title["config.json"] = "0" * 64
+    assert [d.path for d in compare_digests(parsed, by_title)] == [".", "config.json"]
     # Pull brings every referrer back under its own name; each verifies on the pulled model.
     dest = tmp_path / "pulled" / "model"
     r = registry_cli("pull", ref, dest, "--with-referrers")
