@@ -25,9 +25,8 @@ import mmap
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
@@ -44,7 +43,6 @@ __all__ = [
     "Ignored",
     "hash_files",
     "open_artifact",
-    "shared_digests",
     "sort_key",
 ]
 
@@ -77,6 +75,9 @@ class ArtifactFile:
     format: Format
     sha256: str | None = None
     via_symlink: bool = False
+    # (device, inode, size, mtime_ns) of the source when it was hashed: a later walk of the same
+    # model (open_artifact(reuse=...)) takes the digest instead of reading the file again.
+    stamp: tuple[int, int, int, int] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "format": self.format.value, "size": self.size}
@@ -139,10 +140,11 @@ class Artifact:
         missing = [f for f in self.files if f.sha256 is None]
         if not missing:
             return self
-        digests = hash_files([f.source for f in missing], progress=progress, workers=workers)
-        done = {f.path: d for f, d in zip(missing, digests, strict=True)}
+        hashed = _hash_paths([f.source for f in missing], progress, sniff=False, workers=workers)
+        done = {f.path: h for f, h in zip(missing, hashed, strict=True)}
         files = tuple(
-            f if f.sha256 is not None else replace(f, sha256=done[f.path]) for f in self.files
+            f if f.sha256 is not None else replace(f, sha256=done[f.path][0], stamp=done[f.path][2])
+            for f in self.files
         )
         return replace(self, files=files, _index={})
 
@@ -174,8 +176,14 @@ def open_artifact(
     allow_symlinks: bool = False,
     digests: bool = False,
     progress: Progress | None = None,
+    reuse: Artifact | None = None,
 ) -> Artifact:
     """Open a model file or directory: safe walk, format detection, and optionally digests.
+
+    ``reuse`` is an earlier walk of the same model (with other ignore or symlink rules, say a
+    signature's): a file unchanged since it hashed it (same device, inode, size and mtime) takes
+    its digest and format instead of being read again. This is how one command's capabilities
+    share a model's digests: by passing the Artifact, not through a global cache.
 
     ``ignore`` holds paths relative to the artifact root (or existing paths inside it) and glob
     patterns matched against root-relative POSIX paths; a directory excludes everything under it.
@@ -214,12 +222,22 @@ def open_artifact(
         raise ArtifactError(f"{given}: not a regular file or directory")
     if digests:
         # One read of each file: its format is sniffed from the first chunk the hashing reads.
+        known = None
+        if reuse is not None:
+            known = {
+                f.stamp: (f.sha256, f.format)
+                for f in reuse.files
+                if f.stamp is not None and f.sha256 is not None
+            }
         done = _hash_paths(
-            [e.source for e in entries], progress, sniff=True, sizes=[e.size for e in entries]
+            [e.source for e in entries],
+            progress,
+            sniff=True,
+            known=known,
         )
         files = tuple(
-            ArtifactFile(e.rel, e.source, e.size, fmt or Format.UNKNOWN, sha, e.via_symlink)
-            for e, (sha, fmt) in zip(entries, done, strict=True)
+            ArtifactFile(e.rel, e.source, e.size, fmt or Format.UNKNOWN, sha, e.via_symlink, key)
+            for e, (sha, fmt, key) in zip(entries, done, strict=True)
         )
     else:
         files = tuple(_make_file(e) for e in entries)
@@ -408,7 +426,10 @@ def hash_files(
 
     Large files are started first so that one big file does not finish last on a single core.
     """
-    return [sha for sha, _ in _hash_paths(paths, progress, sniff=False, workers=workers)]
+    return [sha for sha, _, _ in _hash_paths(paths, progress, sniff=False, workers=workers)]
+
+
+Stamp = tuple[int, int, int, int]
 
 
 def _hash_paths(
@@ -417,49 +438,38 @@ def _hash_paths(
     *,
     sniff: bool,
     workers: int | None = None,
-    sizes: Sequence[int] | None = None,
-) -> list[tuple[str, Format | None]]:
+    known: Mapping[Stamp, tuple[str, Format]] | None = None,
+) -> list[tuple[str, Format | None, Stamp]]:
+    """(digest, sniffed format, stamp) of each path; a path whose stamp is in ``known`` is not
+    read. The stamp is taken before hashing, so a file changed meanwhile never matches later."""
     progress = progress or NULL_PROGRESS
     if not paths:
         return []
-    result: list[tuple[str, Format | None]] = [("", None)] * len(paths)
-    shared = _shared
-    keys: list[tuple[int, int, int, int]] = []
-    todo = list(range(len(paths)))
-    if shared is not None:
-        keys = [_identity(p) for p in paths]
-        todo = []
-        for i, key in enumerate(keys):
-            hit = shared.get(key)
-            if hit is not None and (hit[1] is not None or not sniff):
-                result[i] = hit
-            else:
-                todo.append(i)
-        sizes = [keys[i][2] for i in range(len(paths))]
-    if sizes is None:  # the walk already knows them; only the public hash_files stats here
-        sizes = [p.stat().st_size for p in paths]
+    keys = [_identity(p) for p in paths]
+    result: list[tuple[str, Format | None, Stamp]] = [("", None, k) for k in keys]
+    todo = []
+    for i, key in enumerate(keys):
+        hit = known.get(key) if known else None
+        if hit is not None:
+            result[i] = (hit[0], hit[1], key)
+        else:
+            todo.append(i)
+    sizes = [k[2] for k in keys]
     progress.start("hashing", sum(sizes[i] for i in todo))
     order = sorted(todo, key=lambda i: -sizes[i])
     workers = workers or min(32, os.cpu_count() or 1)
     try:
         if workers == 1 or len(order) <= 1:
             for i in order:
-                result[i] = _hash_one(paths[i], progress, sniff)
+                result[i] = (*_hash_one(paths[i], progress, sniff), keys[i])
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {i: pool.submit(_hash_one, paths[i], progress, sniff) for i in order}
                 for i, fut in futures.items():
-                    result[i] = fut.result()
+                    result[i] = (*fut.result(), keys[i])
     finally:
         progress.finish()
-    if shared is not None:
-        for i in todo:  # keyed by the identity seen *before* hashing: a change since misses
-            shared[keys[i]] = result[i]
     return result
-
-
-# Digests shared between the capabilities of one command (see shared_digests); None: off.
-_shared: dict[tuple[int, int, int, int], tuple[str, Format | None]] | None = None
 
 
 def _identity(path: Path) -> tuple[int, int, int, int]:
@@ -468,23 +478,3 @@ def _identity(path: Path) -> tuple[int, int, int, int]:
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-@contextmanager
-def shared_digests() -> Iterator[None]:
-    """Within this block, a file hashed once is not hashed again by later calls in this process
-    (``open_artifact(digests=True)``, ``with_digests``, ``hash_files``) while its device, inode,
-    size and modification time are unchanged. For commands that run several capabilities over one
-    model (``admit``: scan, verify, SBOM), each of which walks the model its own way.
-
-    Not meant for concurrent callers; nesting is allowed (the outermost block owns the cache).
-    """
-    global _shared
-    owner = _shared is None
-    if owner:
-        _shared = {}
-    try:
-        yield
-    finally:
-        if owner:
-            _shared = None

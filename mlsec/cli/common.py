@@ -219,9 +219,11 @@ class Interrupts:
 
 
 def info(message: str) -> None:
-    """A log line on stderr (suppressed by --quiet)."""
+    """A log line on stderr (suppressed by --quiet); control characters escaped (one line)."""
     if not State.quiet:
-        print(message, file=sys.stderr)
+        from mlsec.cli.text import escape
+
+        print(escape(message), file=sys.stderr)
 
 
 def wants_progress(total_bytes: int = 0, threshold: int = 256 * 1024 * 1024) -> bool:
@@ -290,6 +292,12 @@ class LazyProgress:
         if self._inner is not None:
             self._inner.finish()
             self._inner = None
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files`` (``many`` for irregular plurals: ``plural(n, "dependency",
+    "dependencies")``)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def format_size(n: int) -> str:

@@ -15,13 +15,14 @@ import typer
 from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, format_size, info
 from mlsec.cli.text import escape
 from mlsec.errors import UsageError
+from mlsec.schemas import Schema, envelope
 
 if TYPE_CHECKING:
     from mlsec.crypt import Identity, Recipient
     from mlsec.registry import Credentials, Reference, Store
 
-PUSH_SCHEMA = "mlsec/push/v1"
-PULL_SCHEMA = "mlsec/pull/v1"
+PUSH_SCHEMA = Schema.PUSH
+PULL_SCHEMA = Schema.PULL
 PASSWORD_ENV = "MLSEC_REGISTRY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 
 REF_HELP = (
@@ -212,7 +213,7 @@ def push_cmd(
     finally:
         store.close()
     if fmt is OutputFormat.JSON:
-        emit_json({"schema": PUSH_SCHEMA, **result.to_dict()})
+        emit_json(envelope(PUSH_SCHEMA, result.to_dict()))
         return 0
     print(escape(f"pushed   {result.reference}"))
     print(f"digest   {result.digest}")
@@ -291,7 +292,7 @@ def pull_cmd(
     finally:
         store.close()
     if fmt is OutputFormat.JSON:
-        emit_json({"schema": PULL_SCHEMA, **result.to_dict()})
+        emit_json(envelope(PULL_SCHEMA, result.to_dict()))
         return 0
     print(escape(f"pulled   {result.reference}"))
     print(f"digest   {result.digest}")

@@ -25,18 +25,20 @@ from mlsec.cli.common import (
     State,
     emit_json,
     info,
+    plural,
     read_passphrase,
 )
 from mlsec.cli.text import escape
 from mlsec.errors import MlsecError, UsageError, VerificationError
+from mlsec.schemas import Schema
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from mlsec.signing import Bundle, Passphrase, Signer, Verification, Verifier
 
-SIGN_SCHEMA = "mlsec/sign/v1"
-KEYGEN_SCHEMA = "mlsec/keygen/v1"
+SIGN_SCHEMA = Schema.SIGN
+KEYGEN_SCHEMA = Schema.KEYGEN
 
 
 class Method(StrEnum):
@@ -257,7 +259,7 @@ def sign_cmd(
     else:
         print(
             escape(
-                f"signed {path}: {len(signed.manifest.resources)} files, "
+                f"signed {path}: {plural(len(signed.manifest.resources), 'file')}, "
                 f"root sha256:{signed.manifest.root_digest} -> {out}"
             )
         )
@@ -326,12 +328,13 @@ def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> Non
         emit_json(result.to_dict(), output)
         return
     if result.ok:
-        print(escape(f"verified {result.model}: {result.files} files, signed by {result.signer}"))
+        files = plural(result.files, "file")
+        print(escape(f"verified {result.model}: {files}, signed by {result.signer}"))
         if result.unsigned_files:
             tolerated = ", ".join(result.unsigned_files)
-            info(escape(f"files not covered by the signature (tolerated): {tolerated}"))
+            info(f"files not covered by the signature (tolerated): {tolerated}")
         for note in result.notes:
-            info(escape(f"note: {note}"))
+            info(f"note: {note}")
         return
     print(escape(f"FAILED {result.model} ({result.signer}):"))
     for d in result.differences:
@@ -436,7 +439,7 @@ def verify_cmd(
             if fmt is OutputFormat.JSON:
                 emit_json(
                     {
-                        "schema": "mlsec/verify/v1",
+                        "schema": Schema.VERIFY,
                         "ok": False,
                         "model": str(path),
                         "method": verifier.method,

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from mlsec.schemas import Schema
+
 if TYPE_CHECKING:
     from mlsec.ignore import IgnoreFile, Suppression
 
 __all__ = ["FileReport", "Finding", "ScanReport", "Severity"]
 
-SCHEMA = "mlsec/scan/v1"
+SCHEMA = Schema.SCAN
 
 
 class Severity(StrEnum):

@@ -309,9 +309,10 @@ def test_a_file_that_cannot_be_mapped_is_read_from_where_mapping_stopped(tmp_pat
     assert progress.done == len(data)  # type: ignore[attr-defined]
 
 
-def test_shared_digests_hash_each_unchanged_file_once(tmp_path, monkeypatch):
+def test_reuse_hashes_each_unchanged_file_once(tmp_path, monkeypatch):
+    """A second walk of the same model (a signature's view) takes the first walk's digests: the
+    Artifact is passed, there is no global cache."""
     import mlsec.artifact as artifact
-    from mlsec.artifact import shared_digests
 
     root = _tree(tmp_path / "m", {"a": b"alpha", "b": b"beta" * 1000, "sub/c": b"gamma"})
     hashed: list[str] = []
@@ -322,15 +323,15 @@ def test_shared_digests_hash_each_unchanged_file_once(tmp_path, monkeypatch):
         return real(path, progress, sniff_it)
 
     monkeypatch.setattr(artifact, "_hash_one", counting)
-    with shared_digests():
-        first = open_artifact(root, digests=True)
-        again = open_artifact(root, digests=True)  # a second capability, its own walk
-        assert sorted(hashed) == ["a", "b", "c"]
-        assert [f.sha256 for f in again.files] == [f.sha256 for f in first.files]
-        assert [f.format for f in again.files] == [f.format for f in first.files]
-        (root / "a").write_bytes(b"changed!")  # size differs: hashed again
-        changed = open_artifact(root, digests=True)
-        assert changed.file("a").sha256 == hashlib.sha256(b"changed!").hexdigest()
-        assert sorted(hashed) == ["a", "a", "b", "c"]
-    open_artifact(root, digests=True)  # outside the block: no cache
+    first = open_artifact(root, digests=True)
+    again = open_artifact(root, ignore=["sub"], digests=True, reuse=first)  # another view
+    assert sorted(hashed) == ["a", "b", "c"]
+    assert [f.sha256 for f in again.files] == [f.sha256 for f in first.files if f.path != "sub/c"]
+    assert [f.format for f in again.files] == [f.format for f in first.files if f.path != "sub/c"]
+    (root / "a").write_bytes(b"changed!")  # size differs: hashed again
+    changed = open_artifact(root, digests=True, reuse=first)
+    assert changed.file("a").sha256 == hashlib.sha256(b"changed!").hexdigest()
+    assert sorted(hashed) == ["a", "a", "b", "c"]
+    open_artifact(root, digests=True)  # without reuse: everything is read
     assert len(hashed) == 7
+    assert not hasattr(artifact, "shared_digests")
