@@ -9,6 +9,7 @@ from mlsec.artifact import Artifact
 from mlsec.attest.predicates import summarize
 from mlsec.attest.statement import Statement, Subject, compare_subjects, encode, model_subjects
 from mlsec.errors import BundleError, SigningError, VerificationError
+from mlsec.schemas import Schema
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.dsse import IN_TOTO_PAYLOAD_TYPE
 from mlsec.signing.signers import Signer
@@ -25,7 +26,7 @@ __all__ = [
     "verify_attestation",
 ]
 
-SCHEMA = "mlsec/verify-attestation/v1"
+SCHEMA = Schema.VERIFY_ATTESTATION
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class AttestationCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA,
+            "schema": SCHEMA.value,
             "ok": self.ok,
             "model": self.model,
             "method": self.method,
@@ -120,7 +121,7 @@ class AttestationCheck:
         if self.ok:
             return (
                 f"{self.model}: attestation {self.predicate_type} verified,"
-                f" {self.files} files, signed by {self.signer}"
+                f" {self.files} file{'' if self.files == 1 else 's'}, signed by {self.signer}"
             )
         return f"{self.model}: " + "; ".join(d.line() for d in self.differences)
 

@@ -21,18 +21,20 @@ from mlsec.cli.common import (
     OutputFormat,
     emit_json,
     info,
+    plural,
 )
 from mlsec.cli.scan import FailOn
 from mlsec.cli.sign import Method, PassphraseFile, _signer, _write
 from mlsec.cli.text import escape
 from mlsec.errors import UsageError, VerificationError
+from mlsec.schemas import Schema, envelope
 
 if TYPE_CHECKING:
     from mlsec.artifact import Artifact
     from mlsec.attest import AttestationCheck
     from mlsec.signing import Verifier
 
-ATTEST_SCHEMA = "mlsec/attest/v1"
+ATTEST_SCHEMA = Schema.ATTEST
 
 
 class AttestType(StrEnum):
@@ -181,17 +183,19 @@ def attest_cmd(
         from mlsec.attest import summarize
 
         emit_json(
-            {
-                "schema": ATTEST_SCHEMA,
-                "model": str(path),
-                "attestation": str(out),
-                "type": k.value,
-                "predicate_type": ptype,
-                "method": method.value,
-                "root_digest": f"sha256:{attested.statement.root_digest}",
-                "files": len(attested.statement.files),
-                "summary": summarize(ptype, body),
-            }
+            envelope(
+                ATTEST_SCHEMA,
+                {
+                    "model": str(path),
+                    "attestation": str(out),
+                    "type": k.value,
+                    "predicate_type": ptype,
+                    "method": method.value,
+                    "root_digest": f"sha256:{attested.statement.root_digest}",
+                    "files": len(attested.statement.files),
+                    "summary": summarize(ptype, body),
+                },
+            )
         )
     else:
         what = f"{k.value} attestation"
@@ -253,7 +257,7 @@ def _scan_predicate(
     failed = report.failed(threshold)
     if failed:
         counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-        info(escape(f"mlsec: scan verdict FAILS at --fail-on {fail_on.value}: {counts}"))
+        info(f"mlsec: scan verdict FAILS at --fail-on {fail_on.value}: {counts}")
     return scan_predicate(report, threshold, allow_globals=allowed), failed
 
 
@@ -295,10 +299,8 @@ def verify_attestation_cmd(
         if isinstance(exc.result, AttestationCheck):
             _render(exc.result, fmt, output)
         elif fmt is OutputFormat.JSON:
-            from mlsec.attest import SCHEMA
-
-            doc = {"schema": SCHEMA, "ok": False, "model": str(path), "error": exc.message}
-            emit_json(doc, output)
+            doc = {"ok": False, "model": str(path), "error": exc.message}
+            emit_json(envelope(Schema.VERIFY_ATTESTATION, doc), output)
         raise
     _render(result, fmt, output)
     return 0
@@ -331,4 +333,4 @@ def _render(result: AttestationCheck, fmt: OutputFormat, output: Path | None) ->
     elif "builder" in s:
         print(escape(f"  provenance: builder {s['builder']}, build type {s['build_type']}"))
     elif "spec_version" in s:
-        print(escape(f"  SBOM: CycloneDX {s['spec_version']}, {s['files']} files"))
+        print(escape(f"  SBOM: CycloneDX {s['spec_version']}, {plural(s['files'], 'file')}"))
