@@ -354,3 +354,24 @@ def test_symlinks_are_neither_attested_nor_ignored(cli, tmp_path, keys) -> None:
     (model / "extra.pkl").symlink_to(outside)
     r = cli("verify", model, "--attestation", att, "--key", pub)
     assert r.exit_code == 2 and "extra.pkl: symlink points outside" in r.stderr
+
+
+def test_ignore_file_suppressions_are_part_of_the_signed_verdict(cli, tmp_path, keys) -> None:
+    key, pub = keys
+    model = make_model(tmp_path / "model", evil=True)
+    ignore = tmp_path / "accepted.yaml"
+    ignore.write_text(
+        "findings:\n"
+        "  - symbol: os.system\n"
+        "    path: model.pkl\n"
+        "    reason: a reviewed test fixture\n"
+    )
+    att = tmp_path / "a.att"
+    r = cli("attest", model, "--type", "scan", "--key", key, "-o", att, "--ignorefile", ignore)
+    assert r.exit_code == 0, r.stderr
+    pred = envelope(att)[1]["predicate"]
+    assert pred["verdict"] == "pass" and pred["findings"] == []
+    assert pred["summary"]["suppressed"] == 1
+    [s] = pred["suppressed"]
+    assert s["symbol"] == "os.system" and s["suppression"]["reason"] == "a reviewed test fixture"
+    assert cli("verify", model, "--attestation", att, "--key", pub).exit_code == 0
