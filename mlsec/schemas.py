@@ -25,6 +25,8 @@ class Schema(StrEnum):
     PULL = "mlsec/pull/v1"
     EVIDENCE = "mlsec/evidence/v1"
     ADMIT = "mlsec/admit/v1"
+    ATTEST = "mlsec/attest/v1"
+    VERIFY_ATTESTATION = "mlsec/verify-attestation/v1"
 
 
 def envelope(schema: Schema, body: Mapping[str, Any]) -> dict[str, Any]:

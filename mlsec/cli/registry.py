@@ -107,6 +107,14 @@ def push_cmd(
     sbom: Annotated[
         Path | None, typer.Option("--sbom", metavar="FILE", help="Attach this CycloneDX SBOM.")
     ] = None,
+    attach_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--attach",
+            metavar="ATT",
+            help="Attach this attestation (mlsec attest) about the model; repeatable.",
+        ),
+    ] = None,
     plain_http: PlainHttpOpt = False,
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
@@ -140,7 +148,8 @@ def push_cmd(
     from mlsec.registry import SBOM_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, attach, push
     from mlsec.registry.referrers import check_sbom_for, check_signature_for, read_attachment
 
-    for extra in (signature, sbom):
+    attachments = list(attach_files or [])
+    for extra in (signature, sbom, *attachments):
         if extra is not None and not extra.exists():
             raise UsageError(f"{extra}: no such file")
         if extra is not None and not extra.is_file():
@@ -149,7 +158,8 @@ def push_cmd(
     # and an SBOM that does not describe its files.
     sig_bytes = read_attachment(signature) if signature is not None else None
     sbom_bytes = read_attachment(sbom) if sbom is not None else None
-    own = [os.path.abspath(p) for p in (signature, sbom) if p is not None]
+    att_bytes = [read_attachment(a) for a in attachments]
+    own = [os.path.abspath(p) for p in (signature, sbom, *attachments) if p is not None]
     if encrypt_to and (ignore or allow_symlinks):
         raise UsageError(
             "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"
@@ -157,7 +167,7 @@ def push_cmd(
     recipients = _recipients(encrypt_to or [])
     progress = LazyProgress()
     art = None
-    if not recipients or sbom_bytes is not None:
+    if not recipients or sbom_bytes is not None or attachments:
         art = open_artifact(
             path,
             ignore=[*(ignore or ()), *own],
@@ -171,6 +181,13 @@ def push_cmd(
         )
     if sbom_bytes is not None and sbom is not None and art is not None:
         check_sbom_for(sbom_bytes, str(sbom), art)
+    predicate_types = []
+    if attachments:
+        from mlsec.attest import check_attestation_for
+
+        assert art is not None
+        for a, content in zip(attachments, att_bytes, strict=True):
+            predicate_types.append(check_attestation_for(content, str(a), art))
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
         if recipients:
@@ -184,6 +201,14 @@ def push_cmd(
         for extra, kind in ((signature, SIGNATURE_ARTIFACT_TYPE), (sbom, SBOM_ARTIFACT_TYPE)):
             if extra is not None:
                 attached.append(attach(reference, extra, kind, store=store))
+        if attachments:
+            from mlsec.attest import PREDICATE_ANNOTATION
+
+            for a, ptype in zip(attachments, predicate_types, strict=True):
+                notes = {PREDICATE_ANNOTATION: ptype}
+                attached.append(
+                    attach(reference, a, SIGNATURE_ARTIFACT_TYPE, store=store, annotations=notes)
+                )
         result = replace(result, referrers=tuple(attached))
     finally:
         store.close()
@@ -210,7 +235,8 @@ def pull_cmd(
         bool,
         typer.Option(
             "--with-referrers",
-            help="Also write attached signatures and SBOMs as DEST.sig and DEST.cdx.json.",
+            help="Also write attached signatures, SBOMs and attestations as DEST.sig,"
+            " DEST.cdx.json and DEST.TYPE.att.",
         ),
     ] = False,
     force: Annotated[

@@ -355,6 +355,12 @@ def verify_cmd(
         Path | None,
         typer.Option("--sbom", metavar="BOM", help="Verify a signed SBOM about the model."),
     ] = None,
+    attestation: Annotated[
+        Path | None,
+        typer.Option(
+            "--attestation", metavar="ATT", help="Verify this attestation (mlsec attest) instead."
+        ),
+    ] = None,
     fmt: FormatOpt = OutputFormat.TABLE,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
@@ -368,6 +374,17 @@ def verify_cmd(
     from mlsec.cli.common import local_target
     from mlsec.signing import default_signature_path, verify_model
 
+    if attestation is not None:
+        if signature is not None or sbom is not None or ignore_unsigned_files:
+            raise UsageError(
+                "--attestation excludes --signature, --sbom and --ignore-unsigned-files"
+            )
+        from mlsec.cli.attest import verify_attestation_cmd
+
+        verifier = _verifier(key, certificate_chain or [], identity, issuer, trust_config, online)
+        return verify_attestation_cmd(
+            local_target(path), attestation, verifier, ignore or [], fmt, output
+        )
     if signature is None and sbom is None and str(path).startswith("hf:/"):
         raise UsageError("an hf:// model has no signature beside it: give --signature FILE")
     sig = signature or (

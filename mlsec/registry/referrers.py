@@ -103,7 +103,9 @@ def plan_referrers(
             raise RegistryError(f"referrer {r.digest}: its subject is not {subject}")
         if len(m.layers) != 1 or m.layers[0].size > MAX_REFERRER_SIZE:
             continue  # not a single-file attachment of ours: listed, not written
-        suffix = _REFERRER_SUFFIX.get(m.effective_artifact_type, f"{r.digest[7:19]}.referrer")
+        suffix = _attestation_suffix(m.annotations) or _REFERRER_SUFFIX.get(
+            m.effective_artifact_type, f"{r.digest[7:19]}.referrer"
+        )
         final = dest.parent / f"{dest.name}.{suffix}"
         n = 2
         while final in used:
@@ -114,6 +116,18 @@ def plan_referrers(
         used.add(final)
         plan.append((final, m.layers[0], r))
     return plan
+
+
+def _attestation_suffix(annotations: Mapping[str, str]) -> str | None:
+    """``scan.att`` / ``sbom.att`` / ``provenance.att`` (``att`` for another predicate) for a
+    referrer pushed with ``push --attach``, so that it never takes the model signature's name."""
+    from mlsec.attest import PREDICATE_ANNOTATION, kind_of
+
+    ptype = annotations.get(PREDICATE_ANNOTATION)
+    if not isinstance(ptype, str):
+        return None
+    kind = kind_of(ptype)
+    return f"{kind.value}.att" if kind is not None else "att"
 
 
 def fallback_tag(digest: str) -> str:

@@ -24,6 +24,13 @@ def test_every_schema_is_produced_by_its_command(cli, example_model: Path, tmp_p
     seen[Schema.SCAN] = _doc(cli("scan", example_model, "--format", "json"))
     seen[Schema.SIGN] = _doc(cli("sign", example_model, "--key", f"{key}.key", "-f", "json"))
     seen[Schema.VERIFY] = _doc(cli("verify", example_model, "--key", f"{key}.pub", "-f", "json"))
+    att = tmp_path / "scan.att"
+    r = cli(
+        "attest", example_model, "--type", "scan", "--key", f"{key}.key", "-o", att, "-f", "json"
+    )
+    seen[Schema.ATTEST] = _doc(r)
+    r = cli("verify", example_model, "--attestation", att, "--key", f"{key}.pub", "-f", "json")
+    seen[Schema.VERIFY_ATTESTATION] = _doc(r)
     layout = f"oci:{tmp_path / 'layout'}:v1"
     seen[Schema.PUSH] = _doc(cli("push", example_model, layout, "--format", "json"))
     seen[Schema.PULL] = _doc(cli("pull", layout, tmp_path / "pulled", "--format", "json"))
