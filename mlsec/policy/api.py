@@ -17,15 +17,42 @@ from mlsec.progress import Progress
 if TYPE_CHECKING:
     from mlsec.crypt import Identity
     from mlsec.ignore import IgnoreFile
-    from mlsec.registry import Store
+    from mlsec.registry import Reference, Store
     from mlsec.signing.verify import Verifier
 
-__all__ = ["NO_TRUST", "admit", "admit_reference", "policy_verifier"]
+__all__ = ["NO_TRUST", "admit", "admit_reference", "policy_verifier", "resolve_target"]
 
 NO_TRUST = (
     "a signature needs trust material: --key, --certificate-chain, or --identity with --issuer "
     "(or signature.key / certificate_chain / identity in the policy)"
 )
+
+
+def resolve_target(target: str) -> Path | Reference:
+    """What ``admit TARGET`` judges: an existing path, else a registry / OCI-layout / local-store
+    reference. A target that is neither is an :class:`ArtifactError` saying the path does not
+    exist (and why it is no reference either), never a registry error about a host named ``.``.
+    """
+    from mlsec.errors import ArtifactError, RegistryError
+    from mlsec.registry import RefKind, parse_reference
+
+    if os.path.lexists(target):
+        return Path(target)
+    if target.startswith(("/", "./", "../", "~")) or target in (".", "..") or os.sep in target[:1]:
+        raise ArtifactError(f"{target}: no such file or directory")
+    try:
+        reference = parse_reference(target)
+    except RegistryError as exc:
+        raise ArtifactError(
+            f"{target}: no such file or directory (nor a valid reference: {exc.message})"
+        ) from None
+    local = reference.layout
+    bare = reference.kind is RefKind.LAYOUT and not target.startswith("oci:")
+    if bare and local is not None and not local.exists():
+        raise ArtifactError(
+            f"{target}: no such file or directory, nor a model in the local store ({local})"
+        )
+    return reference
 
 
 def policy_verifier(policy: Policy) -> Verifier | None:
