@@ -20,13 +20,11 @@ Walk policy (compatible with the OpenSSF ``model_signing`` tool):
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import mmap
 import os
 import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -344,6 +342,8 @@ _buffers = threading.local()
 
 
 def _hash_one(path: Path, progress: Progress, sniff_it: bool) -> tuple[str, Format | None]:
+    import hashlib  # here, not at the top: a scan or an inspect without digests never hashes
+
     h = hashlib.sha256()
     fmt: Format | None = None
     try:
@@ -446,6 +446,8 @@ def _hash_paths(
             for i in order:
                 result[i] = _hash_one(paths[i], progress, sniff)
         else:
+            from concurrent.futures import ThreadPoolExecutor  # and logging: not at start-up
+
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {i: pool.submit(_hash_one, paths[i], progress, sniff) for i in order}
                 for i, fut in futures.items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlsec.errors import MlsecError
-from mlsec.ioutil import write_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -95,12 +93,16 @@ def render_text(renderable: object, width: int = 200) -> str:
 
 def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
     """Write a JSON document to ``output`` (see :func:`mlsec.ioutil.open_output`), or stdout."""
+    import json
+
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 
 
 def emit_text(text: str, output: Path | None = None) -> None:
     if output is not None:
+        from mlsec.ioutil import write_output
+
         try:
             write_output(output, text.encode())
         except OSError as exc:
