@@ -403,7 +403,8 @@ def cpu_name() -> str:
 def report() -> None:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     sha = "SHA-NI" if " sha_ni" in flags else "no SHA-NI"
-    print(f"\n{cpu_name()}, {CORES} cores ({sha}); load average {os.getloadavg()[0]:.1f}")
+    print(f"\nmlsec from {ENV['PYTHONPATH']}")
+    print(f"{cpu_name()}, {CORES} cores ({sha}); load average {os.getloadavg()[0]:.1f}")
     print("medians; ratio = mlsec / reference (start-up: seconds); RSS = peak of any run\n")
     head = (
         f"{'goal':<38} {'reference':>10} {'mlsec':>8} {'ratio':>6} {'CPU ratio':>9} {'target':>8}"
@@ -443,7 +444,21 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(GOALS), help="comma-separated goals")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument(
+        "--repo",
+        type=Path,
+        default=None,
+        help="measure the mlsec of this checkout (e.g. an export of main: before/after)",
+    )
     args = ap.parse_args()
+    if args.repo is not None:
+        ENV["PYTHONPATH"] = str(args.repo.resolve())
+    # What an install does: byte-compile the package, so that start-up is not spent compiling
+    # (PYTHONDONTWRITEBYTECODE, set on some machines, would make every run compile every module).
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(ENV["PYTHONPATH"]) / "mlsec")],
+        check=True,
+    )
     if not Path("/usr/bin/time").exists():
         raise SystemExit("needs GNU time (/usr/bin/time, Debian package `time`)")
     runs = args.runs or (3 if args.quick else 5)
