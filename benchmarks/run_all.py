@@ -48,6 +48,10 @@ ENV = dict(os.environ, PYTHONPATH=str(REPO), CI="1", PROMPTFOO_DISABLE_TELEMETRY
 ENV.pop("MLSEC_NO_MMAP", None)
 MLSEC = [sys.executable, "-m", "mlsec"]
 CORES = os.cpu_count() or 1
+# The hashing itself, without the CLI's start-up (the interpreter's is still in it).
+LIBRARY_HASH = (
+    "import sys; from mlsec.artifact import open_artifact; open_artifact(sys.argv[1], digests=True)"
+)
 
 
 @dataclass(frozen=True)
@@ -182,10 +186,12 @@ def goal_hash(work: Path, quick: bool, runs: int) -> None:
             {
                 "floor": (floor_cmd(files), None),
                 "mlsec inspect -f json": ([*MLSEC, "-q", "inspect", "-f", "json", str(root)], work),
+                "library": ([sys.executable, "-c", LIBRARY_HASH, str(root)], work),
             },
             runs,
         )
         ROWS.append(Row(label, "mlsec inspect -f json", "floor", s, 1.1))
+        ROWS.append(Row("  the same, library call (no CLI)", "library", "floor", s, 1.1))
     shutil.rmtree(mixed)  # the big model stays for goal_sign
 
 
