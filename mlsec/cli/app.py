@@ -167,7 +167,26 @@ def _invoke(args: list[str]) -> object:
     ):
         found = find_config(config_arg(args))
         defaults = default_map(found, list(_COMMANDS), name, group.commands[name])
+    if _gc_paused:
+        _resume_gc()
     return group.main(args=args, prog_name="mlsec", standalone_mode=False, default_map=defaults)
+
+
+# Start-up allocates tens of thousands of objects (modules, classes, typer's click commands) that
+# live as long as the process: collecting among them is wasted work. The console script pauses
+# the collector until the command is built, then freezes those objects out of later collections
+# (gc.freeze) and resumes. Only there: run() in a long-lived process (tests, embedders) must not
+# freeze its caller's objects.
+_gc_paused = False
+
+
+def _resume_gc() -> None:
+    import gc
+
+    global _gc_paused
+    _gc_paused = False
+    gc.freeze()
+    gc.enable()
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -222,4 +241,16 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    import gc
+
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+    try:
+        code = run()
+    finally:
+        if _gc_paused:  # the run ended before its command was built
+            _gc_paused = False
+            gc.enable()
+    sys.exit(code)

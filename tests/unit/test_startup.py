@@ -100,3 +100,56 @@ def test_command_table_matches_what_the_modules_register() -> None:
         for info in own.registered_commands:
             seen[info.name or ""] = module
     assert seen == app_module._COMMANDS
+
+
+def _main_in_subprocess(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run the console script's main() with a probe that reports, from inside the scan command,
+    whether the garbage collector is on and how many objects start-up froze out of it."""
+    code = (
+        "import functools, gc, sys\n"
+        "import mlsec.cli.scan as s\n"
+        "orig = s.scan_cmd\n"
+        "@functools.wraps(orig)\n"
+        "def probe(*a, **k):\n"
+        "    print('in-command', gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+        "    return orig(*a, **k)\n"
+        "s.scan_cmd = probe\n"
+        "from mlsec.cli.app import main\n"
+        "sys.argv = ['mlsec', *sys.argv[1:]]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    print('after', gc.isenabled(), e.code, file=sys.stderr)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO), CI="1")
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_the_collector_is_paused_for_start_up_only(tmp_path: Path) -> None:
+    small = tmp_path / "small.pkl"
+    small.write_bytes(pickle.dumps([1, 2, 3]))
+    proc = _main_in_subprocess(tmp_path, ["-q", "scan", str(small)])
+    assert "in-command True True" in proc.stderr, proc.stderr  # on, start-up objects frozen
+    assert "after True 0" in proc.stderr
+    proc = _main_in_subprocess(tmp_path, ["--version"])  # ends before any command is built
+    assert "after True 0" in proc.stderr and "in-command" not in proc.stderr
+    proc = _main_in_subprocess(tmp_path, ["scan", "--no-such-flag"])
+    assert "after True 2" in proc.stderr
+
+
+def test_run_in_process_leaves_the_collector_alone() -> None:
+    import gc
+
+    from mlsec.cli.app import run
+
+    frozen = gc.get_freeze_count()
+    assert run(["--version"]) == 0
+    assert run(["scan", "--no-such-flag"]) == 2
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
