@@ -20,13 +20,10 @@ Walk policy (compatible with the OpenSSF ``model_signing`` tool):
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import mmap
 import os
 import stat
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
@@ -48,16 +45,51 @@ __all__ = [
 
 DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
 
-# 4 MiB reads: large enough that per-call overhead vanishes and hashlib releases the GIL,
-# small enough to stay in L2/L3 and keep memory flat whatever the file size.
-_CHUNK = 4 * 1024 * 1024
-# Files larger than one read are hashed through 8 MiB read-only mappings of the page cache instead:
-# no copy into a user buffer, which is most of the kernel time of read() (2 GiB hash 0.64 s instead
-# of 0.79 s on 2 cores here). Memory stays flat: one window per thread is mapped at a time.
-# A file truncated by another process *while* it is mapped ends the process with SIGBUS;
-# MLSEC_NO_MMAP=1 hashes with read() only.
-_MAP_WINDOW = 8 * 1024 * 1024
-_USE_MMAP = not os.environ.get("MLSEC_NO_MMAP")
+# Hashing reads each file with read() into one reused buffer per thread, sized to half the CPU's
+# L2 cache (256 KiB to 1 MiB; 512 KiB when the size is unknown): the kernel copies page-cache data
+# into a buffer that stays in L2, and SHA-256 reads it from there, so the only trip to memory is
+# the copy's source. That is within a few per cent of OpenSSL on every core here (Xeon, SHA-NI)
+# and does not depend on the CPU. 8 MiB mmap windows, tried before, cost 15-20% more user time on
+# that Xeon (each page of the mapping is first touched by the hash, from memory, behind a page
+# fault), and a 4 MiB buffer spills an L2 of 2 MiB or less; see benchmarks/RESULTS.md. read() also
+# keeps a file truncated by another process mid-hash an error instead of a SIGBUS.
+# MLSEC_NO_MMAP=1, which chose read() before, is still accepted and changes nothing.
+_MIN_BUFFER = 256 * 1024
+_MAX_BUFFER = 1024 * 1024
+_DEFAULT_BUFFER = 512 * 1024
+_SYS_CPU = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def _l2_size(cache_dir: Path = _SYS_CPU) -> int | None:
+    """The L2 (data or unified) cache size of CPU 0 in bytes, from Linux sysfs; None if unknown."""
+    try:
+        for index in sorted(cache_dir.glob("index*")):
+            if (index / "level").read_text().strip() != "2":
+                continue
+            if (index / "type").read_text().strip() not in ("Data", "Unified"):
+                continue
+            text = (index / "size").read_text().strip().upper()
+            scale = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
+            return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _buffer_size(l2: int | None) -> int:
+    if not l2:
+        return _DEFAULT_BUFFER
+    return max(_MIN_BUFFER, min(_MAX_BUFFER, l2 // 2))
+
+
+_chunk: int | None = None  # the read size, decided on the first hash of the process
+
+
+def _read_size() -> int:
+    global _chunk
+    if _chunk is None:
+        _chunk = _buffer_size(_l2_size())
+    return _chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,54 +394,33 @@ _buffers = threading.local()
 
 
 def _hash_one(path: Path, progress: Progress, sniff_it: bool) -> tuple[str, Format | None]:
+    import hashlib  # here, not at the top: a scan or an inspect without digests never hashes
+
     h = hashlib.sha256()
-    fmt: Format | None = None
     try:
         with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            if _USE_MMAP and size > _CHUNK:
-                if sniff_it:
-                    fmt = sniff_file(f, os.pread(f.fileno(), PREFIX_SIZE, 0), name=path.name)
-                done = _hash_mapped(f.fileno(), size, h, progress)
-                f.seek(done)  # what could not be mapped, or what was appended since: read()
-                _hash_read(f, h, progress)
-            else:
-                if hasattr(os, "posix_fadvise"):
-                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                fmt = _hash_read(f, h, progress, sniff_name=path.name if sniff_it else None)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            fmt = _hash_read(f, h, progress, sniff_name=path.name if sniff_it else None)
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return h.hexdigest(), fmt
-
-
-def _hash_mapped(fd: int, size: int, h: Any, progress: Progress) -> int:
-    """Feed the first ``size`` bytes of ``fd`` to ``h`` window by window; return how far it got."""
-    done = 0
-    try:
-        while done < size:
-            n = min(_MAP_WINDOW, size - done)
-            with mmap.mmap(fd, n, prot=mmap.PROT_READ, offset=done) as window:
-                h.update(window)
-            done += n
-            progress.advance(n)
-    except (OSError, ValueError):
-        pass  # a file system that cannot map: read() goes on from ``done``
-    return done
 
 
 def _hash_read(
     f: Any, h: Any, progress: Progress, *, sniff_name: str | None = None
 ) -> Format | None:
     """Feed ``f`` from its position to EOF to ``h``; sniff the first chunk when a name is given."""
-    # One read buffer per thread, reused: allocating (and zeroing) 4 MiB per file would cost more
+    # One read buffer per thread, reused: allocating (and zeroing) it per file would cost more
     # than hashing a directory of small files.
     buf: bytearray | None = getattr(_buffers, "buf", None)
     if buf is None:
-        buf = _buffers.buf = bytearray(_CHUNK)
+        buf = _buffers.buf = bytearray(_read_size())
     view = memoryview(buf)
     fmt: Format | None = None
     n = f.readinto(buf)
     if sniff_name is not None:
+        # The buffer is at least PREFIX_SIZE, so the first read holds the whole sniffing prefix.
         fmt = sniff_file(f, bytes(view[: min(n, PREFIX_SIZE)]), name=sniff_name)
         f.seek(n)
     while n:
@@ -463,6 +474,8 @@ def _hash_paths(
             for i in order:
                 result[i] = (*_hash_one(paths[i], progress, sniff), keys[i])
         else:
+            from concurrent.futures import ThreadPoolExecutor  # and logging: not at start-up
+
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {i: pool.submit(_hash_one, paths[i], progress, sniff) for i in order}
                 for i, fut in futures.items():

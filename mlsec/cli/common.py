@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any, overload
 import typer
 
 from mlsec.errors import MlsecError
-from mlsec.ioutil import write_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -106,6 +104,8 @@ def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
         doc = {**doc, **extra}
         if isinstance(doc.get("evidence"), dict):  # admit: the evidence a person reads, too
             doc["evidence"] = {**doc["evidence"], **extra}
+    import json
+
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 
@@ -114,6 +114,8 @@ def emit_text(text: str, output: Path | None = None) -> None:
     for root, source in State.sources:
         text = text.replace(root, source.target)
     if output is not None:
+        from mlsec.ioutil import write_output
+
         try:
             write_output(output, text.encode())
         except OSError as exc:
