@@ -142,74 +142,22 @@ def push_cmd(
     OCI image-layout directory) or NAME[:TAG] (the local store, $MLSEC_HOME/oci/NAME).
     Exit 0 pushed, 2 any failure.
     """
-    from dataclasses import replace
+    from mlsec.registry.publish import publish
 
-    from mlsec.artifact import open_artifact
-    from mlsec.registry import SBOM_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, attach, push
-    from mlsec.registry.referrers import check_sbom_for, check_signature_for, read_attachment
-
-    attachments = list(attach_files or [])
-    for extra in (signature, sbom, *attachments):
-        if extra is not None and not extra.exists():
-            raise UsageError(f"{extra}: no such file")
-        if extra is not None and not extra.is_file():
-            raise UsageError(f"{extra}: not a regular file")
-    # Before anything is uploaded: refuse key material, a signature that is not this model's
-    # and an SBOM that does not describe its files.
-    sig_bytes = read_attachment(signature) if signature is not None else None
-    sbom_bytes = read_attachment(sbom) if sbom is not None else None
-    att_bytes = [read_attachment(a) for a in attachments]
-    own = [os.path.abspath(p) for p in (signature, sbom, *attachments) if p is not None]
-    if encrypt_to and (ignore or allow_symlinks):
-        raise UsageError(
-            "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"
-        )
-    recipients = _recipients(encrypt_to or [])
-    progress = LazyProgress()
-    art = None
-    if not recipients or sbom_bytes is not None or attachments:
-        art = open_artifact(
-            path,
-            ignore=[*(ignore or ()), *own],
-            allow_symlinks=allow_symlinks,
-            digests=True,
-            progress=progress,
-        )
-    if sig_bytes is not None and signature is not None:
-        check_signature_for(
-            sig_bytes, str(signature), path, ignore=ignore or (), signature_path=signature
-        )
-    if sbom_bytes is not None and sbom is not None and art is not None:
-        check_sbom_for(sbom_bytes, str(sbom), art)
-    predicate_types = []
-    if attachments:
-        from mlsec.attest import check_attestation_for
-
-        assert art is not None
-        for a, content in zip(attachments, att_bytes, strict=True):
-            predicate_types.append(check_attestation_for(content, str(a), art))
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
-        if recipients:
-            from mlsec.registry.sealed import push_encrypted
-
-            result = push_encrypted(path, reference, recipients, store=store, progress=progress)
-        else:
-            assert art is not None
-            result = push(art, reference, store=store, progress=progress)
-        attached = []
-        for extra, kind in ((signature, SIGNATURE_ARTIFACT_TYPE), (sbom, SBOM_ARTIFACT_TYPE)):
-            if extra is not None:
-                attached.append(attach(reference, extra, kind, store=store))
-        if attachments:
-            from mlsec.attest import PREDICATE_ANNOTATION
-
-            for a, ptype in zip(attachments, predicate_types, strict=True):
-                notes = {PREDICATE_ANNOTATION: ptype}
-                attached.append(
-                    attach(reference, a, SIGNATURE_ARTIFACT_TYPE, store=store, annotations=notes)
-                )
-        result = replace(result, referrers=tuple(attached))
+        result = publish(
+            path,
+            reference,
+            store=store,
+            signature=signature,
+            sbom=sbom,
+            attestations=list(attach_files or []),
+            ignore=list(ignore or []),
+            allow_symlinks=allow_symlinks,
+            recipients=_recipients(encrypt_to or []),
+            progress=LazyProgress(),
+        )
     finally:
         store.close()
     if fmt is OutputFormat.JSON:

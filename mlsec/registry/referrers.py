@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsec import __version__
 from mlsec.errors import BundleError, RegistryError, UsageError, VerificationError
@@ -37,6 +37,9 @@ from mlsec.registry.oci import (
 )
 from mlsec.registry.reference import Reference, parse_reference
 from mlsec.registry.store import NotFoundError, Store
+
+if TYPE_CHECKING:
+    from mlsec.artifact import Artifact
 
 __all__ = [
     "AttachResult",
@@ -207,7 +210,7 @@ class _Unchecked:
 def check_signature_for(
     content: bytes,
     name: str,
-    model: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Artifact,
     *,
     ignore: Iterable[str] = (),
     signature_path: str | os.PathLike[str] | None = None,
@@ -227,7 +230,7 @@ def check_signature_for(
         raise UsageError(f"{name}: not a signature bundle: {exc.message}") from None
     except VerificationError as exc:
         raise UsageError(
-            f"{name}: not a signature of {model}: {_short(exc.message)}",
+            f"{name}: not a signature of {getattr(model, 'root', model)}: {_short(exc.message)}",
             hint="sign this model (mlsec sign) and attach that bundle",
         ) from None
 
