@@ -241,8 +241,10 @@ def _parse(doc: dict[str, Any], where: Path) -> Policy:
     scan = _Section(doc, "scan", where)
     scan_fail_on = scan.choice("fail_on", _SEVERITIES, "never")
     allow_globals = scan.strings("allow_globals")
+    from mlsec.scan.model import is_global_name
+
     for g in allow_globals:
-        if "." not in g.strip("."):
+        if not is_global_name(g):
             raise PolicyError(f"{where}: scan.allow_globals: {g!r} is not 'module.name'")
     scan.done()
 
