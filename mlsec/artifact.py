@@ -165,6 +165,17 @@ class Artifact:
     def __contains__(self, path: object) -> bool:
         return path in self._index
 
+    @property
+    def root_digest(self) -> str:
+        """The model's root digest: SHA-256 over the raw bytes of every file's SHA-256 in the
+        canonical order (the subject an OpenSSF model signature, an SBOM and an attestation of
+        this artifact carry). Needs the digests (:meth:`with_digests`)."""
+        missing = [f.path for f in self.files if f.sha256 is None]
+        if missing:
+            raise ValueError(f"no digest for {missing[0]}: open with digests=True")
+        ordered = sorted(self.files, key=lambda f: sort_key(f.path))
+        return digest_of_digests(f.sha256 or "" for f in ordered)
+
     def with_digests(
         self, *, progress: Progress | None = None, workers: int | None = None
     ) -> Artifact:
@@ -491,3 +502,13 @@ def _identity(path: Path) -> tuple[int, int, int, int]:
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def digest_of_digests(hex_digests: Iterable[str]) -> str:
+    """SHA-256 over the raw bytes of each hex digest, in the order given (the root digest)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for d in hex_digests:
+        h.update(bytes.fromhex(d))
+    return h.hexdigest()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mlsec.hub import HubSource
     from mlsec.ignore import IgnoreFile
     from mlsec.progress import Progress
-    from mlsec.signing.keys import Passphrase
+    from mlsec.secrets import Passphrase
 
 
 class OutputFormat(StrEnum):
@@ -321,7 +321,7 @@ def read_passphrase(
     terminal (asked twice when ``confirm``); never from argv. ``unencrypted_flag`` names the option
     that avoids needing one, for the hints."""
     from mlsec.errors import UsageError
-    from mlsec.signing.keys import Passphrase
+    from mlsec.secrets import Passphrase
 
     if file is not None:
         from mlsec.ioutil import read_capped

@@ -16,7 +16,7 @@ from mlsec.ioutil import check_output_target
 
 if TYPE_CHECKING:
     from mlsec.crypt import Identity, Recipient
-    from mlsec.signing.keys import Passphrase
+    from mlsec.secrets import Passphrase
 
 
 def register(app: typer.Typer) -> None:

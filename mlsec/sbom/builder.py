@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from mlsec import __version__
-from mlsec.artifact import Artifact, sort_key
+from mlsec.artifact import Artifact
 from mlsec.errors import SbomError
 from mlsec.sbom.card import ModelCard
 
@@ -201,10 +201,7 @@ def _prop(name: str, value: str) -> dict[str, str]:
 
 def _root_digest(artifact: Artifact) -> str:
     """The root digest an OpenSSF model signature of ``artifact`` carries as its subject."""
-    from mlsec.signing.manifest import Resource, root_digest
-
-    ordered = sorted(artifact.files, key=lambda f: sort_key(f.path))
-    return root_digest([Resource(f.path, "sha256", f.sha256 or "") for f in ordered])
+    return artifact.root_digest
 
 
 def _licenses(names: Sequence[str]) -> list[dict[str, Any]]:
