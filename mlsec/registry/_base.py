@@ -57,6 +57,21 @@ def now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def created_annotation() -> dict[str, str]:
+    """``org.opencontainers.image.created`` only when ``SOURCE_DATE_EPOCH`` gives the time: a
+    manifest is then a function of the model and the options, so pushing the same model twice
+    (or to a new tag) gives the same digest and the referrers attached to it stay attached."""
+    import os
+
+    from mlsec.registry.oci import CREATED
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch or not epoch.strip().isdigit():
+        return {}
+    when = _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+    return {CREATED: when.isoformat().replace("+00:00", "Z")}
+
+
 def fetch_manifest(st: Store, reference: str, what: str) -> tuple[bytes, str, str]:
     data, media_type = st.fetch_manifest(reference)
     digest = digest_bytes(data)

@@ -7,7 +7,8 @@ A model is stored as an OCI image-spec 1.1 artifact, the way ORAS stores files:
 * one layer per file, media type :data:`FILE_MEDIA_TYPE`, annotated with
   ``org.opencontainers.image.title`` = the file's root-relative POSIX path and
   ``dev.mlsec.file.format`` = the format mlsec detected;
-* manifest annotations: ``org.opencontainers.image.created``, ``dev.mlsec.version`` and
+* manifest annotations: ``dev.mlsec.version``, ``org.opencontainers.image.created`` only with
+  ``SOURCE_DATE_EPOCH`` (a re-push gives the same digest), and
   ``dev.mlsec.kind`` (``file`` or ``directory``).
 
 Everything read from a store is parsed here into a validated object or refused with a

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 from mlsec import __version__
 from mlsec.errors import BundleError, RegistryError, UsageError, VerificationError
 from mlsec.progress import NULL_PROGRESS
-from mlsec.registry._base import fetch_manifest, now, store_for
+from mlsec.registry._base import created_annotation, fetch_manifest, store_for
 from mlsec.registry.oci import (
-    CREATED,
     EMPTY_CONFIG,
     EMPTY_JSON,
     INDEX_MEDIA_TYPE,
@@ -285,7 +284,7 @@ def attach(
     with store_for(reference, store) as st:
         data, media_type, subject_digest = fetch_manifest(st, reference.reference, str(reference))
         subject = Descriptor(media_type, subject_digest, len(data))
-        notes = {CREATED: now(), VERSION_ANNOTATION: __version__, **(annotations or {})}
+        notes = {**created_annotation(), VERSION_ANNOTATION: __version__, **(annotations or {})}
         manifest = Manifest(EMPTY_CONFIG, (layer,), artifact_type, subject, notes)
         for desc, body in ((EMPTY_CONFIG, EMPTY_JSON), (layer, content)):
             if not st.has_blob(desc.digest):

@@ -24,9 +24,8 @@ from mlsec import __version__
 from mlsec.artifact import Artifact, open_artifact
 from mlsec.errors import ArtifactError, RegistryError
 from mlsec.progress import NULL_PROGRESS, Progress
-from mlsec.registry._base import fetch_manifest, now, store_for
+from mlsec.registry._base import created_annotation, fetch_manifest, store_for
 from mlsec.registry.oci import (
-    CREATED,
     EMPTY_CONFIG,
     EMPTY_JSON,
     FILE_MEDIA_TYPE,
@@ -136,7 +135,7 @@ def build_manifest(artifact: Artifact, annotations: Mapping[str, str] | None = N
             )
         )
     notes = {
-        CREATED: now(),
+        **created_annotation(),
         VERSION_ANNOTATION: __version__,
         KIND_ANNOTATION: "directory" if artifact.is_dir else "file",
         **(annotations or {}),

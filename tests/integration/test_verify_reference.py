@@ -66,3 +66,20 @@ def test_verify_reference_with_another_key_or_no_signature_fails(
     assert registry_cli("push", unsigned, uref).exit_code == 0
     r = registry_cli("verify", uref, "--key", f"{stranger}.pub")
     assert r.exit_code == 1 and "no model signature is attached" in r.stderr
+
+
+def test_re_push_gives_the_same_digest_and_keeps_the_signature(
+    registry_cli, registry: Registry, tmp_path: Path, monkeypatch
+):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    model, key, ref, pushed = _signed_push(registry_cli, registry, tmp_path, "again")
+    again = registry_cli("push", model, ref, "--format", "json")
+    other_tag = registry_cli("push", model, ref.replace(":v1", ":v2"), "--format", "json")
+    assert json.loads(again.stdout)["digest"] == pushed["digest"]
+    assert json.loads(other_tag.stdout)["digest"] == pushed["digest"]
+    # The signature attached at the first push still verifies the re-pushed tag.
+    r = registry_cli("verify", ref.replace(":v1", ":v2"), "--key", f"{key}.pub")
+    assert r.exit_code == 0, r.stderr
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    dated = registry_cli("push", model, ref.replace(":v1", ":v3"), "--format", "json")
+    assert json.loads(dated.stdout)["digest"] != pushed["digest"]  # created is then recorded
