@@ -69,6 +69,8 @@ def _load(path: Path, pyproject: bool) -> dict[str, Any]:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses into arrays and inline tables
+        raise ConfigError(f"{path}: nested too deep to be a config file") from None
     if pyproject:
         tool = doc.get("tool", {})
         table = tool.get("mlsec", {}) if isinstance(tool, dict) else {}

@@ -117,3 +117,11 @@ def test_config_too_large_is_refused(work, cli):
     (work / "mlsec.toml").write_bytes(b"#" * (2 << 20))
     r = cli("-q", "scan", "ok.pkl")
     assert r.exit_code == 2 and "mlsec.toml" in r.stderr
+
+
+@pytest.mark.parametrize("deep", ["[" * 5000 + "]" * 5000, "{a = " * 3000 + "1" + "}" * 3000])
+def test_deeply_nested_config_is_one_line_exit_2(work, cli, deep):
+    (work / "mlsec.toml").write_text(f"[scan]\nfail_on = {deep}\n")
+    r = cli("-q", "scan", "ok.pkl")
+    assert r.exit_code == 2 and "nested too deep" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
