@@ -1,0 +1,153 @@
+"""``mlsec fleet`` against a real docker-registry: decisions, reuse from the verdict store,
+decisions after the blobs are gone, a policy change without reading blobs, a failing registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlsec.fleet import VerdictStore, run_fleet
+from mlsec.registry import push
+from tests.registry_server import Registry, start_registry
+
+# A pickle calling os.system("true") when loaded: never loaded here, only scanned.
+EVIL = b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94h\x00h\x01\x93\x8c\x04true\x85R."
+
+POLICY = """\
+apiVersion: mlsec/policy/v1
+name: fleet-test
+scan:
+  fail_on: high
+signature:
+  required: false
+"""
+# The same scan rule, and JSON files denied: a change that needs no new evidence.
+NO_JSON = POLICY.replace("name: fleet-test", "name: no-json") + "formats:\n  deny: [json]\n"
+
+CLEAN = ("alpha", "beta", "gamma", "delta")
+POISONED = ("evil-one", "evil-two")
+
+
+def _model(root: Path, name: str, poisoned: bool) -> Path:
+    root.mkdir(parents=True)
+    (root / "config.json").write_text(json.dumps({"model_type": "tiny", "name": name}))
+    (root / "weights.bin").write_bytes(name.encode() + os.urandom(20_000))
+    if poisoned:
+        (root / "training_state.pkl").write_bytes(EVIL)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, dict[str, str]]]:
+    """A registry of its own (its catalog is only these models) holding six models."""
+    work = tmp_path_factory.mktemp("fleet")
+    reg = start_registry(work / "registry")
+    expected = {}
+    for name in CLEAN + POISONED:
+        poisoned = name in POISONED
+        ref = f"{reg.host}/team/{name}:v1"
+        push(_model(work / "models" / name, name, poisoned), ref)
+        expected[ref] = "deny" if poisoned else "allow"
+    yield reg, expected
+    reg.stop()
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    p = tmp_path / "policy.yaml"
+    p.write_text(POLICY)
+    return p
+
+
+def _decisions(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {o.reference: o.decision for o in result.outcomes}
+
+
+def test_registry_decisions_then_reuse_then_blobs_gone(fleet, policy: Path, tmp_path: Path):
+    reg, expected = fleet
+    db = tmp_path / "verdicts.db"
+    first = run_fleet([reg.host], policy, store=db, workers=2)
+    assert _decisions(first) == expected
+    assert first.exit_code == 1
+    denied = [o for o in first.outcomes if o.decision == "deny"]
+    assert all("os.system" in " ".join(o.reasons) for o in denied)
+    assert all(o.digest and o.digest.startswith("sha256:") for o in first.outcomes)
+    s = first.stats
+    assert (s.models, s.allowed, s.denied, s.errors) == (6, 4, 2, 0)
+    assert s.blobs_read == 4 * 2 + 2 * 3 and s.bytes_read > 6 * 20_000
+    # The two poisoned models share training_state.pkl: the second may reuse the first's report.
+    assert s.verdicts_reused == 0 and s.files_scanned + s.findings_reused == 14
+
+    # The store holds one evidence document per model, one report per distinct file, WAL.
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with VerdictStore(db) as st:
+        assert st.counts() == {"files": 13, "evidence": 6, "verdicts": 6}
+
+    second = run_fleet([reg.host], policy, store=db, workers=2)
+    assert _decisions(second) == expected
+    assert second.stats.blobs_read == 0 and second.stats.bytes_read == 0
+    assert second.stats.verdicts_reused == 6 and second.stats.files_scanned == 0
+    assert [o.digest for o in second.outcomes] == [o.digest for o in first.outcomes]
+
+    # A policy change is evaluated over the stored evidence: nothing read, new decisions.
+    no_json = tmp_path / "no-json.yaml"
+    no_json.write_text(NO_JSON)
+    changed = run_fleet([reg.host], no_json, store=db, workers=2)
+    assert set(_decisions(changed).values()) == {"deny"}
+    assert changed.stats.blobs_read == 0 and changed.stats.verdicts_reused == 6
+    assert all(any("json" in r for r in o.reasons) for o in changed.outcomes)
+
+    # The weight blobs deleted from the registry's storage: the store still decides.
+    gone = 0
+    for o in first.outcomes:
+        manifest = json.loads(reg.blob_path(o.digest).read_bytes())  # type: ignore[arg-type]
+        for layer in manifest["layers"]:
+            if layer["annotations"]["org.opencontainers.image.title"] == "weights.bin":
+                reg.blob_path(layer["digest"]).unlink()
+                gone += 1
+    assert gone == 6
+    third = run_fleet([reg.host], policy, store=db, workers=2)
+    assert _decisions(third) == expected and third.stats.blobs_read == 0
+    # Without the store the same registry cannot be judged: error, never allow.
+    fresh = run_fleet([reg.host], policy, store=tmp_path / "fresh.db", workers=2)
+    assert set(_decisions(fresh).values()) == {"error"} and fresh.exit_code == 2
+
+
+def test_a_registry_that_fails_gives_errors_not_allows(policy: Path, tmp_path: Path):
+    reg = start_registry(tmp_path / "registry")
+    refs = []
+    for name in ("one", "two"):
+        refs.append(f"{reg.host}/gone/{name}:v1")
+        push(_model(tmp_path / "models" / name, name, False), refs[-1])
+    listing = tmp_path / "models.txt"
+    listing.write_text("\n".join(["# the fleet", *refs]) + "\n")
+    reg.stop()
+    result = run_fleet([f"@{listing}", reg.host], policy, store=tmp_path / "v.db", workers=2)
+    assert _decisions(result) == {refs[0]: "error", refs[1]: "error", reg.host: "error"}
+    assert all(o.reasons and o.reasons[0] for o in result.outcomes)
+    assert result.exit_code == 2
+
+
+def test_directory_of_models_and_oci_layout(policy: Path, tmp_path: Path):
+    models = tmp_path / "models"
+    _model(models / "good", "good", False)
+    _model(models / "bad", "bad", True)
+    db = tmp_path / "v.db"
+    result = run_fleet([str(models)], policy, store=db, workers=1)
+    assert _decisions(result) == {str(models / "bad"): "deny", str(models / "good"): "allow"}
+    # A second pass hashes the files again but scans none of them.
+    again = run_fleet([str(models)], policy, store=db, workers=1)
+    assert _decisions(again) == _decisions(result)
+    assert again.stats.files_scanned == 0 and again.stats.findings_reused == 5
+
+    layout = tmp_path / "layout"
+    push(models / "good", f"oci:{layout}:good")
+    push(models / "bad", f"oci:{layout}:bad")
+    from_layout = run_fleet([f"oci:{layout}"], policy, workers=1)
+    assert _decisions(from_layout) == {f"oci:{layout}:bad": "deny", f"oci:{layout}:good": "allow"}
