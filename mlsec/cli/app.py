@@ -10,7 +10,7 @@ import click
 import typer
 
 from mlsec import __version__
-from mlsec.cli import admit, crypt, demo, inspect, registry, sbom, scan, sign
+from mlsec.cli import admit, crypt, demo, fleet, inspect, registry, sbom, scan, sign
 from mlsec.cli.common import Interrupts, State
 from mlsec.cli.config import config_arg, default_map, find_config
 from mlsec.errors import ExitCode, MlsecError
@@ -65,7 +65,7 @@ app.callback()(_root)
 # a run of one command gets an app holding only its own module's commands. --help, a bare
 # `mlsec` and unknown commands get the whole app.
 _BY_COMMAND: dict[str, typer.Typer] = {}
-for _module in (inspect, scan, sbom, sign, crypt, registry, admit, demo):
+for _module in (inspect, scan, sbom, sign, crypt, registry, admit, fleet, demo):
     _module.register(app)
     _own = _new_app()
     _own.callback()(_root)

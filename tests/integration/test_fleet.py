@@ -42,10 +42,8 @@ def _model(root: Path, name: str, poisoned: bool) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, dict[str, str]]]:
+def _populate(work: Path) -> tuple[Registry, dict[str, str]]:
     """A registry of its own (its catalog is only these models) holding six models."""
-    work = tmp_path_factory.mktemp("fleet")
     reg = start_registry(work / "registry")
     expected = {}
     for name in CLEAN + POISONED:
@@ -53,6 +51,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, 
         ref = f"{reg.host}/team/{name}:v1"
         push(_model(work / "models" / name, name, poisoned), ref)
         expected[ref] = "deny" if poisoned else "allow"
+    return reg, expected
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, dict[str, str]]]:
+    """Six models in a registry the tests only read."""
+    reg, expected = _populate(tmp_path_factory.mktemp("fleet"))
+    yield reg, expected
+    reg.stop()
+
+
+@pytest.fixture
+def own_fleet(tmp_path: Path) -> Iterator[tuple[Registry, dict[str, str]]]:
+    """Six models in a registry this test may damage."""
+    reg, expected = _populate(tmp_path / "own")
     yield reg, expected
     reg.stop()
 
@@ -68,8 +81,8 @@ def _decisions(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {o.reference: o.decision for o in result.outcomes}
 
 
-def test_registry_decisions_then_reuse_then_blobs_gone(fleet, policy: Path, tmp_path: Path):
-    reg, expected = fleet
+def test_registry_decisions_then_reuse_then_blobs_gone(own_fleet, policy: Path, tmp_path: Path):
+    reg, expected = own_fleet
     db = tmp_path / "verdicts.db"
     first = run_fleet([reg.host], policy, store=db, workers=2)
     assert _decisions(first) == expected
@@ -151,3 +164,44 @@ def test_directory_of_models_and_oci_layout(policy: Path, tmp_path: Path):
     push(models / "bad", f"oci:{layout}:bad")
     from_layout = run_fleet([f"oci:{layout}"], policy, workers=1)
     assert _decisions(from_layout) == {f"oci:{layout}:bad": "deny", f"oci:{layout}:good": "allow"}
+
+
+def test_cli_json_envelope_table_and_exit_codes(cli, fleet, policy: Path, tmp_path: Path):
+    reg, expected = fleet
+    db = tmp_path / "v.db"
+    r = cli("fleet", f"{reg.host}/team/", "--policy", policy, "--store", db, "--format", "json")
+    assert r.exit_code == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "mlsec/fleet/v1" and doc["policy"] == "fleet-test"
+    assert set(doc) == {"schema", "mlsec", "policy", "engine", "store", "models", "stats"}
+    assert {m["reference"]: m["decision"] for m in doc["models"]} == expected
+    assert set(doc["models"][0]) == {"reference", "digest", "decision", "reasons", "reused"}
+    assert set(doc["stats"]) == {
+        "models", "allowed", "denied", "errors", "blobs_read", "bytes_read",
+        "verdicts_reused", "files_scanned", "findings_reused", "seconds",
+    }  # fmt: skip
+    # Only the clean models, listed in a file: all allowed, exit 0, from the store.
+    listing = tmp_path / "clean.txt"
+    listing.write_text("".join(f"{ref}\n" for ref, d in expected.items() if d == "allow"))
+    r = cli("fleet", f"@{listing}", "--policy", policy, "--store", db)
+    assert r.exit_code == 0, r.stderr
+    assert "4 model(s) under policy 'fleet-test': 4 allowed, 0 denied, 0 error(s)" in r.stdout
+    assert "0 blob(s), 0 B read; 4 verdict(s) reused" in r.stdout
+    # A source that is nothing: exit 2 with the reason in the report.
+    r = cli("fleet", "no-such-thing", "--policy", policy)
+    assert r.exit_code == 2 and "ERROR" in r.stdout and "no-such-thing" in r.stdout
+
+
+def test_concurrent_runs_share_one_store(fleet, policy: Path, tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    reg, expected = fleet
+    db = tmp_path / "shared.db"
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(run_fleet, [reg.host], policy, store=db, workers=1) for _ in range(3)]
+        results = [f.result() for f in runs]
+    assert all(_decisions(r) == expected for r in results)
+    with VerdictStore(db) as st:
+        assert st.counts() == {"files": 13, "evidence": 6, "verdicts": 6}
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
