@@ -20,9 +20,10 @@ from mlsec.errors import UsageError
 from mlsec.fleet.judge import Outcome, WorkSpec, error_outcome, judge
 from mlsec.fleet.sources import Target
 
-__all__ = ["RAY_RETRIES", "Engine", "run_engine"]
+__all__ = ["LOCAL_RETRIES", "RAY_RETRIES", "Engine", "run_engine"]
 
 RAY_RETRIES = 3
+LOCAL_RETRIES = 1  # a dead worker process breaks the whole pool: its models get a new one
 Work = Sequence[tuple[int, Target, str | None]]
 
 
@@ -52,6 +53,7 @@ def run_engine(
 def _local(work: Work, spec: WorkSpec, workers: int | None) -> Iterator[tuple[int, Outcome]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     n = max(1, min(workers or os.cpu_count() or 1, len(work)))
     if n == 1:  # no pool for one model or one worker: the same function, in this process
@@ -60,14 +62,31 @@ def _local(work: Work, spec: WorkSpec, workers: int | None) -> Iterator[tuple[in
         return
     # spawn, not fork: the driver has threads (connection pools) that fork would copy mid-state.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-        futures = {pool.submit(judge, t, spec, pinned): (i, t, pinned) for i, t, pinned in work}
-        for fut in as_completed(futures):
-            i, t, pinned = futures[fut]
-            try:
-                yield i, fut.result()
-            except Exception as exc:  # a worker process died: fail closed for its model
-                yield i, error_outcome(t.name, f"worker lost: {type(exc).__name__}: {exc}", pinned)
+    todo = list(work)
+    for attempt in range(LOCAL_RETRIES + 1):
+        lost: list[tuple[tuple[int, Target, str | None], BaseException]] = []
+        with ProcessPoolExecutor(max_workers=min(n, len(todo)), mp_context=ctx) as pool:
+            futures = {}
+            for item in todo:
+                try:
+                    futures[pool.submit(judge, item[1], spec, item[2])] = item
+                except BrokenProcessPool as exc:  # a worker died while the rest was queued
+                    lost.append((item, exc))
+            for fut in as_completed(futures):
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # a worker process died: the pool is broken
+                    lost.append((futures[fut], exc))
+                    continue
+                yield futures[fut][0], outcome
+        if not lost:
+            return
+        if attempt == LOCAL_RETRIES:
+            for (i, t, pinned), err in lost:
+                reason = f"worker lost {attempt + 1} times: {type(err).__name__}: {err}"
+                yield i, error_outcome(t.name, reason, pinned)
+            return
+        todo = [item for item, _ in lost]  # judged again in a new pool, never skipped
 
 
 def _ray(

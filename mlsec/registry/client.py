@@ -645,13 +645,13 @@ class RegistryStore:
             next_url = _next_link(resp.getheader("Link"))
         return found[:limit]
 
-    def catalog(self, limit: int = 1_000_000) -> list[str]:
-        """Every repository of the registry (``GET /v2/_catalog``, paginated)."""
-        return self._names("/v2/_catalog?n=1000", "repositories", "catalog", limit)
+    def catalog(self, limit: int = 1_000_000, *, page: int = 1000) -> list[str]:
+        """Every repository of the registry (``GET /v2/_catalog``, ``page`` names a request)."""
+        return self._names(f"/v2/_catalog?n={page}", "repositories", "catalog", limit)
 
-    def tags(self, limit: int = 1_000_000) -> list[str]:
+    def tags(self, limit: int = 1_000_000, *, page: int = 1000) -> list[str]:
         """Every tag of this repository (``GET /v2/<repo>/tags/list``, paginated)."""
-        url = f"/v2/{self.repository}/tags/list?n=1000"
+        url = f"/v2/{self.repository}/tags/list?n={page}"
         return self._names(url, "tags", f"tags of {self.repository}", limit)
 
 

@@ -205,3 +205,60 @@ def test_concurrent_runs_share_one_store(fleet, policy: Path, tmp_path: Path):
         assert st.counts() == {"files": 13, "evidence": 6, "verdicts": 6}
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_catalog_and_tags_follow_link_pagination(fleet):
+    from mlsec.registry import RegistryStore
+
+    reg, _ = fleet
+    cat = RegistryStore(reg.url, "")
+    before = cat.responses
+    repos = cat.catalog(page=2)
+    assert repos == sorted(f"team/{n}" for n in CLEAN + POISONED)
+    assert cat.responses - before >= 3  # six names, two per page
+    assert cat.catalog(limit=3, page=2) == repos[:3]
+    cat.close()
+    st = RegistryStore(reg.url, "team/alpha")
+    assert st.tags(page=1) == ["v1"]
+    st.close()
+
+
+def _spawned_workers() -> list[int]:
+    """PIDs of this process's multiprocessing workers (spawned children, by their command line)."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # a thread that just ended
+            continue
+        for pid in children:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmd:
+                pids.append(int(pid))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
+def test_a_lost_local_worker_is_retried_not_skipped(fleet, policy: Path):
+    import signal
+    import threading
+
+    reg, expected = fleet
+    box: dict[str, object] = {}
+    thread = threading.Thread(
+        target=lambda: box.setdefault("r", run_fleet([reg.host], policy, workers=2))
+    )
+    thread.start()
+    killed = None
+    while thread.is_alive() and killed is None:
+        for pid in _spawned_workers():  # our own child, killed by its PID
+            os.kill(pid, signal.SIGKILL)
+            killed = pid
+            break
+    thread.join(120)
+    assert killed is not None, "no worker process was seen"
+    result = box["r"]
+    assert _decisions(result) == expected  # type: ignore[arg-type]
