@@ -53,7 +53,6 @@ def run_engine(
 def _local(work: Work, spec: WorkSpec, workers: int | None) -> Iterator[tuple[int, Outcome]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
 
     n = max(1, min(workers or os.cpu_count() or 1, len(work)))
     if n == 1:  # no pool for one model or one worker: the same function, in this process
@@ -70,7 +69,8 @@ def _local(work: Work, spec: WorkSpec, workers: int | None) -> Iterator[tuple[in
             for item in todo:
                 try:
                     futures[pool.submit(judge, item[1], spec, item[2])] = item
-                except BrokenProcessPool as exc:  # a worker died while the rest was queued
+                except Exception as exc:  # a worker died while the rest was being queued
+                    # (BrokenProcessPool, or OSError from the pool's closed pipes)
                     lost.append((item, exc))
             for fut in as_completed(futures):
                 try:
@@ -79,6 +79,8 @@ def _local(work: Work, spec: WorkSpec, workers: int | None) -> Iterator[tuple[in
                     lost.append((futures[fut], exc))
                     continue
                 yield futures[fut][0], outcome
+            if lost:
+                _end_survivors(pool)
         if not lost:
             return
         if attempt == LOCAL_RETRIES:
@@ -87,6 +89,16 @@ def _local(work: Work, spec: WorkSpec, workers: int | None) -> Iterator[tuple[in
                 yield i, error_outcome(t.name, reason, pinned)
             return
         todo = [item for item, _ in lost]  # judged again in a new pool, never skipped
+
+
+def _end_survivors(pool: Any) -> None:
+    """End the pool's remaining workers. A worker killed while it held the call queue's lock
+    leaves the others blocked on it forever, and Python 3.11's broken-pool cleanup joins them
+    (it does not terminate them): without this, shutting the pool down would hang."""
+    procs: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    for proc in list(procs.values()):
+        if proc.is_alive():
+            proc.terminate()
 
 
 def _ray(

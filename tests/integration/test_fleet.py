@@ -248,9 +248,14 @@ def test_a_lost_local_worker_is_retried_not_skipped(fleet, policy: Path):
 
     reg, expected = fleet
     box: dict[str, object] = {}
-    thread = threading.Thread(
-        target=lambda: box.setdefault("r", run_fleet([reg.host], policy, workers=2))
-    )
+
+    def run() -> None:
+        try:
+            box["r"] = run_fleet([reg.host], policy, workers=2)
+        except BaseException as exc:  # shown by the assertion below
+            box["r"] = exc
+
+    thread = threading.Thread(target=run)
     thread.start()
     killed = None
     while thread.is_alive() and killed is None:
@@ -261,4 +266,8 @@ def test_a_lost_local_worker_is_retried_not_skipped(fleet, policy: Path):
     thread.join(120)
     assert killed is not None, "no worker process was seen"
     result = box["r"]
+    if isinstance(result, BaseException):
+        import traceback
+
+        raise AssertionError("".join(traceback.format_exception(result)))
     assert _decisions(result) == expected  # type: ignore[arg-type]
