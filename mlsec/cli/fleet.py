@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +31,39 @@ HELP_SOURCE = (
 class EngineChoice(StrEnum):
     LOCAL = "local"
     RAY = "ray"
+
+
+class _ModelProgress:
+    """Models done / total on stderr, only on a terminal (not in CI, not with --quiet)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        from mlsec.cli.common import stderr_console, wants_progress
+
+        if not wants_progress(1, 1):
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total)
+
+    def advance(self, amount: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, amount)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def register(app: typer.Typer) -> None:
@@ -99,6 +132,7 @@ def fleet_cmd(
         trust=trust,
         plain_http=plain_http,
         credentials=_credentials(username, password_stdin),
+        progress=_ModelProgress() if fmt is OutputFormat.TABLE and output is None else None,
     )
     if fmt is OutputFormat.JSON:
         emit_json(result.to_dict(), output)

@@ -31,6 +31,7 @@ from mlsec.fleet.judge import (
 from mlsec.fleet.sources import Target, TargetKind, expand_sources
 from mlsec.fleet.store import VerdictStore
 from mlsec.policy.model import Policy, load_policy
+from mlsec.progress import NullProgress, Progress
 from mlsec.registry.auth import Credentials
 
 __all__ = ["SCHEMA", "FleetResult", "RunStats", "run_fleet"]
@@ -109,6 +110,7 @@ def run_fleet(
     plain_http: bool = False,
     credentials: Credentials | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    progress: Progress | None = None,
 ) -> FleetResult:
     """Judge every model ``sources`` name under ``policy``; see the module docstring.
 
@@ -134,6 +136,8 @@ def run_fleet(
     if not targets:
         raise UsageError("the sources name no model")
     vs = VerdictStore(store) if store is not None else None
+    progress = progress or NullProgress()
+    progress.start("models", len(targets))
     try:
         done: dict[int, Outcome] = {}
         pinned = _resolve(targets, plain_http, credentials)
@@ -149,6 +153,7 @@ def run_fleet(
                 continue
             pending.append((i, t, digest))
         for i in done:
+            progress.advance(1)
             if on_done is not None:
                 on_done(done[i])
         spec = WorkSpec(
@@ -165,12 +170,14 @@ def run_fleet(
             done[i] = outcome
             if vs is not None:
                 _record(vs, outcome, policy, ev_key, skey)
+            progress.advance(1)
             if on_done is not None:
                 on_done(outcome)
         if vs is not None:
             reused = [done[i] for i in done if done[i].reused]
             vs.record(verdicts=[_verdict(o, policy) for o in reused])
     finally:
+        progress.finish()
         if vs is not None:
             vs.close()
     outcomes = tuple(done[i] for i in range(len(targets)))

@@ -154,8 +154,24 @@ def test_directory_of_models_and_oci_layout(policy: Path, tmp_path: Path):
     db = tmp_path / "v.db"
     result = run_fleet([str(models)], policy, store=db, workers=1)
     assert _decisions(result) == {str(models / "bad"): "deny", str(models / "good"): "allow"}
+
     # A second pass hashes the files again but scans none of them.
-    again = run_fleet([str(models)], policy, store=db, workers=1)
+    class Counting:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int]] = []
+
+        def start(self, description: str, total: int) -> None:
+            self.calls.append(("start", total))
+
+        def advance(self, amount: int) -> None:
+            self.calls.append(("advance", amount))
+
+        def finish(self) -> None:
+            self.calls.append(("finish", 0))
+
+    counting = Counting()
+    again = run_fleet([str(models)], policy, store=db, workers=1, progress=counting)
+    assert counting.calls == [("start", 2), ("advance", 1), ("advance", 1), ("finish", 0)]
     assert _decisions(again) == _decisions(result)
     assert again.stats.files_scanned == 0 and again.stats.findings_reused == 5
 
