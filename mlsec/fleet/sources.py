@@ -148,6 +148,9 @@ def _registry(source: str, plain_http: bool, credentials: Credentials | None) ->
         st = RegistryStore(f"{scheme}://{host}", repo, creds)
         try:
             tags = st.tags(MAX_TARGETS)
+        except MlsecError as exc:  # this repository cannot be listed: it is not skipped
+            out.append(Target(f"{host}/{repo}", TargetKind.BROKEN, exc.message))
+            continue
         finally:
             st.close()
         # sha256-<hex> tags are referrers (signatures, SBOMs) in the tag-schema fallback.
