@@ -20,14 +20,10 @@ Walk policy (compatible with the OpenSSF ``model_signing`` tool):
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import mmap
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
@@ -44,22 +40,56 @@ __all__ = [
     "Ignored",
     "hash_files",
     "open_artifact",
-    "shared_digests",
     "sort_key",
 ]
 
 DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
 
-# 4 MiB reads: large enough that per-call overhead vanishes and hashlib releases the GIL,
-# small enough to stay in L2/L3 and keep memory flat whatever the file size.
-_CHUNK = 4 * 1024 * 1024
-# Files larger than one read are hashed through 8 MiB read-only mappings of the page cache instead:
-# no copy into a user buffer, which is most of the kernel time of read() (2 GiB hash 0.64 s instead
-# of 0.79 s on 2 cores here). Memory stays flat: one window per thread is mapped at a time.
-# A file truncated by another process *while* it is mapped ends the process with SIGBUS;
-# MLSEC_NO_MMAP=1 hashes with read() only.
-_MAP_WINDOW = 8 * 1024 * 1024
-_USE_MMAP = not os.environ.get("MLSEC_NO_MMAP")
+# Hashing reads each file with read() into one reused buffer per thread, sized to half the CPU's
+# L2 cache (256 KiB to 1 MiB; 512 KiB when the size is unknown): the kernel copies page-cache data
+# into a buffer that stays in L2, and SHA-256 reads it from there, so the only trip to memory is
+# the copy's source. That is within a few per cent of OpenSSL on every core here (Xeon, SHA-NI)
+# and does not depend on the CPU. 8 MiB mmap windows, tried before, cost 15-20% more user time on
+# that Xeon (each page of the mapping is first touched by the hash, from memory, behind a page
+# fault), and a 4 MiB buffer spills an L2 of 2 MiB or less; see benchmarks/RESULTS.md. read() also
+# keeps a file truncated by another process mid-hash an error instead of a SIGBUS.
+# MLSEC_NO_MMAP=1, which chose read() before, is still accepted and changes nothing.
+_MIN_BUFFER = 256 * 1024
+_MAX_BUFFER = 1024 * 1024
+_DEFAULT_BUFFER = 512 * 1024
+_SYS_CPU = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def _l2_size(cache_dir: Path = _SYS_CPU) -> int | None:
+    """The L2 (data or unified) cache size of CPU 0 in bytes, from Linux sysfs; None if unknown."""
+    try:
+        for index in sorted(cache_dir.glob("index*")):
+            if (index / "level").read_text().strip() != "2":
+                continue
+            if (index / "type").read_text().strip() not in ("Data", "Unified"):
+                continue
+            text = (index / "size").read_text().strip().upper()
+            scale = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
+            return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _buffer_size(l2: int | None) -> int:
+    if not l2:
+        return _DEFAULT_BUFFER
+    return max(_MIN_BUFFER, min(_MAX_BUFFER, l2 // 2))
+
+
+_chunk: int | None = None  # the read size, decided on the first hash of the process
+
+
+def _read_size() -> int:
+    global _chunk
+    if _chunk is None:
+        _chunk = _buffer_size(_l2_size())
+    return _chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +107,9 @@ class ArtifactFile:
     format: Format
     sha256: str | None = None
     via_symlink: bool = False
+    # (device, inode, size, mtime_ns) of the source when it was hashed: a later walk of the same
+    # model (open_artifact(reuse=...)) takes the digest instead of reading the file again.
+    stamp: tuple[int, int, int, int] | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": self.path, "format": self.format.value, "size": self.size}
@@ -132,6 +165,17 @@ class Artifact:
     def __contains__(self, path: object) -> bool:
         return path in self._index
 
+    @property
+    def root_digest(self) -> str:
+        """The model's root digest: SHA-256 over the raw bytes of every file's SHA-256 in the
+        canonical order (the subject an OpenSSF model signature, an SBOM and an attestation of
+        this artifact carry). Needs the digests (:meth:`with_digests`)."""
+        missing = [f.path for f in self.files if f.sha256 is None]
+        if missing:
+            raise ValueError(f"no digest for {missing[0]}: open with digests=True")
+        ordered = sorted(self.files, key=lambda f: sort_key(f.path))
+        return digest_of_digests(f.sha256 or "" for f in ordered)
+
     def with_digests(
         self, *, progress: Progress | None = None, workers: int | None = None
     ) -> Artifact:
@@ -139,10 +183,11 @@ class Artifact:
         missing = [f for f in self.files if f.sha256 is None]
         if not missing:
             return self
-        digests = hash_files([f.source for f in missing], progress=progress, workers=workers)
-        done = {f.path: d for f, d in zip(missing, digests, strict=True)}
+        hashed = _hash_paths([f.source for f in missing], progress, sniff=False, workers=workers)
+        done = {f.path: h for f, h in zip(missing, hashed, strict=True)}
         files = tuple(
-            f if f.sha256 is not None else replace(f, sha256=done[f.path]) for f in self.files
+            f if f.sha256 is not None else replace(f, sha256=done[f.path][0], stamp=done[f.path][2])
+            for f in self.files
         )
         return replace(self, files=files, _index={})
 
@@ -174,8 +219,14 @@ def open_artifact(
     allow_symlinks: bool = False,
     digests: bool = False,
     progress: Progress | None = None,
+    reuse: Artifact | None = None,
 ) -> Artifact:
     """Open a model file or directory: safe walk, format detection, and optionally digests.
+
+    ``reuse`` is an earlier walk of the same model (with other ignore or symlink rules, say a
+    signature's): a file unchanged since it hashed it (same device, inode, size and mtime) takes
+    its digest and format instead of being read again. This is how one command's capabilities
+    share a model's digests: by passing the Artifact, not through a global cache.
 
     ``ignore`` holds paths relative to the artifact root (or existing paths inside it) and glob
     patterns matched against root-relative POSIX paths; a directory excludes everything under it.
@@ -214,12 +265,22 @@ def open_artifact(
         raise ArtifactError(f"{given}: not a regular file or directory")
     if digests:
         # One read of each file: its format is sniffed from the first chunk the hashing reads.
+        known = None
+        if reuse is not None:
+            known = {
+                f.stamp: (f.sha256, f.format)
+                for f in reuse.files
+                if f.stamp is not None and f.sha256 is not None
+            }
         done = _hash_paths(
-            [e.source for e in entries], progress, sniff=True, sizes=[e.size for e in entries]
+            [e.source for e in entries],
+            progress,
+            sniff=True,
+            known=known,
         )
         files = tuple(
-            ArtifactFile(e.rel, e.source, e.size, fmt or Format.UNKNOWN, sha, e.via_symlink)
-            for e, (sha, fmt) in zip(entries, done, strict=True)
+            ArtifactFile(e.rel, e.source, e.size, fmt or Format.UNKNOWN, sha, e.via_symlink, key)
+            for e, (sha, fmt, key) in zip(entries, done, strict=True)
         )
     else:
         files = tuple(_make_file(e) for e in entries)
@@ -344,54 +405,33 @@ _buffers = threading.local()
 
 
 def _hash_one(path: Path, progress: Progress, sniff_it: bool) -> tuple[str, Format | None]:
+    import hashlib  # here, not at the top: a scan or an inspect without digests never hashes
+
     h = hashlib.sha256()
-    fmt: Format | None = None
     try:
         with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            if _USE_MMAP and size > _CHUNK:
-                if sniff_it:
-                    fmt = sniff_file(f, os.pread(f.fileno(), PREFIX_SIZE, 0), name=path.name)
-                done = _hash_mapped(f.fileno(), size, h, progress)
-                f.seek(done)  # what could not be mapped, or what was appended since: read()
-                _hash_read(f, h, progress)
-            else:
-                if hasattr(os, "posix_fadvise"):
-                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                fmt = _hash_read(f, h, progress, sniff_name=path.name if sniff_it else None)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            fmt = _hash_read(f, h, progress, sniff_name=path.name if sniff_it else None)
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return h.hexdigest(), fmt
-
-
-def _hash_mapped(fd: int, size: int, h: Any, progress: Progress) -> int:
-    """Feed the first ``size`` bytes of ``fd`` to ``h`` window by window; return how far it got."""
-    done = 0
-    try:
-        while done < size:
-            n = min(_MAP_WINDOW, size - done)
-            with mmap.mmap(fd, n, prot=mmap.PROT_READ, offset=done) as window:
-                h.update(window)
-            done += n
-            progress.advance(n)
-    except (OSError, ValueError):
-        pass  # a file system that cannot map: read() goes on from ``done``
-    return done
 
 
 def _hash_read(
     f: Any, h: Any, progress: Progress, *, sniff_name: str | None = None
 ) -> Format | None:
     """Feed ``f`` from its position to EOF to ``h``; sniff the first chunk when a name is given."""
-    # One read buffer per thread, reused: allocating (and zeroing) 4 MiB per file would cost more
+    # One read buffer per thread, reused: allocating (and zeroing) it per file would cost more
     # than hashing a directory of small files.
     buf: bytearray | None = getattr(_buffers, "buf", None)
     if buf is None:
-        buf = _buffers.buf = bytearray(_CHUNK)
+        buf = _buffers.buf = bytearray(_read_size())
     view = memoryview(buf)
     fmt: Format | None = None
     n = f.readinto(buf)
     if sniff_name is not None:
+        # The buffer is at least PREFIX_SIZE, so the first read holds the whole sniffing prefix.
         fmt = sniff_file(f, bytes(view[: min(n, PREFIX_SIZE)]), name=sniff_name)
         f.seek(n)
     while n:
@@ -408,7 +448,10 @@ def hash_files(
 
     Large files are started first so that one big file does not finish last on a single core.
     """
-    return [sha for sha, _ in _hash_paths(paths, progress, sniff=False, workers=workers)]
+    return [sha for sha, _, _ in _hash_paths(paths, progress, sniff=False, workers=workers)]
+
+
+Stamp = tuple[int, int, int, int]
 
 
 def _hash_paths(
@@ -417,49 +460,40 @@ def _hash_paths(
     *,
     sniff: bool,
     workers: int | None = None,
-    sizes: Sequence[int] | None = None,
-) -> list[tuple[str, Format | None]]:
+    known: Mapping[Stamp, tuple[str, Format]] | None = None,
+) -> list[tuple[str, Format | None, Stamp]]:
+    """(digest, sniffed format, stamp) of each path; a path whose stamp is in ``known`` is not
+    read. The stamp is taken before hashing, so a file changed meanwhile never matches later."""
     progress = progress or NULL_PROGRESS
     if not paths:
         return []
-    result: list[tuple[str, Format | None]] = [("", None)] * len(paths)
-    shared = _shared
-    keys: list[tuple[int, int, int, int]] = []
-    todo = list(range(len(paths)))
-    if shared is not None:
-        keys = [_identity(p) for p in paths]
-        todo = []
-        for i, key in enumerate(keys):
-            hit = shared.get(key)
-            if hit is not None and (hit[1] is not None or not sniff):
-                result[i] = hit
-            else:
-                todo.append(i)
-        sizes = [keys[i][2] for i in range(len(paths))]
-    if sizes is None:  # the walk already knows them; only the public hash_files stats here
-        sizes = [p.stat().st_size for p in paths]
+    keys = [_identity(p) for p in paths]
+    result: list[tuple[str, Format | None, Stamp]] = [("", None, k) for k in keys]
+    todo = []
+    for i, key in enumerate(keys):
+        hit = known.get(key) if known else None
+        if hit is not None:
+            result[i] = (hit[0], hit[1], key)
+        else:
+            todo.append(i)
+    sizes = [k[2] for k in keys]
     progress.start("hashing", sum(sizes[i] for i in todo))
     order = sorted(todo, key=lambda i: -sizes[i])
     workers = workers or min(32, os.cpu_count() or 1)
     try:
         if workers == 1 or len(order) <= 1:
             for i in order:
-                result[i] = _hash_one(paths[i], progress, sniff)
+                result[i] = (*_hash_one(paths[i], progress, sniff), keys[i])
         else:
+            from concurrent.futures import ThreadPoolExecutor  # and logging: not at start-up
+
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {i: pool.submit(_hash_one, paths[i], progress, sniff) for i in order}
                 for i, fut in futures.items():
-                    result[i] = fut.result()
+                    result[i] = (*fut.result(), keys[i])
     finally:
         progress.finish()
-    if shared is not None:
-        for i in todo:  # keyed by the identity seen *before* hashing: a change since misses
-            shared[keys[i]] = result[i]
     return result
-
-
-# Digests shared between the capabilities of one command (see shared_digests); None: off.
-_shared: dict[tuple[int, int, int, int], tuple[str, Format | None]] | None = None
 
 
 def _identity(path: Path) -> tuple[int, int, int, int]:
@@ -470,21 +504,11 @@ def _identity(path: Path) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-@contextmanager
-def shared_digests() -> Iterator[None]:
-    """Within this block, a file hashed once is not hashed again by later calls in this process
-    (``open_artifact(digests=True)``, ``with_digests``, ``hash_files``) while its device, inode,
-    size and modification time are unchanged. For commands that run several capabilities over one
-    model (``admit``: scan, verify, SBOM), each of which walks the model its own way.
+def digest_of_digests(hex_digests: Iterable[str]) -> str:
+    """SHA-256 over the raw bytes of each hex digest, in the order given (the root digest)."""
+    import hashlib
 
-    Not meant for concurrent callers; nesting is allowed (the outermost block owns the cache).
-    """
-    global _shared
-    owner = _shared is None
-    if owner:
-        _shared = {}
-    try:
-        yield
-    finally:
-        if owner:
-            _shared = None
+    h = hashlib.sha256()
+    for d in hex_digests:
+        h.update(bytes.fromhex(d))
+    return h.hexdigest()

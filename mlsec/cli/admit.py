@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -91,7 +90,7 @@ def admit_cmd(
     A REF is pulled (every blob verified) with its attached signature and SBOM, then judged.
     """
     from mlsec.errors import UsageError
-    from mlsec.policy.api import NO_TRUST, admit, policy_verifier
+    from mlsec.policy.api import NO_TRUST, admit, policy_verifier, resolve_target
     from mlsec.policy.model import load_policy
     from mlsec.signing import default_signature_path
 
@@ -109,12 +108,13 @@ def admit_cmd(
     from mlsec.cli.common import local_target
 
     path = local_target(path)
-    if os.path.lexists(path):
+    target = resolve_target(path)
+    if isinstance(target, Path):
         if signature is None and verifier is not None:
             implicit = default_signature_path(path)
             signature = implicit if implicit.is_file() else None
         decision = admit(
-            Path(path),
+            target,
             pol,
             signature=signature,
             verifier=verifier,
@@ -126,26 +126,8 @@ def admit_cmd(
         )
     else:
         from mlsec.cli.registry import _identities, _open
-        from mlsec.errors import ArtifactError, RegistryError
         from mlsec.policy.api import admit_reference
-        from mlsec.registry import RefKind, parse_reference
 
-        if path.startswith(("/", "./", "../", "~")) or path in (".", "..") or os.sep in path[:1]:
-            raise ArtifactError(f"{path}: no such file or directory")
-        try:
-            reference = parse_reference(path)
-        except RegistryError as exc:
-            # Neither a path that exists nor a reference: say both, the path first.
-            raise ArtifactError(
-                f"{path}: no such file or directory (nor a valid reference: {exc.message})"
-            ) from None
-        local = reference.layout
-        bare = reference.kind is RefKind.LAYOUT and not path.startswith("oci:")
-        if bare and local is not None and not local.exists():
-            # A bare name that is neither a path nor a model in the local store.
-            raise ArtifactError(
-                f"{path}: no such file or directory, nor a model in the local store ({local})"
-            )
         _, store = _open(path, plain_http, username, password_stdin)
         try:
             decision = admit_reference(

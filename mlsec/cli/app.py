@@ -1,23 +1,53 @@
-"""Wires the command modules into one typer app and maps errors to exit codes (DESIGN.md)."""
+"""Wires the command modules into one typer app and maps errors to exit codes (DESIGN.md).
+
+Start-up is part of the interface (a pre-commit hook or CI step runs ``mlsec`` once per file):
+nothing is imported before it is needed. ``mlsec --version`` answers before typer is imported;
+a run of one command imports and builds only the command module that owns it (typer converts
+every registered command to click on each run); ``--help``, a bare ``mlsec`` and unknown words
+get the whole app.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-import click
-import typer
+from typing import TYPE_CHECKING, Any
 
 from mlsec import __version__
-from mlsec.cli import admit, crypt, demo, fleet, inspect, registry, sbom, scan, sign
-from mlsec.cli.common import Interrupts, State
-from mlsec.cli.config import config_arg, default_map, find_config
-from mlsec.errors import ExitCode, MlsecError
+
+if TYPE_CHECKING:
+    import typer
+
+# The module of mlsec.cli that registers each command, in the order ``--help`` lists them. A test
+# checks it against what the modules register, so the two cannot drift apart.
+_COMMANDS: dict[str, str] = {
+    "inspect": "inspect",
+    "scan": "scan",
+    "sbom": "sbom",
+    "keygen": "sign",
+    "sign": "sign",
+    "verify": "sign",
+    "attest": "attest",
+    "encrypt": "crypt",
+    "decrypt": "crypt",
+    "age-keygen": "crypt",
+    "push": "registry",
+    "pull": "registry",
+    "admit": "admit",
+    "fleet": "fleet",
+    "demo": "demo",
+}
+_MODULES: tuple[str, ...] = tuple(dict.fromkeys(_COMMANDS.values()))
+# Root options that take no value; with --config FILE they are all the root options there are.
+_ROOT_FLAGS = frozenset({"--version", "--debug", "--quiet", "-q"})
+
+_apps: dict[str | None, typer.Typer] = {}  # by module name; None: the whole app
 
 
 def _new_app() -> typer.Typer:
-    return typer.Typer(
+    import typer
+
+    app = typer.Typer(
         name="mlsec",
         help=(
             "Secure the supply chain of machine-learning models.\n\n"
@@ -31,47 +61,62 @@ def _new_app() -> typer.Typer:
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(_root_callback())
+    return app
 
 
-app = _new_app()
+def _root_callback() -> Any:
+    import typer
+
+    from mlsec.cli.common import State
+
+    def _version(value: bool) -> None:
+        if value:
+            print(f"mlsec {__version__}")
+            raise typer.Exit(0)
+
+    def _root(
+        version: bool = typer.Option(
+            False,
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines."),
+        config: str | None = typer.Option(
+            None,
+            "--config",
+            metavar="FILE",
+            help="Per-command defaults (TOML; default ./mlsec.toml or [tool.mlsec] in "
+            "./pyproject.toml; env MLSEC_CONFIG). Flags and MLSEC_<COMMAND>_<OPTION> override it.",
+        ),
+    ) -> None:
+        State.debug = debug
+        State.quiet = quiet
+
+    return _root
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"mlsec {__version__}")
-        raise typer.Exit(0)
+def _build(module: str | None) -> typer.Typer:
+    """The app holding ``module``'s commands (None: every module's), built once per process."""
+    app = _apps.get(module)
+    if app is None:
+        app = _new_app()
+        for name in _MODULES if module is None else (module,):
+            # __import__, not importlib.import_module: the import statement's own path, which
+            # ``python -X importtime`` reports.
+            getattr(__import__("mlsec.cli", fromlist=[name]), name).register(app)
+        _apps[module] = app
+    return app
 
 
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or log lines."),
-    config: str | None = typer.Option(
-        None,
-        "--config",
-        metavar="FILE",
-        help="Per-command defaults (TOML; default ./mlsec.toml or [tool.mlsec] in "
-        "./pyproject.toml; env MLSEC_CONFIG). Flags and MLSEC_<COMMAND>_<OPTION> override it.",
-    ),
-) -> None:
-    State.debug = debug
-    State.quiet = quiet
-
-
-app.callback()(_root)
-# typer converts every registered command to click on each run (about 30 ms for all of them), so
-# a run of one command gets an app holding only its own module's commands. --help, a bare
-# `mlsec` and unknown commands get the whole app.
-_BY_COMMAND: dict[str, typer.Typer] = {}
-for _module in (inspect, scan, sbom, sign, crypt, registry, admit, fleet, demo):
-    _module.register(app)
-    _own = _new_app()
-    _own.callback()(_root)
-    _module.register(_own)
-    for _info in _own.registered_commands:
-        _BY_COMMAND[_info.name or ""] = _own
+def __getattr__(name: str) -> typer.Typer:
+    # ``app``, the whole typer app, for tests and embedders; built on first use.
+    if name == "app":
+        return _build(None)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _command_name(args: Sequence[str]) -> str | None:
@@ -86,10 +131,32 @@ def _command_name(args: Sequence[str]) -> str | None:
 
 
 def _app_for(args: Sequence[str]) -> typer.Typer:
-    return _BY_COMMAND.get(_command_name(args) or "", app)
+    module = _COMMANDS.get(_command_name(args) or "")
+    return _build(module)
+
+
+def _only_version(args: Sequence[str]) -> bool:
+    """Whether click would do nothing but print the version: ``--version`` among root options
+    only (no command, no help, nothing click would reject first)."""
+    it = iter(args)
+    seen = False
+    for a in it:
+        if a == "--config":
+            if next(it, None) is None:
+                return False  # click: "--config requires an argument"
+        elif a == "--version":
+            seen = True
+        elif a not in _ROOT_FLAGS and not a.startswith("--config="):
+            return False
+    return seen
 
 
 def _invoke(args: list[str]) -> object:
+    import click
+    import typer.main
+
+    from mlsec.cli.config import config_arg, default_map, find_config
+
     group = typer.main.get_command(_app_for(args))
     name = _command_name(args)
     defaults: dict[str, Any] | None = None
@@ -101,13 +168,40 @@ def _invoke(args: list[str]) -> object:
         and not helping
     ):
         found = find_config(config_arg(args))
-        defaults = default_map(found, list(_BY_COMMAND), name, group.commands[name])
+        defaults = default_map(found, list(_COMMANDS), name, group.commands[name])
+    if _gc_paused:
+        _resume_gc()
     return group.main(args=args, prog_name="mlsec", standalone_mode=False, default_map=defaults)
+
+
+# Start-up allocates tens of thousands of objects (modules, classes, typer's click commands) that
+# live as long as the process: collecting among them is wasted work. The console script pauses
+# the collector until the command is built, then freezes those objects out of later collections
+# (gc.freeze) and resumes. Only there: run() in a long-lived process (tests, embedders) must not
+# freeze its caller's objects.
+_gc_paused = False
+
+
+def _resume_gc() -> None:
+    import gc
+
+    global _gc_paused
+    _gc_paused = False
+    gc.freeze()
+    gc.enable()
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (never raises, except with --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if _only_version(args):  # what click would print, without importing it
+        print(f"mlsec {__version__}")
+        return 0
+    import click
+
+    from mlsec.cli.common import Interrupts, State
+    from mlsec.errors import ExitCode, MlsecError
+
     State.debug = "--debug" in args
     State.quiet = False
     caught = Interrupts()
@@ -158,4 +252,16 @@ def _escape(text: object) -> str:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    import gc
+
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+    try:
+        code = run()
+    finally:
+        if _gc_paused:  # the run ended before its command was built
+            _gc_paused = False
+            gc.enable()
+    sys.exit(code)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any, overload
 import typer
 
 from mlsec.errors import MlsecError
-from mlsec.ioutil import write_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,7 +23,7 @@ if TYPE_CHECKING:
     from mlsec.hub import HubSource
     from mlsec.ignore import IgnoreFile
     from mlsec.progress import Progress
-    from mlsec.signing.keys import Passphrase
+    from mlsec.secrets import Passphrase
 
 
 class OutputFormat(StrEnum):
@@ -106,6 +104,8 @@ def emit_json(doc: dict[str, Any], output: Path | None = None) -> None:
         doc = {**doc, **extra}
         if isinstance(doc.get("evidence"), dict):  # admit: the evidence a person reads, too
             doc["evidence"] = {**doc["evidence"], **extra}
+    import json
+
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     emit_text(text, output)
 
@@ -114,6 +114,8 @@ def emit_text(text: str, output: Path | None = None) -> None:
     for root, source in State.sources:
         text = text.replace(root, source.target)
     if output is not None:
+        from mlsec.ioutil import write_output
+
         try:
             write_output(output, text.encode())
         except OSError as exc:
@@ -219,9 +221,11 @@ class Interrupts:
 
 
 def info(message: str) -> None:
-    """A log line on stderr (suppressed by --quiet)."""
+    """A log line on stderr (suppressed by --quiet); control characters escaped (one line)."""
     if not State.quiet:
-        print(message, file=sys.stderr)
+        from mlsec.cli.text import escape
+
+        print(escape(message), file=sys.stderr)
 
 
 def wants_progress(total_bytes: int = 0, threshold: int = 256 * 1024 * 1024) -> bool:
@@ -292,6 +296,12 @@ class LazyProgress:
             self._inner = None
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files`` (``many`` for irregular plurals: ``plural(n, "dependency",
+    "dependencies")``)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def format_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -311,7 +321,7 @@ def read_passphrase(
     terminal (asked twice when ``confirm``); never from argv. ``unencrypted_flag`` names the option
     that avoids needing one, for the hints."""
     from mlsec.errors import UsageError
-    from mlsec.signing.keys import Passphrase
+    from mlsec.secrets import Passphrase
 
     if file is not None:
         from mlsec.ioutil import read_capped

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlsec.cli.common import LazyProgress, format_size, info, read_passphrase
+from mlsec.cli.text import escape
 from mlsec.errors import CryptError, UsageError
 from mlsec.ioutil import check_output_target
 
 if TYPE_CHECKING:
     from mlsec.crypt import Identity, Recipient
-    from mlsec.signing.keys import Passphrase
+    from mlsec.secrets import Passphrase
 
 
 def register(app: typer.Typer) -> None:
@@ -122,7 +123,7 @@ def encrypt_cmd(
             path, out, targets, armor=armor, overwrite=force, progress=LazyProgress()
         )
         what = format_size(size)
-    print(f"encrypted {path} ({what}) to {to} -> {out}")
+    print(escape(f"encrypted {path} ({what}) to {to} -> {out}"))
     return 0
 
 
@@ -187,10 +188,11 @@ def decrypt_cmd(
         keys = [k for f in identity or [] for k in load_identities(f)]
     if extract is not None:
         stats = decrypt_extract(path, extract, keys, overwrite=force, progress=LazyProgress())
-        print(f"decrypted {path} -> {extract}/ ({_files(stats.files)}, {format_size(stats.bytes)})")
+        total = format_size(stats.bytes)
+        print(escape(f"decrypted {path} -> {extract}/ ({_files(stats.files)}, {total})"))
         return 0
     size = decrypt_file(path, output, keys, overwrite=force, progress=LazyProgress())
-    print(f"decrypted {path} -> {output} ({format_size(size)})")
+    print(escape(f"decrypted {path} -> {output} ({format_size(size)})"))
     return 0
 
 

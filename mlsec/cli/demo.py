@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mlsec.cli.common import format_size, stdout_console
+from mlsec.cli.common import format_size, plural, stdout_console
 
 
 @dataclass
@@ -34,7 +34,9 @@ def _step_inspect(ctx: DemoContext) -> bool:
     from mlsec.artifact import open_artifact
 
     art = open_artifact(ctx.model, digests=True)
-    table = Table(title=f"1. inspect: {len(art.files)} files, {format_size(art.total_size)}")
+    table = Table(
+        title=f"1. inspect: {plural(len(art.files), 'file')}, {format_size(art.total_size)}"
+    )
     for col in ("path", "format", "size", "sha256"):
         table.add_column(col, no_wrap=col == "sha256")
     for f in art.files:
@@ -108,7 +110,8 @@ def _step_sign_verify(ctx: DemoContext) -> bool:
     ctx.public_key, ctx.signature = pub, sig
     console.print(
         f"4. sign: keygen (no passphrase, demo only) -> {key.name}, {pub.name}; signed "
-        f"{len(signed.manifest.resources)} files, root sha256:{signed.manifest.root_digest[:16]}… "
+        f"{plural(len(signed.manifest.resources), 'file')}, "
+        f"root sha256:{signed.manifest.root_digest[:16]}… "
         f"-> {sig.name} (OpenSSF model-signing v1.0)"
     )
     verifier = KeyVerifier(load_public_key(pub))
@@ -160,7 +163,9 @@ def _step_encrypt(ctx: DemoContext) -> bool:
     decrypt_extract(sealed, copy, parse_identities(identity))
     before = {f.path: f.sha256 for f in open_artifact(ctx.model, digests=True).files}
     after = {f.path: f.sha256 for f in open_artifact(copy, digests=True).files}
-    console.print(f"   decrypt --extract: {len(after)} files, identical: {before == after}")
+    console.print(
+        f"   decrypt --extract: {plural(len(after), 'file')}, identical: {before == after}"
+    )
     wrong, _ = generate_identity()
     try:
         decrypt_extract(sealed, ctx.workdir / "nope", parse_identities(wrong))

@@ -16,11 +16,13 @@ from mlsec.cli.common import (
     emit_json,
     emit_text,
     format_size,
+    plural,
     render_text,
     stdout_console,
 )
+from mlsec.schemas import Schema, envelope
 
-SCHEMA = "mlsec/inspect/v1"
+SCHEMA = Schema.INSPECT
 
 
 def register(app: typer.Typer) -> None:
@@ -54,13 +56,13 @@ def inspect_cmd(
         progress=LazyProgress(),
     )
     if fmt is OutputFormat.JSON:
-        emit_json({"schema": SCHEMA, "artifact": art.to_dict()}, output)
+        emit_json(envelope(SCHEMA, {"artifact": art.to_dict()}), output)
         return 0
     from rich.table import Table
 
     from mlsec.cli.text import cell, escape
 
-    title = f"{escape(art.root)} ({len(art.files)} files, {format_size(art.total_size)})"
+    title = f"{escape(art.root)} ({plural(len(art.files), 'file')}, {format_size(art.total_size)})"
     table = Table(title=cell(title))
     table.add_column("path")
     table.add_column("format")

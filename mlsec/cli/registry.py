@@ -15,13 +15,14 @@ import typer
 from mlsec.cli.common import LazyProgress, OutputFormat, emit_json, format_size, info
 from mlsec.cli.text import escape
 from mlsec.errors import UsageError
+from mlsec.schemas import Schema, envelope
 
 if TYPE_CHECKING:
     from mlsec.crypt import Identity, Recipient
     from mlsec.registry import Credentials, Reference, Store
 
-PUSH_SCHEMA = "mlsec/push/v1"
-PULL_SCHEMA = "mlsec/pull/v1"
+PUSH_SCHEMA = Schema.PUSH
+PULL_SCHEMA = Schema.PULL
 PASSWORD_ENV = "MLSEC_REGISTRY_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 
 REF_HELP = (
@@ -106,6 +107,14 @@ def push_cmd(
     sbom: Annotated[
         Path | None, typer.Option("--sbom", metavar="FILE", help="Attach this CycloneDX SBOM.")
     ] = None,
+    attach_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--attach",
+            metavar="ATT",
+            help="Attach this attestation (mlsec attest) about the model; repeatable.",
+        ),
+    ] = None,
     plain_http: PlainHttpOpt = False,
     username: UsernameOpt = None,
     password_stdin: PasswordStdinOpt = False,
@@ -133,61 +142,26 @@ def push_cmd(
     OCI image-layout directory) or NAME[:TAG] (the local store, $MLSEC_HOME/oci/NAME).
     Exit 0 pushed, 2 any failure.
     """
-    from dataclasses import replace
+    from mlsec.registry.publish import publish
 
-    from mlsec.artifact import open_artifact
-    from mlsec.registry import SBOM_ARTIFACT_TYPE, SIGNATURE_ARTIFACT_TYPE, attach, push
-    from mlsec.registry.referrers import check_sbom_for, check_signature_for, read_attachment
-
-    for extra in (signature, sbom):
-        if extra is not None and not extra.exists():
-            raise UsageError(f"{extra}: no such file")
-        if extra is not None and not extra.is_file():
-            raise UsageError(f"{extra}: not a regular file")
-    # Before anything is uploaded: refuse key material, a signature that is not this model's
-    # and an SBOM that does not describe its files.
-    sig_bytes = read_attachment(signature) if signature is not None else None
-    sbom_bytes = read_attachment(sbom) if sbom is not None else None
-    own = [os.path.abspath(p) for p in (signature, sbom) if p is not None]
-    if encrypt_to and (ignore or allow_symlinks):
-        raise UsageError(
-            "--encrypt-to seals the whole model: --ignore/--allow-symlinks do not apply"
-        )
-    recipients = _recipients(encrypt_to or [])
-    progress = LazyProgress()
-    art = None
-    if not recipients or sbom_bytes is not None:
-        art = open_artifact(
-            path,
-            ignore=[*(ignore or ()), *own],
-            allow_symlinks=allow_symlinks,
-            digests=True,
-            progress=progress,
-        )
-    if sig_bytes is not None and signature is not None:
-        check_signature_for(
-            sig_bytes, str(signature), path, ignore=ignore or (), signature_path=signature
-        )
-    if sbom_bytes is not None and sbom is not None and art is not None:
-        check_sbom_for(sbom_bytes, str(sbom), art)
     reference, store = _open(ref, plain_http, username, password_stdin)
     try:
-        if recipients:
-            from mlsec.registry.sealed import push_encrypted
-
-            result = push_encrypted(path, reference, recipients, store=store, progress=progress)
-        else:
-            assert art is not None
-            result = push(art, reference, store=store, progress=progress)
-        attached = []
-        for extra, kind in ((signature, SIGNATURE_ARTIFACT_TYPE), (sbom, SBOM_ARTIFACT_TYPE)):
-            if extra is not None:
-                attached.append(attach(reference, extra, kind, store=store))
-        result = replace(result, referrers=tuple(attached))
+        result = publish(
+            path,
+            reference,
+            store=store,
+            signature=signature,
+            sbom=sbom,
+            attestations=list(attach_files or []),
+            ignore=list(ignore or []),
+            allow_symlinks=allow_symlinks,
+            recipients=_recipients(encrypt_to or []),
+            progress=LazyProgress(),
+        )
     finally:
         store.close()
     if fmt is OutputFormat.JSON:
-        emit_json({"schema": PUSH_SCHEMA, **result.to_dict()})
+        emit_json(envelope(PUSH_SCHEMA, result.to_dict()))
         return 0
     print(escape(f"pushed   {result.reference}"))
     print(f"digest   {result.digest}")
@@ -209,7 +183,8 @@ def pull_cmd(
         bool,
         typer.Option(
             "--with-referrers",
-            help="Also write attached signatures and SBOMs as DEST.sig and DEST.cdx.json.",
+            help="Also write attached signatures, SBOMs and attestations as DEST.sig,"
+            " DEST.cdx.json and DEST.TYPE.att.",
         ),
     ] = False,
     force: Annotated[
@@ -265,7 +240,7 @@ def pull_cmd(
     finally:
         store.close()
     if fmt is OutputFormat.JSON:
-        emit_json({"schema": PULL_SCHEMA, **result.to_dict()})
+        emit_json(envelope(PULL_SCHEMA, result.to_dict()))
         return 0
     print(escape(f"pulled   {result.reference}"))
     print(f"digest   {result.digest}")

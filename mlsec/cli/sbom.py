@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlsec.cli.common import IgnoreOpt, LazyProgress, emit_text, info
-from mlsec.cli.text import escape
+from mlsec.cli.common import IgnoreOpt, LazyProgress, emit_text, info, plural
 from mlsec.sbom import SbomFormat
 
 
@@ -112,10 +111,12 @@ def sbom_cmd(
         validate_sbom(text, fmt)
     emit_text(text, output)
     summary = (
-        f"sbom: {sbom.file_count} files, {len(sbom.card.datasets)} datasets, "
-        f"{len(sbom.dependencies)} dependencies"
+        f"sbom: {plural(sbom.file_count, 'file')}, {plural(len(sbom.card.datasets), 'dataset')}, "
+        f"{plural(len(sbom.dependencies), 'dependency', 'dependencies')}"
     )
     if audit:
-        summary += f", {len(sbom.vulnerabilities)} known vulnerabilities"
-    info(escape(summary + (f" -> {output}" if output else "")))
+        summary += (
+            f", {plural(len(sbom.vulnerabilities), 'known vulnerability', 'known vulnerabilities')}"
+        )
+    info(summary + (f" -> {output}" if output else ""))
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,7 +20,7 @@ from mlsec.errors import UsageError
 
 if TYPE_CHECKING:
     from mlsec.artifact import Artifact
-    from mlsec.scan.model import Finding, ScanReport
+    from mlsec.scan.model import ScanReport
 
 
 class ScanFormat(StrEnum):
@@ -97,24 +96,21 @@ def scan_cmd(
     """
     from mlsec.artifact import open_artifact
     from mlsec.scan import ScanOptions, Severity, scan
-    from mlsec.scan.model import ScanReport
 
     allowed = frozenset(allow_global or ())
+    from mlsec.scan.model import is_global_name
+
     for name in allowed:
-        if "." not in name.strip(".") or any(c.isspace() for c in name):
+        if not is_global_name(name):
             raise UsageError(f"--allow-global {name!r}: expected an exact module.name")
     from mlsec.cli.common import local_target
 
     arts = [open_artifact(local_target(p)) for p in paths]
     options = ScanOptions(allow_globals=allowed)
-    if engine is Engine.MODELSCAN:
-        report = ScanReport(targets=tuple(str(a.root) for a in arts), files=(), engines=())
-    else:
-        report = scan(arts, options)
-    if engine is not Engine.MLSEC:
-        from mlsec.scan.modelscan_engine import run_modelscan
-
-        report = _merge(report, run_modelscan([a.root for a in arts]))
+    engines = {Engine.MLSEC: ("mlsec",), Engine.MODELSCAN: ("modelscan",)}.get(
+        engine, ("mlsec", "modelscan")
+    )
+    report = scan(arts, options, engines=engines)
     report = _apply_ignore(report, arts, ignorefile)
     if fmt is ScanFormat.JSON:
         emit_json(report.to_dict(), output)
@@ -144,21 +140,6 @@ def _apply_ignore(report: ScanReport, arts: list[Artifact], explicit: Path | Non
                 )
                 digests[label] = f.sha256 or ""
     return report.with_ignore(ignore, digests)
-
-
-def _merge(report: ScanReport, extra: list[Finding]) -> ScanReport:
-    from mlsec.scan.model import FileReport
-
-    files = list(report.files)
-    index = {fr.path: i for i, fr in enumerate(files)}
-    for f in extra:
-        i = index.get(f.file)
-        if i is None:
-            index[f.file] = len(files)
-            files.append(FileReport(path=f.file, format="unknown", size=0, findings=(f,)))
-        else:
-            files[i] = replace(files[i], findings=(*files[i].findings, f))
-    return replace(report, files=tuple(files), engines=(*report.engines, "modelscan"))
 
 
 def _uris(arts: list[Artifact]) -> list[str]:

@@ -25,18 +25,20 @@ from mlsec.cli.common import (
     State,
     emit_json,
     info,
+    plural,
     read_passphrase,
 )
 from mlsec.cli.text import escape
 from mlsec.errors import MlsecError, UsageError, VerificationError
+from mlsec.schemas import Schema
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
     from mlsec.signing import Bundle, Passphrase, Signer, Verification, Verifier
 
-SIGN_SCHEMA = "mlsec/sign/v1"
-KEYGEN_SCHEMA = "mlsec/keygen/v1"
+SIGN_SCHEMA = Schema.SIGN
+KEYGEN_SCHEMA = Schema.KEYGEN
 
 
 class Method(StrEnum):
@@ -257,7 +259,7 @@ def sign_cmd(
     else:
         print(
             escape(
-                f"signed {path}: {len(signed.manifest.resources)} files, "
+                f"signed {path}: {plural(len(signed.manifest.resources), 'file')}, "
                 f"root sha256:{signed.manifest.root_digest} -> {out}"
             )
         )
@@ -282,33 +284,17 @@ def _verifier(
     online: bool,
     staging: bool = False,
 ) -> Verifier:
-    from mlsec.signing import CertificateVerifier, KeyVerifier, SigstoreVerifier, load_public_key
-    from mlsec.signing.signers import load_certificates
+    from mlsec.signing.trust import TrustMaterial
 
-    chosen = [bool(key), bool(certificate_chain), bool(identity or issuer)]
-    if sum(chosen) != 1:
-        raise UsageError(
-            "give exactly one of --key, --certificate-chain, or --identity with --issuer"
-        )
-    if key is not None:
-        return KeyVerifier(load_public_key(key))
-    if certificate_chain:
-        anchors = [c for p in certificate_chain for c in load_certificates(str(p))]
-        return CertificateVerifier(anchors)
-    if not identity or not issuer:
-        raise UsageError("keyless verification needs both --identity and --issuer")
-    if not State.debug:
+    trust = TrustMaterial(
+        key, tuple(certificate_chain), identity, issuer, trust_config, online, staging
+    )
+    if trust.identity and not State.debug:
         import logging
 
         # sigstore-python warns on every offline trust-root load; offline is our default.
         logging.getLogger("sigstore").setLevel(logging.ERROR)
-    return SigstoreVerifier(
-        identity,
-        issuer,
-        trust_config=str(trust_config) if trust_config else None,
-        online=online,
-        staging=staging,
-    )
+    return trust.verifier()
 
 
 def _read_bundle(sig: Path) -> Bundle:
@@ -326,12 +312,13 @@ def _render(result: Verification, fmt: OutputFormat, output: Path | None) -> Non
         emit_json(result.to_dict(), output)
         return
     if result.ok:
-        print(escape(f"verified {result.model}: {result.files} files, signed by {result.signer}"))
+        files = plural(result.files, "file")
+        print(escape(f"verified {result.model}: {files}, signed by {result.signer}"))
         if result.unsigned_files:
             tolerated = ", ".join(result.unsigned_files)
-            info(escape(f"files not covered by the signature (tolerated): {tolerated}"))
+            info(f"files not covered by the signature (tolerated): {tolerated}")
         for note in result.notes:
-            info(escape(f"note: {note}"))
+            info(f"note: {note}")
         return
     print(escape(f"FAILED {result.model} ({result.signer}):"))
     for d in result.differences:
@@ -368,6 +355,12 @@ def verify_cmd(
         Path | None,
         typer.Option("--sbom", metavar="BOM", help="Verify a signed SBOM about the model."),
     ] = None,
+    attestation: Annotated[
+        Path | None,
+        typer.Option(
+            "--attestation", metavar="ATT", help="Verify this attestation (mlsec attest) instead."
+        ),
+    ] = None,
     fmt: FormatOpt = OutputFormat.TABLE,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write the result here.")
@@ -381,6 +374,17 @@ def verify_cmd(
     from mlsec.cli.common import local_target
     from mlsec.signing import default_signature_path, verify_model
 
+    if attestation is not None:
+        if signature is not None or sbom is not None or ignore_unsigned_files:
+            raise UsageError(
+                "--attestation excludes --signature, --sbom and --ignore-unsigned-files"
+            )
+        from mlsec.cli.attest import verify_attestation_cmd
+
+        verifier = _verifier(key, certificate_chain or [], identity, issuer, trust_config, online)
+        return verify_attestation_cmd(
+            local_target(path), attestation, verifier, ignore or [], fmt, output
+        )
     if signature is None and sbom is None and str(path).startswith("hf:/"):
         raise UsageError("an hf:// model has no signature beside it: give --signature FILE")
     sig = signature or (
@@ -419,7 +423,7 @@ def verify_cmd(
             if fmt is OutputFormat.JSON:
                 emit_json(
                     {
-                        "schema": "mlsec/verify/v1",
+                        "schema": Schema.VERIFY,
                         "ok": False,
                         "model": str(path),
                         "method": verifier.method,

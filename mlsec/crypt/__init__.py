@@ -32,7 +32,7 @@ from mlsec.crypt.keys import (
     parse_recipients,
 )
 from mlsec.crypt.stream import CHUNK_SIZE, DecryptReader, EncryptWriter, decrypt, encrypt
-from mlsec.signing.keys import Passphrase
+from mlsec.secrets import Passphrase
 
 __all__ = [
     "CHUNK_SIZE",

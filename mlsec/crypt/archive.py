@@ -29,7 +29,7 @@ from mlsec.crypt.files import _named, _open_input, _output, default_mode
 from mlsec.crypt.keys import MAX_SCRYPT_WORK_FACTOR, Identity, Recipient
 from mlsec.crypt.stream import DecryptReader, EncryptWriter
 from mlsec.errors import CryptError
-from mlsec.signing.keys import Passphrase
+from mlsec.secrets import Passphrase
 
 if TYPE_CHECKING:
     from mlsec.progress import Progress

@@ -14,7 +14,7 @@ from mlsec.crypt.keys import MAX_SCRYPT_WORK_FACTOR, Identity, Recipient
 from mlsec.crypt.stream import decrypt, encrypt
 from mlsec.errors import CryptError, UsageError
 from mlsec.ioutil import open_output
-from mlsec.signing.keys import Passphrase
+from mlsec.secrets import Passphrase
 
 if TYPE_CHECKING:
     from mlsec.progress import Progress

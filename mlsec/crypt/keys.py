@@ -18,7 +18,7 @@ from mlsec.crypt import bech32
 from mlsec.crypt.header import Stanza, b64decode, b64encode, hkdf
 from mlsec.errors import CryptError
 from mlsec.ioutil import read_capped
-from mlsec.signing.keys import Passphrase
+from mlsec.secrets import Passphrase
 
 __all__ = [
     "DEFAULT_SCRYPT_WORK_FACTOR",

@@ -22,7 +22,7 @@ from mlsec.crypt.keys import (
     X25519Recipient,
 )
 from mlsec.errors import CryptError
-from mlsec.signing.keys import Passphrase
+from mlsec.secrets import Passphrase
 
 if TYPE_CHECKING:
     from mlsec.progress import Progress

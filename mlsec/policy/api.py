@@ -18,13 +18,13 @@ if TYPE_CHECKING:
     from mlsec.artifact import Artifact
     from mlsec.crypt import Identity
     from mlsec.ignore import IgnoreFile
-    from mlsec.registry import Store
+    from mlsec.registry import Reference, Store
     from mlsec.scan import ScanOptions, ScanReport
     from mlsec.signing.verify import Verifier
 
 Scanner = Callable[["Artifact", "ScanOptions"], "ScanReport"]
 
-__all__ = ["NO_TRUST", "admit", "admit_reference", "policy_verifier"]
+__all__ = ["NO_TRUST", "admit", "admit_reference", "policy_verifier", "resolve_target"]
 
 NO_TRUST = (
     "a signature needs trust material: --key, --certificate-chain, or --identity with --issuer "
@@ -32,20 +32,39 @@ NO_TRUST = (
 )
 
 
+def resolve_target(target: str) -> Path | Reference:
+    """What ``admit TARGET`` judges: an existing path, else a registry / OCI-layout / local-store
+    reference. A target that is neither is an :class:`ArtifactError` saying the path does not
+    exist (and why it is no reference either), never a registry error about a host named ``.``.
+    """
+    from mlsec.errors import ArtifactError, RegistryError
+    from mlsec.registry import RefKind, parse_reference
+
+    if os.path.lexists(target):
+        return Path(target)
+    if target.startswith(("/", "./", "../", "~")) or target in (".", "..") or os.sep in target[:1]:
+        raise ArtifactError(f"{target}: no such file or directory")
+    try:
+        reference = parse_reference(target)
+    except RegistryError as exc:
+        raise ArtifactError(
+            f"{target}: no such file or directory (nor a valid reference: {exc.message})"
+        ) from None
+    local = reference.layout
+    bare = reference.kind is RefKind.LAYOUT and not target.startswith("oci:")
+    if bare and local is not None and not local.exists():
+        raise ArtifactError(
+            f"{target}: no such file or directory, nor a model in the local store ({local})"
+        )
+    return reference
+
+
 def policy_verifier(policy: Policy) -> Verifier | None:
     """The verifier the policy's own trust material describes (None if it names none)."""
-    from mlsec.signing import CertificateVerifier, KeyVerifier, SigstoreVerifier, load_public_key
+    from mlsec.signing.trust import TrustMaterial
 
-    if policy.signature_key is not None:
-        return KeyVerifier(load_public_key(policy.signature_key))
-    if policy.signature_certificate_chain:
-        from mlsec.signing.signers import load_certificates
-
-        anchors = [c for p in policy.signature_certificate_chain for c in load_certificates(str(p))]
-        return CertificateVerifier(anchors)
-    if policy.signature_identity and policy.signature_issuer:
-        return SigstoreVerifier(policy.signature_identity, policy.signature_issuer)
-    return None
+    trust = TrustMaterial.from_policy(policy)
+    return trust.verifier() if trust.given else None
 
 
 def admit(

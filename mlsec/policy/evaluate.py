@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlsec.policy.model import Policy
+from mlsec.schemas import Schema
 
 __all__ = ["SCHEMA", "SEVERITY_RANK", "Check", "Decision", "evaluate"]
 
-SCHEMA = "mlsec/admit/v1"
+SCHEMA = Schema.ADMIT
 # Severity words of scan findings and of vulnerabilities, ordered.
 SEVERITY_RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1, "none": 0}
 
@@ -130,6 +131,19 @@ def _vulnerabilities(policy: Policy, ev: dict[str, Any]) -> list[Check]:
                 )
             )
         return checks
+    unauditable = sbom.get("unauditable") or []
+    if unauditable and policy.unauditable == "deny":
+        shown = ", ".join(
+            f"{u.get('name')}=={u.get('version')} ({u.get('reason')})" for u in unauditable[:3]
+        ) + (f" and {len(unauditable) - 3} more" if len(unauditable) > 3 else "")
+        checks.append(
+            Check(
+                "vulnerabilities",
+                False,
+                f"{len(unauditable)} dependenc{'y' if len(unauditable) == 1 else 'ies'} could not "
+                f"be audited: {shown}",
+            )
+        )
     if policy.vulnerabilities_fail_on == "never" and policy.unknown_severity == "allow":
         return checks
     threshold = SEVERITY_RANK.get(policy.vulnerabilities_fail_on, 99)

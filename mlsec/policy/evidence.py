@@ -3,7 +3,7 @@
 The same document is what ``mlsec admit --format json`` prints under ``evidence``, what policies
 are evaluated over, and what a person reads to understand a denial. Gathering runs every
 capability over the model once: the walk is shared, and each file is hashed once even though
-signature verification walks the model its own way (``artifact.shared_digests``).
+signature verification walks the model its own way, reusing the digests of the one Artifact.
 
 Failures of the *evidence* — a signature that does not verify, a malformed bundle or SBOM, an SBOM
 that does not describe these files, a malformed model card — are recorded in the document (and
@@ -26,10 +26,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsec.artifact import open_artifact, shared_digests
+from mlsec.artifact import open_artifact
 from mlsec.errors import BundleError, MlsecError, SigningError, VerificationError
 from mlsec.policy.evaluate import SEVERITY_RANK
 from mlsec.progress import Progress
+from mlsec.schemas import Schema
 
 if TYPE_CHECKING:
     from mlsec.artifact import Artifact
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA", "gather"]
 
-SCHEMA = "mlsec/evidence/v1"
+SCHEMA = Schema.EVIDENCE
 
 
 def gather(
@@ -73,28 +74,28 @@ def gather(
     root = Path(path)
     # Files given as evidence are not part of the model they describe.
     leave_out = [os.path.abspath(p) for p in (signature, sbom) if p is not None]
-    with shared_digests():
-        art = open_artifact(root, ignore=leave_out, digests=True, progress=progress)
-        report = (scanner or scan)(art, ScanOptions(allow_globals=frozenset(allow_globals)))
-        if ignore is not None:
-            report = report.with_ignore(ignore, {f.path: f.sha256 or "" for f in art.files})
-        scan_doc: dict[str, Any] = {
-            "max_severity": report.max_severity.value if report.max_severity else None,
-            "counts": report.counts(),
-            "findings": [f.to_dict() for f in report.findings],
-        }
-        if ignore is not None:
-            scan_doc["suppressed"] = [
-                {**f.to_dict(), "suppression": s.to_dict()} for f, s in report.suppressed
-            ]
-        doc: dict[str, Any] = {
-            "schema": SCHEMA,
-            "artifact": _artifact(art),
-            "scan": scan_doc,
-            "signature": _signature(root, signature, verifier, progress),
-            "sbom": _sbom(art, sbom, audit, osv_url),
-            "model": _model(art),
-        }
+    # One walk and one hash per file: every capability below is handed ``art``.
+    art = open_artifact(root, ignore=leave_out, digests=True, progress=progress)
+    report = (scanner or scan)(art, ScanOptions(allow_globals=frozenset(allow_globals)))
+    if ignore is not None:
+        report = report.with_ignore(ignore, {f.path: f.sha256 or "" for f in art.files})
+    scan_doc: dict[str, Any] = {
+        "max_severity": report.max_severity.value if report.max_severity else None,
+        "counts": report.counts(),
+        "findings": [f.to_dict() for f in report.findings],
+    }
+    if ignore is not None:
+        scan_doc["suppressed"] = [
+            {**f.to_dict(), "suppression": s.to_dict()} for f, s in report.suppressed
+        ]
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "artifact": _artifact(art),
+        "scan": scan_doc,
+        "signature": _signature(art, signature, verifier, progress),
+        "sbom": _sbom(art, sbom, audit, osv_url),
+        "model": _model(art),
+    }
     if ignore is not None:
         for v in doc["sbom"]["vulnerabilities"]:
             found = ignore.suppression_for_vulnerability([v["id"], *v.get("aliases", ())])
@@ -111,7 +112,7 @@ def _artifact(art: Artifact) -> dict[str, Any]:
 
 
 def _signature(
-    root: Path,
+    art: Artifact,
     signature: str | os.PathLike[str] | None,
     verifier: Verifier | None,
     progress: Progress | None,
@@ -133,7 +134,7 @@ def _signature(
     try:
         sig = Path(signature)
         bundle = Bundle.from_file(sig)
-        result = verify_model(root, bundle, verifier, signature_path=sig, progress=progress)
+        result = verify_model(art, bundle, verifier, signature_path=sig, progress=progress)
     except OSError as exc:
         raise SigningError(f"{signature}: cannot read: {exc.strerror or exc}") from None
     except VerificationError as exc:
@@ -166,6 +167,7 @@ def _sbom(
         "error": None,
         "audited": False,
         "vulnerabilities": [],
+        "unauditable": [],
     }
     if sbom is not None:
         from mlsec.signing.sbom import compare_files, load_bom
@@ -182,6 +184,7 @@ def _sbom(
         out["differences"] = [d.to_dict() for d in diffs]
         out["vulnerabilities"] = _bom_vulnerabilities(bom)
         out["audited"] = bool(bom.get("vulnerabilities")) or _has_audit_property(bom)
+        out["unauditable"] = _bom_unauditable(bom)
         return out
     if audit:
         from mlsec.sbom.api import make_sbom
@@ -190,6 +193,21 @@ def _sbom(
         out["source"] = "generated"
         out["audited"] = True
         out["vulnerabilities"] = [v.to_dict() for v in built.vulnerabilities]
+        out["unauditable"] = _bom_unauditable(built.document)
+    return out
+
+
+def _bom_unauditable(bom: dict[str, Any]) -> list[dict[str, Any]]:
+    """Libraries the SBOM marks ``mlsec:unauditable`` (no service could audit them)."""
+    out = []
+    for c in bom.get("components") or []:
+        if not isinstance(c, dict) or c.get("type") != "library":
+            continue
+        for p in c.get("properties") or []:
+            if isinstance(p, dict) and p.get("name") == "mlsec:unauditable":
+                out.append(
+                    {"name": c.get("name"), "version": c.get("version"), "reason": p.get("value")}
+                )
     return out
 
 

@@ -24,6 +24,7 @@ Schema ``mlsec/policy/v1`` (every section optional; the defaults are those of no
       required: false        # deny when there is no vulnerability data (no SBOM audit)
       fail_on: critical      # deny on a known vulnerability at or above this severity
       unknown_severity: deny # what a vulnerability without a severity counts as: deny|allow
+      unauditable: deny      # a pinned dependency no service could audit (+cpu build, private)
       ignore: []             # accepted vulnerability ids or aliases
     formats:
       allow: []              # if non-empty, only these formats may appear
@@ -83,6 +84,7 @@ class Policy:
     vulnerabilities_required: bool = False
     vulnerabilities_fail_on: str = "never"
     unknown_severity: str = "allow"
+    unauditable: str = "allow"
     ignore_vulnerabilities: frozenset[str] = field(default_factory=frozenset)
     formats_allow: frozenset[Format] = field(default_factory=frozenset)
     formats_deny: frozenset[Format] = field(default_factory=frozenset)
@@ -239,8 +241,10 @@ def _parse(doc: dict[str, Any], where: Path) -> Policy:
     scan = _Section(doc, "scan", where)
     scan_fail_on = scan.choice("fail_on", _SEVERITIES, "never")
     allow_globals = scan.strings("allow_globals")
+    from mlsec.scan.model import is_global_name
+
     for g in allow_globals:
-        if "." not in g.strip("."):
+        if not is_global_name(g):
             raise PolicyError(f"{where}: scan.allow_globals: {g!r} is not 'module.name'")
     scan.done()
 
@@ -265,6 +269,7 @@ def _parse(doc: dict[str, Any], where: Path) -> Policy:
     vul_required = vul.boolean("required")
     vul_fail_on = vul.choice("fail_on", _VULN_SEVERITIES, "never")
     unknown_sev = vul.choice("unknown_severity", ("allow", "deny"), "allow")
+    unauditable = vul.choice("unauditable", ("allow", "deny"), "allow")
     ignore = frozenset(vul.strings("ignore"))
     vul.done()
 
@@ -305,6 +310,7 @@ def _parse(doc: dict[str, Any], where: Path) -> Policy:
         vulnerabilities_required=vul_required,
         vulnerabilities_fail_on=vul_fail_on,
         unknown_severity=unknown_sev,
+        unauditable=unauditable,
         ignore_vulnerabilities=ignore,
         formats_allow=allow,
         formats_deny=deny,

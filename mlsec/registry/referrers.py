@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsec import __version__
 from mlsec.errors import BundleError, RegistryError, UsageError, VerificationError
@@ -37,6 +37,9 @@ from mlsec.registry.oci import (
 )
 from mlsec.registry.reference import Reference, parse_reference
 from mlsec.registry.store import NotFoundError, Store
+
+if TYPE_CHECKING:
+    from mlsec.artifact import Artifact
 
 __all__ = [
     "AttachResult",
@@ -103,7 +106,9 @@ def plan_referrers(
             raise RegistryError(f"referrer {r.digest}: its subject is not {subject}")
         if len(m.layers) != 1 or m.layers[0].size > MAX_REFERRER_SIZE:
             continue  # not a single-file attachment of ours: listed, not written
-        suffix = _REFERRER_SUFFIX.get(m.effective_artifact_type, f"{r.digest[7:19]}.referrer")
+        suffix = _attestation_suffix(m.annotations) or _REFERRER_SUFFIX.get(
+            m.effective_artifact_type, f"{r.digest[7:19]}.referrer"
+        )
         final = dest.parent / f"{dest.name}.{suffix}"
         n = 2
         while final in used:
@@ -114,6 +119,18 @@ def plan_referrers(
         used.add(final)
         plan.append((final, m.layers[0], r))
     return plan
+
+
+def _attestation_suffix(annotations: Mapping[str, str]) -> str | None:
+    """``scan.att`` / ``sbom.att`` / ``provenance.att`` (``att`` for another predicate) for a
+    referrer pushed with ``push --attach``, so that it never takes the model signature's name."""
+    from mlsec.attest import PREDICATE_ANNOTATION, kind_of
+
+    ptype = annotations.get(PREDICATE_ANNOTATION)
+    if not isinstance(ptype, str):
+        return None
+    kind = kind_of(ptype)
+    return f"{kind.value}.att" if kind is not None else "att"
 
 
 def fallback_tag(digest: str) -> str:
@@ -193,7 +210,7 @@ class _Unchecked:
 def check_signature_for(
     content: bytes,
     name: str,
-    model: str | os.PathLike[str],
+    model: str | os.PathLike[str] | Artifact,
     *,
     ignore: Iterable[str] = (),
     signature_path: str | os.PathLike[str] | None = None,
@@ -213,7 +230,7 @@ def check_signature_for(
         raise UsageError(f"{name}: not a signature bundle: {exc.message}") from None
     except VerificationError as exc:
         raise UsageError(
-            f"{name}: not a signature of {model}: {_short(exc.message)}",
+            f"{name}: not a signature of {getattr(model, 'root', model)}: {_short(exc.message)}",
             hint="sign this model (mlsec sign) and attach that bundle",
         ) from None
 

@@ -72,12 +72,13 @@ def make_sbom(
     for dep in deps:  # the first mention of a package wins (explicit files before discovery)
         unique.setdefault(dep.name, dep)
     vulns: tuple[Vulnerability, ...] = ()
+    unauditable: dict[str, str] = {}
     if audit:
         from mlsec.sbom.audit import audit as run_audit
 
-        vulns = run_audit(
-            list(unique.values()), service=vuln_service, osv_url=osv_url
-        ).vulnerabilities
+        result = run_audit(list(unique.values()), service=vuln_service, osv_url=osv_url)
+        vulns = result.vulnerabilities
+        unauditable = {d.name: reason for d, reason in result.unauditable}
     return build_sbom(
         artifact,
         card=card,
@@ -86,6 +87,7 @@ def make_sbom(
         name=name,
         version=version,
         audited_by=vuln_service if audit else None,
+        unauditable=unauditable,
     )
 
 

@@ -100,14 +100,19 @@ class AuditResult:
     audited: tuple[Dependency, ...]
     unpinned: tuple[Dependency, ...]
     service: str
+    # Pinned dependencies no vulnerability service knows (a local ``+cpu`` build, a private
+    # package the service skipped), each with the reason: not audited, and not "clean" either.
+    unauditable: tuple[tuple[Dependency, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: the service, the vulnerabilities, the audited and unpinned deps."""
+        """A JSON-ready dict: the service, the vulnerabilities, the audited, unpinned and
+        unauditable deps."""
         return {
             "service": self.service,
             "vulnerabilities": [v.to_dict() for v in self.vulnerabilities],
             "audited": [d.to_dict() for d in self.audited],
             "unpinned": [d.to_dict() for d in self.unpinned],
+            "unauditable": [{**d.to_dict(), "reason": r} for d, r in self.unauditable],
         }
 
 
@@ -171,7 +176,9 @@ def _run(
 ) -> list[dict[str, Any]]:
     """Run pip-audit on one group of pins; its JSON ``dependencies`` list."""
     request_timeout = max(1, round(timeout))
-    argv = [sys.executable, "-m", "pip_audit", "--no-deps", "--disable-pip", "--strict"]
+    # No --strict: a package a service cannot audit comes back with a skip_reason, which audit()
+    # reports as unauditable (the policy decides); a failure to reach the service stays an error.
+    argv = [sys.executable, "-m", "pip_audit", "--no-deps", "--disable-pip"]
     argv += ["--format", "json", "--desc", "on", "--aliases", "on", "--progress-spinner", "off"]
     argv += ["--timeout", str(request_timeout), "-s", service.value]
     if service is Service.OSV and osv_url is not None:
@@ -202,7 +209,14 @@ def _run(
         except SbomError:
             report = None
     if not isinstance(report, dict) or not isinstance(report.get("dependencies"), list):
-        raise SbomError(_failure(proc.stderr, service, _base_url(osv_url), group))
+        message = _failure(proc.stderr, service, _base_url(osv_url), group)
+        hint = None
+        if "unreachable" in message:
+            hint = (
+                "offline? serve an OSV mirror (the osv.dev API) and pass --osv-url URL, "
+                "or audit where the service is reachable"
+            )
+        raise SbomError(message, hint=hint)
     deps: list[dict[str, Any]] = report["dependencies"]
     return deps
 
@@ -330,10 +344,21 @@ def audit(
         raise UsageError(f"unknown vulnerability service {service!r}: use {choices}") from None
     if osv_url is not None and chosen is not Service.OSV:
         raise UsageError("an OSV URL needs the osv vulnerability service")
-    pinned = tuple(d for d in deps if d.version is not None)
     unpinned = tuple(d for d in deps if d.version is None)
+    unauditable: list[tuple[Dependency, str]] = []
+    pinned_list: list[Dependency] = []
+    for d in deps:
+        if d.version is None:
+            continue
+        if "+" in d.version:  # PEP 440 local version: a build no public record describes
+            unauditable.append(
+                (d, f"local build {d.version}: vulnerability services publish no records for it")
+            )
+        else:
+            pinned_list.append(d)
+    pinned = tuple(pinned_list)
     if not pinned:
-        return AuditResult((), (), unpinned, chosen.value)
+        return AuditResult((), (), unpinned, chosen.value, tuple(unauditable))
     if importlib.util.find_spec("pip_audit") is None:
         raise SbomError(
             "vulnerability audit needs pip-audit, which is not installed",
@@ -343,13 +368,18 @@ def audit(
     found: list[tuple[Dependency, dict[str, Any]]] = []
     for group in _rounds(pinned):
         reported: dict[tuple[str, Version | str], dict[str, Any]] = {}
+        skipped: dict[str, str] = {}
         for entry in _run(group, chosen, osv_url, timeout):
             name = canonicalize_name(str(entry.get("name", "")))
-            if "skip_reason" in entry:  # --strict makes this fatal already; never trust a skip
-                raise SbomError(f"pip-audit skipped {name}: {entry['skip_reason']}")
+            if "skip_reason" in entry:  # never "clean": reported as unauditable, with the reason
+                skipped[name] = str(entry["skip_reason"])[:300]
+                continue
             reported[(name, _version_key(str(entry.get("version", ""))))] = entry
         for dep in group.values():
             assert dep.version is not None
+            if dep.name in skipped:
+                unauditable.append((dep, f"{chosen.value} could not audit it: {skipped[dep.name]}"))
+                continue
             result = reported.get((dep.name, _version_key(dep.version)))
             if result is None:
                 raise SbomError(
@@ -382,4 +412,5 @@ def audit(
     with ThreadPoolExecutor(max_workers=8) as pool:
         vulns = list(pool.map(build, found))
     vulns.sort(key=lambda v: (v.package, v.version, v.id))
-    return AuditResult(tuple(vulns), pinned, unpinned, chosen.value)
+    audited = tuple(d for d in pinned if all(d is not u for u, _ in unauditable))
+    return AuditResult(tuple(vulns), audited, unpinned, chosen.value, tuple(unauditable))

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from mlsec import __version__
-from mlsec.artifact import Artifact, sort_key
+from mlsec.artifact import Artifact
 from mlsec.errors import SbomError
 from mlsec.sbom.card import ModelCard
 
@@ -87,6 +87,7 @@ def build_sbom(
     timestamp: datetime | None = None,
     serial: UUID | None = None,
     audited_by: str | None = None,
+    unauditable: Mapping[str, str] | None = None,
 ) -> Sbom:
     """The CycloneDX 1.6 ML-BOM of ``artifact`` (digests are computed if missing).
 
@@ -94,7 +95,8 @@ def build_sbom(
     ``timestamp`` and ``serial`` default to now and a random UUID; pass them for reproducible
     output. ``audited_by`` names the vulnerability service the dependencies were audited with: it
     is recorded (``mlsec:audited`` metadata property) so that "audited, nothing found" can be told
-    from "not audited".
+    from "not audited". ``unauditable`` maps a dependency name to why no service could audit it
+    (``mlsec:unauditable`` property of that library).
 
     The document is built directly, in time linear in the number of files (cyclonedx-python-lib's
     object model registers dependencies in quadratic time: 1,200 files took seconds).
@@ -168,7 +170,7 @@ def build_sbom(
         if ref in lib_refs.values() or dep.name in lib_refs:
             continue
         lib_refs[dep.name] = ref
-        components.append(_library(dep, ref))
+        components.append(_library(dep, ref, (unauditable or {}).get(dep.name)))
 
     document: dict[str, Any] = {
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
@@ -199,10 +201,7 @@ def _prop(name: str, value: str) -> dict[str, str]:
 
 def _root_digest(artifact: Artifact) -> str:
     """The root digest an OpenSSF model signature of ``artifact`` carries as its subject."""
-    from mlsec.signing.manifest import Resource, root_digest
-
-    ordered = sorted(artifact.files, key=lambda f: sort_key(f.path))
-    return root_digest([Resource(f.path, "sha256", f.sha256 or "") for f in ordered])
+    return artifact.root_digest
 
 
 def _licenses(names: Sequence[str]) -> list[dict[str, Any]]:
@@ -234,7 +233,7 @@ def _licenses(names: Sequence[str]) -> list[dict[str, Any]]:
     return items
 
 
-def _library(dep: Dependency, ref: str) -> dict[str, Any]:
+def _library(dep: Dependency, ref: str, unauditable: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "library", "bom-ref": ref, "name": dep.name}
     if dep.version:
         out["version"] = dep.version
@@ -245,6 +244,8 @@ def _library(dep: Dependency, ref: str) -> dict[str, Any]:
         props.append(_prop("mlsec:specifier", dep.specifier))
     if dep.marker:
         props.append(_prop("mlsec:marker", dep.marker))
+    if unauditable:
+        props.append(_prop("mlsec:unauditable", unauditable))
     out["properties"] = props
     return out
 

@@ -101,25 +101,65 @@ def _label(art: Artifact, path: str) -> str:
     return f"{art.root}/{path}" if art.is_dir else str(art.root)
 
 
+ENGINES = ("mlsec", "modelscan")
+
+
 def scan(
-    artifacts: Artifact | Sequence[Artifact], options: ScanOptions | None = None
+    artifacts: Artifact | Sequence[Artifact],
+    options: ScanOptions | None = None,
+    *,
+    engines: Sequence[str] = ("mlsec",),
 ) -> ScanReport:
     """Scan one or more opened artifacts statically and return every finding.
+
+    ``engines`` names the scanners to run: ``mlsec`` (this package's, the default) and/or
+    ``modelscan`` (the optional second engine, run as a subprocess); their findings are merged
+    per file, each marked with its engine.
 
     >>> from mlsec.artifact import open_artifact
     >>> report = scan(open_artifact("model.pt"))  # doctest: +SKIP
     >>> report.failed(Severity.MEDIUM)  # doctest: +SKIP
     """
     arts = [artifacts] if isinstance(artifacts, Artifact) else list(artifacts)
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown or not engines:
+        from mlsec.errors import UsageError
+
+        what = unknown[0] if unknown else "(none)"
+        raise UsageError(f"unknown scan engine {what!r}: use {', '.join(ENGINES)}")
     start = time.perf_counter()
-    if len(arts) == 1:
-        reports = [scan_file(f, options) for f in arts[0].files]
-    else:  # several targets: a bare relative path ("model.pkl") could be in any of them
-        reports = [
-            scan_file(f, options, label=_label(art, f.path)) for art in arts for f in art.files
-        ]
-    return ScanReport(
+    reports: list[FileReport] = []
+    if "mlsec" in engines:
+        if len(arts) == 1:
+            reports = [scan_file(f, options) for f in arts[0].files]
+        else:  # several targets: a bare relative path ("model.pkl") could be in any of them
+            reports = [
+                scan_file(f, options, label=_label(art, f.path)) for art in arts for f in art.files
+            ]
+    report = ScanReport(
         targets=tuple(str(a.root) for a in arts),
         files=tuple(reports),
         duration_s=time.perf_counter() - start,
+        engines=("mlsec",) if "mlsec" in engines else (),
     )
+    if "modelscan" in engines:
+        from mlsec.scan.modelscan_engine import run_modelscan
+
+        report = _merge(report, run_modelscan([a.root for a in arts]), "modelscan")
+    return report
+
+
+def _merge(report: ScanReport, extra: Sequence[Finding], engine: str) -> ScanReport:
+    """``report`` with another engine's findings added to their files' reports."""
+    from dataclasses import replace
+
+    files = list(report.files)
+    index = {fr.path: i for i, fr in enumerate(files)}
+    for f in extra:
+        i = index.get(f.file)
+        if i is None:
+            index[f.file] = len(files)
+            files.append(FileReport(path=f.file, format="unknown", size=0, findings=(f,)))
+        else:
+            files[i] = replace(files[i], findings=(*files[i].findings, f))
+    return replace(report, files=tuple(files), engines=(*report.engines, engine))

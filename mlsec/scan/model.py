@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from mlsec.schemas import Schema
+
 if TYPE_CHECKING:
     from mlsec.ignore import IgnoreFile, Suppression
 
-__all__ = ["FileReport", "Finding", "ScanReport", "Severity"]
+__all__ = ["FileReport", "Finding", "ScanReport", "Severity", "is_global_name"]
 
-SCHEMA = "mlsec/scan/v1"
+SCHEMA = Schema.SCAN
 
 
 class Severity(StrEnum):
@@ -177,3 +179,10 @@ class ScanReport:
             out["summary"]["suppressed"] = len(self.suppressed)
             out["ignore"] = self.extra["ignore"]
         return out
+
+
+def is_global_name(name: str) -> bool:
+    """True for an exact ``module.name`` a user may allow (``--allow-global``, a policy's
+    ``scan.allow_globals``): dotted identifiers, at least a module and a name, nothing else."""
+    parts = name.split(".")
+    return len(parts) >= 2 and all(p.isidentifier() for p in parts)

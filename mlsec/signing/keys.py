@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mlsec.errors import KeyFileError, MlsecError
 from mlsec.ioutil import read_capped, write_output
+from mlsec.secrets import Passphrase
 
 __all__ = [
     "Curve",
@@ -41,16 +41,6 @@ _CURVES: dict[str, hashes.HashAlgorithm] = {
     "secp384r1": hashes.SHA384(),
     "secp521r1": hashes.SHA512(),
 }
-
-
-@dataclass(frozen=True)
-class Passphrase:
-    """A secret that never shows up in a repr, a log or a traceback's locals."""
-
-    value: bytes
-
-    def __repr__(self) -> str:
-        return "Passphrase(***)"
 
 
 def hash_for(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> hashes.HashAlgorithm:

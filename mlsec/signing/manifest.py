@@ -7,7 +7,6 @@ the statement: names are compared against the artifact walk only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import posixpath
@@ -113,10 +112,9 @@ class Serialization:
 
 def root_digest(resources: Sequence[Resource]) -> str:
     """SHA-256 over the raw bytes of every resource digest, in the listed order."""
-    h = hashlib.sha256()
-    for r in resources:
-        h.update(bytes.fromhex(r.digest))
-    return h.hexdigest()
+    from mlsec.artifact import digest_of_digests
+
+    return digest_of_digests(r.digest for r in resources)
 
 
 @dataclass(frozen=True)

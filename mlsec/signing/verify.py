@@ -16,6 +16,7 @@ from typing import Any
 from mlsec.artifact import Artifact, open_artifact, sort_key
 from mlsec.errors import ArtifactError, BundleError, VerificationError
 from mlsec.progress import Progress
+from mlsec.schemas import Schema
 from mlsec.signing.bundle import Bundle
 from mlsec.signing.dsse import IN_TOTO_PAYLOAD_TYPE
 from mlsec.signing.manifest import Manifest, Resource, sharded
@@ -37,7 +38,7 @@ __all__ = [
     "verify_model",
 ]
 
-SCHEMA = "mlsec/verify/v1"
+SCHEMA = Schema.VERIFY
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +183,16 @@ def _resource_file(name: str, sharded_mode: bool) -> str:
 
 
 def _walk(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Artifact,
     manifest: Manifest,
     caller: tuple[str, ...],
     signature_path: str | os.PathLike[str] | None,
     progress: Progress | None = None,
 ) -> Artifact:
-    """The model walked with the signed policy (recorded ignores, symlinks) plus the caller's."""
-    root = Path(os.path.abspath(path))
+    """The model walked with the signed policy (recorded ignores, symlinks) plus the caller's.
+    Given an :class:`Artifact`, its digests are reused for every unchanged file (no re-read)."""
+    reuse = path if isinstance(path, Artifact) else None
+    root = Path(os.path.abspath(path.root if isinstance(path, Artifact) else path))
     if not os.path.lexists(root):
         raise ArtifactError(f"{path}: no such file or directory")
     recorded = manifest.serialization.ignore_paths
@@ -209,6 +212,7 @@ def _walk(
         and manifest.serialization.hash_type == "sha256",
         progress=progress,
         allow_symlinks=manifest.serialization.allow_symlinks,
+        reuse=reuse,
     )
 
 
@@ -291,7 +295,7 @@ class _Comparison:
 
 
 def verify_model(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Artifact,
     bundle: Bundle,
     verifier: Verifier,
     *,
@@ -300,7 +304,8 @@ def verify_model(
     signature_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> Verification:
-    """Verify ``bundle`` over the model at ``path``; return the result or raise.
+    """Verify ``bundle`` over the model at ``path`` (a path, or an already opened
+    :class:`~mlsec.artifact.Artifact` whose digests are reused); return the result or raise.
 
     Raises :class:`VerificationError` (``.result`` holds the :class:`Verification`) when the
     signature is bad or the model differs, :class:`BundleError` when the bundle is malformed.

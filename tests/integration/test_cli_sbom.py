@@ -25,7 +25,7 @@ def test_json_to_stdout_and_to_a_file(cli, example_model, tmp_path):
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(r.stdout) is None
     art = open_artifact(example_model, digests=True)
     assert bom_files(doc) == {f.path: f.sha256 for f in art.files}
-    assert "sbom: 5 files, 1 datasets, 0 dependencies" in r.stderr
+    assert "sbom: 5 files, 1 dataset, 0 dependencies" in r.stderr
 
     out = tmp_path / "bom.json"
     r = cli("sbom", example_model, "--output", out, "--name", "acme/tiny", "--model-version", "2")

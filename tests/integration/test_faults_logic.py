@@ -293,3 +293,18 @@ def test_keygen_into_a_directory_is_refused_not_written_beside_it(cli, tmp_path:
     assert r.exit_code == 2
     assert "is a directory" in r.stderr
     assert list(tmp_path.iterdir()) == [keys] and not any(keys.iterdir())
+
+
+def test_decrypt_extract_and_log_lines_escape_control_characters(cli, tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "bad\x1b[31mname\n.bin").write_bytes(b"x")
+    pub = cli("age-keygen", "-o", tmp_path / "k.txt").stderr.split()[-1]
+    r = cli("encrypt", model, "-r", pub, "-o", tmp_path / "m.tar.age")
+    assert r.exit_code == 0, r.stderr
+    assert "\x1b" not in r.stdout + r.stderr
+    r = cli(
+        "decrypt", tmp_path / "m.tar.age", "-i", tmp_path / "k.txt", "-x", tmp_path / "out\x1bx"
+    )
+    assert r.exit_code == 0, r.stderr
+    assert "\x1b" not in r.stdout and len(r.stdout.strip().splitlines()) == 1

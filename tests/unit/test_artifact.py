@@ -259,59 +259,59 @@ def test_formats_sniffed_during_hashing_match_the_sniff_pass(tmp_path, example_m
     assert single.files[0].format is Format.NPZ
 
 
-def test_mapped_and_read_hashing_agree_and_sniff_alike(tmp_path, monkeypatch):
-    """Files larger than one read are hashed through mmap windows; the digests and formats are
-    exactly those of the read() path, at window boundaries too."""
+def test_hashing_at_read_boundaries_matches_hashlib_and_sniffs(tmp_path, monkeypatch):
+    """Files are hashed through one reused read buffer per thread; digests, formats and progress
+    are exact at buffer boundaries, and a zip is still sniffed from its end."""
     import numpy as np
 
     import mlsec.artifact as artifact
 
-    window = artifact._MAP_WINDOW
+    monkeypatch.setattr(artifact, "_chunk", artifact._MIN_BUFFER)
+    monkeypatch.setattr(artifact, "_buffers", __import__("threading").local())
+    n = artifact._MIN_BUFFER
     root = _tree(
         tmp_path / "m",
-        {
-            "exact": os.urandom(2 * window),
-            "plus1": os.urandom(window + 1),
-            "just-over-a-read": os.urandom(artifact._CHUNK + 1),
-        },
+        {"empty": b"", "exact": os.urandom(2 * n), "plus1": os.urandom(n + 1), "less": b"x" * 5},
     )
-    np.savez(root / "big.npz", a=np.zeros(3 * 1024 * 1024))  # a zip sniffed from its end
-    mapped = open_artifact(root, digests=True)
-    monkeypatch.setattr(artifact, "_USE_MMAP", False)
-    read = open_artifact(root, digests=True)
-    assert [(f.path, f.format, f.sha256) for f in mapped.files] == [
-        (f.path, f.format, f.sha256) for f in read.files
-    ]
-    assert mapped.file("big.npz").format is Format.NPZ
-    for f in mapped.files:
-        assert f.sha256 == hashlib.sha256((root / f.path).read_bytes()).hexdigest()
+    np.savez(root / "big.npz", a=np.zeros(300_000))  # a zip several buffers long
+    progress = CountingProgress()
+    art = open_artifact(root, digests=True, progress=progress)
+    assert art.file("big.npz").format is Format.NPZ
+    for f in art.files:
+        assert f.sha256 == hashlib.sha256((root / f.path).read_bytes()).hexdigest(), f.path
+    assert progress.done == art.total_size
+    assert hash_files([root / "plus1"]) == [art.file("plus1").sha256]
 
 
-def test_a_file_that_cannot_be_mapped_is_read_from_where_mapping_stopped(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"index0": ("1", "Data", "48K"), "index2": ("2", "Unified", "2048K")}, 1024 * 1024),
+        ({"index2": ("2", "Unified", "512K")}, 256 * 1024),
+        ({"index2": ("2", "Unified", "1M")}, 512 * 1024),
+        ({"index2": ("2", "Unified", "32M")}, 1024 * 1024),  # capped
+        ({"index1": ("2", "Instruction", "1024K")}, 512 * 1024),  # no data L2: the default
+        ({"index2": ("2", "Unified", "garbage")}, 512 * 1024),
+        ({}, 512 * 1024),
+    ],
+)
+def test_read_buffer_is_sized_from_the_l2_cache(tmp_path, files, expected):
     import mlsec.artifact as artifact
 
-    real_mmap = artifact.mmap.mmap
-
-    data = os.urandom(3 * artifact._MAP_WINDOW + 5)
-    (tmp_path / "big").write_bytes(data)
-    calls = []
-
-    def flaky(fd, n, **kw):  # the first window maps, the second fails (as on a FUSE mount)
-        calls.append(kw["offset"])
-        if len(calls) > 1:
-            raise OSError(19, "No such device")
-        return real_mmap(fd, n, **kw)
-
-    monkeypatch.setattr(artifact.mmap, "mmap", flaky)
-    progress: Progress = CountingProgress()
-    assert hash_files([tmp_path / "big"], progress=progress) == [hashlib.sha256(data).hexdigest()]
-    assert calls == [0, artifact._MAP_WINDOW]
-    assert progress.done == len(data)  # type: ignore[attr-defined]
+    for name, (level, kind, size) in files.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "level").write_text(level + "\n")
+        (d / "type").write_text(kind + "\n")
+        (d / "size").write_text(size + "\n")
+    assert artifact._buffer_size(artifact._l2_size(tmp_path)) == expected
+    assert artifact.PREFIX_SIZE <= artifact._MIN_BUFFER  # the first read holds the sniff prefix
 
 
-def test_shared_digests_hash_each_unchanged_file_once(tmp_path, monkeypatch):
+def test_reuse_hashes_each_unchanged_file_once(tmp_path, monkeypatch):
+    """A second walk of the same model (a signature's view) takes the first walk's digests: the
+    Artifact is passed, there is no global cache."""
     import mlsec.artifact as artifact
-    from mlsec.artifact import shared_digests
 
     root = _tree(tmp_path / "m", {"a": b"alpha", "b": b"beta" * 1000, "sub/c": b"gamma"})
     hashed: list[str] = []
@@ -322,15 +322,15 @@ def test_shared_digests_hash_each_unchanged_file_once(tmp_path, monkeypatch):
         return real(path, progress, sniff_it)
 
     monkeypatch.setattr(artifact, "_hash_one", counting)
-    with shared_digests():
-        first = open_artifact(root, digests=True)
-        again = open_artifact(root, digests=True)  # a second capability, its own walk
-        assert sorted(hashed) == ["a", "b", "c"]
-        assert [f.sha256 for f in again.files] == [f.sha256 for f in first.files]
-        assert [f.format for f in again.files] == [f.format for f in first.files]
-        (root / "a").write_bytes(b"changed!")  # size differs: hashed again
-        changed = open_artifact(root, digests=True)
-        assert changed.file("a").sha256 == hashlib.sha256(b"changed!").hexdigest()
-        assert sorted(hashed) == ["a", "a", "b", "c"]
-    open_artifact(root, digests=True)  # outside the block: no cache
+    first = open_artifact(root, digests=True)
+    again = open_artifact(root, ignore=["sub"], digests=True, reuse=first)  # another view
+    assert sorted(hashed) == ["a", "b", "c"]
+    assert [f.sha256 for f in again.files] == [f.sha256 for f in first.files if f.path != "sub/c"]
+    assert [f.format for f in again.files] == [f.format for f in first.files if f.path != "sub/c"]
+    (root / "a").write_bytes(b"changed!")  # size differs: hashed again
+    changed = open_artifact(root, digests=True, reuse=first)
+    assert changed.file("a").sha256 == hashlib.sha256(b"changed!").hexdigest()
+    assert sorted(hashed) == ["a", "a", "b", "c"]
+    open_artifact(root, digests=True)  # without reuse: everything is read
     assert len(hashed) == 7
+    assert not hasattr(artifact, "shared_digests")

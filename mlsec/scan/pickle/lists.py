@@ -122,6 +122,9 @@ DENY_MODULES = frozenset(
         "compileall",
         "py_compile",
         "doctest",
+        "unittest",  # unittest.main / TestProgram discover and import test modules from disk
+        "threading",  # Thread(target=...) and Timer run a callable once started
+        "sched",  # scheduler.enter + run call a callable
         "idlelib",
         "lib2to3",
         "multiprocessing",
@@ -776,6 +779,43 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("torch.serialization", "_get_layout"): "maps a layout name to a torch.layout constant",
     **_pairs("torch.nn.parameter", "Parameter Buffer", _TORCH_REBUILD),
+    # Activation and normalisation functions modules store as attributes (TransformerEncoderLayer
+    # keeps activation=F.relu / F.gelu): tensor arithmetic only, no callable argument, no I/O.
+    **_pairs(
+        "torch.nn.functional",
+        "relu relu6 gelu silu mish elu selu celu leaky_relu prelu rrelu glu hardtanh hardswish "
+        "hardsigmoid sigmoid tanh softplus softsign softmax log_softmax softmin tanhshrink "
+        "softshrink hardshrink logsigmoid threshold _threshold dropout linear layer_norm normalize",
+        "a torch.nn.functional tensor operation (activation/normalisation): computes on its "
+        "tensor arguments only",
+    ),
+    # OmegaConf configs (PyTorch Lightning's hyper_parameters, Hydra/NeMo checkpoints): pickled
+    # as cls.__new__ + Container.__setstate__, a plain __dict__.update; interpolations and
+    # resolvers run only when a value is read, never on load. Building one with any content only
+    # stores it; a structured-config class inside is its own global and judged as such. EnumNode
+    # is left out (it calls the enum type it is given when validating).
+    **_pairs(
+        "omegaconf.dictconfig", "DictConfig", "OmegaConf container: __setstate__ updates __dict__"
+    ),
+    **_pairs(
+        "omegaconf.listconfig", "ListConfig", "OmegaConf container: __setstate__ updates __dict__"
+    ),
+    **_pairs(
+        "omegaconf.base",
+        "Metadata ContainerMetadata",
+        "OmegaConf node metadata: a dataclass of flags, key and type references",
+    ),
+    **_pairs(
+        "omegaconf.nodes",
+        "AnyNode StringNode IntegerNode FloatNode BooleanNode BytesNode PathNode",
+        "OmegaConf value node: stores (and type-checks) a scalar",
+    ),
+    # The same functions where they are C builtins (F.gelu pickles as torch._C._nn.gelu).
+    **_pairs(
+        "torch._C._nn",
+        "gelu softplus softshrink log_sigmoid linear",
+        "torch's C implementation of a torch.nn.functional tensor operation",
+    ),
     **_pairs("torch.storage", "TypedStorage UntypedStorage", _TORCH_REBUILD),
     # torch.storage._load_from_bytes is torch.load(io.BytesIO(b)) of bytes the pickle chooses: a
     # loader (LOADS_LIKE). It is what every pickle.dump of a tensor calls, so importing it is not

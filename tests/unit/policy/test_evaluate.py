@@ -155,3 +155,21 @@ def test_size_and_every_reason_is_kept():
         "passed": False,
         "message": "a signature is required and none was given",
     }
+
+
+def test_unauditable_dependencies_are_the_policys_call():
+    torch_cpu = {"name": "torch", "version": "2.1.0+cpu", "reason": "local build 2.1.0+cpu"}
+    audited = ev(sbom__audited=True, sbom__unauditable=[torch_cpu])
+    assert evaluate(pol(vulnerabilities_fail_on="high"), audited).allowed  # default: allow
+    d = evaluate(pol(vulnerabilities_fail_on="high", unauditable="deny"), audited)
+    assert not d.allowed
+    [c] = [c for c in d.denials if c.rule == "vulnerabilities"]
+    assert "1 dependency could not be audited: torch==2.1.0+cpu (local build" in c.message
+    assert evaluate(pol(unauditable="deny"), ev(sbom__audited=True)).allowed
+
+
+def test_strict_preset_denies_unauditable():
+    from mlsec.policy.model import load_policy
+
+    assert load_policy("strict").unauditable == "deny"
+    assert load_policy("default").unauditable == "allow"

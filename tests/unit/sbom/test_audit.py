@@ -214,11 +214,13 @@ def test_audit_reads_requirements_file_end_to_end(
     found = audit(read_requirements(req), osv_url=f"{osv.url}/v1/query", timeout=5)
     assert found.vulnerabilities == ()
     assert [(d.name, d.version) for d in found.audited] == [("jinja2", "2.10.1")]
-    # nothing resolved or installed, skipped packages fatal, the given service asked
+    # nothing resolved or installed, the given service asked; no --strict: a skipped package is
+    # reported as unauditable (test_a_package_the_service_skips_is_unauditable), never as clean
     (argv,) = calls
     assert argv[1:3] == ["-m", "pip_audit"]
-    for flag in ("--no-deps", "--disable-pip", "--strict"):
+    for flag in ("--no-deps", "--disable-pip"):
         assert flag in argv
+    assert "--strict" not in argv
     assert argv[argv.index("--osv-url") + 1] == f"{osv.url}/v1/query"
     assert argv[argv.index("-s") + 1] == "osv"
 
@@ -248,3 +250,43 @@ def test_severity_from_github_rating_then_cvss_v3() -> None:
         assert severity_of({"severity": [{"type": "CVSS_V3", "score": score}]}) == expected
     assert audit_module._cvss3_base_score(GHSA_462W["severity"][0]["score"]) == 8.6
     assert audit_module._cvss3_base_score(GHSA_X84V["severity"][0]["score"]) == 7.5
+
+
+def test_offline_error_names_osv_url(closed_url: str) -> None:
+    with pytest.raises(SbomError) as err:
+        audit([pin("requests", "2.19.0")], osv_url=closed_url, timeout=5)
+    assert err.value.hint is not None and "--osv-url" in err.value.hint
+
+
+def test_local_build_is_unauditable_not_clean(osv: OsvServer) -> None:
+    found = audit([pin("torch", "2.1.0+cpu"), pin("jinja2", "2.10")], osv_url=osv.url, timeout=10)
+    assert [(d.name, d.version) for d, _ in found.unauditable] == [("torch", "2.1.0+cpu")]
+    assert "local build" in found.unauditable[0][1]
+    assert [d.name for d in found.audited] == ["jinja2"]  # audited means checked
+    assert found.to_dict()["unauditable"][0]["reason"].startswith("local build 2.1.0+cpu")
+
+
+def test_only_local_builds_runs_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pip-audit must not run")
+
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    found = audit([pin("torch", "2.3.1+cu121")])
+    assert found.audited == () and len(found.unauditable) == 1
+
+
+def test_a_package_the_service_skips_is_unauditable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pip-audit without --strict reports a package it cannot audit with a skip_reason (what
+    # `-s pypi` writes for a private package: captured shape, pip-audit 2.10.1).
+    def fake_run(group, service, osv_url, timeout):  # type: ignore[no-untyped-def]
+        return [
+            {"name": "internal-lib", "skip_reason": "Dependency not found on PyPI and could "
+             "not be audited: internal-lib (1.0)"},
+            {"name": "six", "version": "1.16.0", "vulns": []},
+        ]  # fmt: skip
+
+    monkeypatch.setattr(audit_module, "_run", fake_run)
+    found = audit([pin("internal-lib", "1.0"), pin("six", "1.16.0")], service="pypi")
+    assert [d.name for d, _ in found.unauditable] == ["internal-lib"]
+    assert "not found on PyPI" in found.unauditable[0][1]
+    assert [d.name for d in found.audited] == ["six"]

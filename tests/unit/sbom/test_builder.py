@@ -160,3 +160,22 @@ def test_validate_sbom_accepts_ours_and_rejects_a_broken_one(sbom):
     assert "\n" not in str(exc.value)
     with pytest.raises(SbomError):
         validate_sbom(s.to_xml().replace("<hash alg=", "<hashh alg=", 1), SbomFormat.XML)
+
+
+def test_unauditable_library_carries_the_reason(example_model):
+    from mlsec.sbom.deps import Dependency
+
+    dep = Dependency("torch", "2.1.0+cpu", "==2.1.0+cpu", (), None, "requirements.txt:1")
+    bom = build_sbom(
+        open_artifact(example_model, digests=True),
+        dependencies=(dep,),
+        audited_by="osv",
+        unauditable={"torch": "local build 2.1.0+cpu"},
+    )
+    [lib] = [c for c in bom.document["components"] if c["type"] == "library"]
+    assert {"name": "mlsec:unauditable", "value": "local build 2.1.0+cpu"} in lib["properties"]
+    from mlsec.policy.evidence import _bom_unauditable
+
+    assert _bom_unauditable(bom.document) == [
+        {"name": "torch", "version": "2.1.0+cpu", "reason": "local build 2.1.0+cpu"}
+    ]

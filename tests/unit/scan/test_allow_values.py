@@ -174,3 +174,33 @@ def test_every_allowed_pair_has_a_reason_and_is_not_denied() -> None:
         assert len(reason) > 10, (module, name)
         assert f"{module}.{name}" not in DENY_NAMES, (module, name)
         assert judge_global(module, name).severity is None, (module, name)
+
+
+def test_whole_module_with_functional_activation_is_clean(tmp_path) -> None:
+    import torch
+
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    layer = torch.nn.Sequential(
+        torch.nn.TransformerEncoderLayer(8, 2),
+        torch.nn.TransformerEncoderLayer(8, 2, activation="gelu"),
+    )
+    path = tmp_path / "whole.pt"
+    torch.save(layer, path)
+    report = scan(open_artifact(path))
+    assert [f for f in report.findings if f.severity.rank >= 2] == []
+
+
+def test_lightning_style_checkpoint_with_omegaconf_hparams_is_clean(tmp_path) -> None:
+    import torch
+    from omegaconf import OmegaConf
+
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    hp = OmegaConf.create({"lr": 0.1, "model": {"layers": [1, 2]}, "name": "x", "ref": "${lr}"})
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": hp, "epoch": 1}, path)
+    report = scan(open_artifact(path))
+    assert [f for f in report.findings if f.severity.rank >= 2] == []

@@ -169,3 +169,25 @@ def test_attribute_names() -> None:
     for a in ("__globals__", "__builtins__", "__class__", "__subclasses__", "system", "eval"):
         assert judge_attribute(a) is CRIT, a
     assert judge_attribute("weight") is None
+
+
+def test_allow_global_names_are_checked_one_way() -> None:
+    from mlsec.scan.model import is_global_name
+
+    assert is_global_name("mypkg.layers.Block") and is_global_name("__main__.Net")
+    for bad in ("Net", "a..b", ".a.b", "a.b.", "os.system x", "a.b c", "", "a.1b"):
+        assert not is_global_name(bad), bad
+
+
+def test_scan_engines_are_named_in_the_library(tmp_path) -> None:
+    import pytest
+
+    from mlsec.artifact import open_artifact
+    from mlsec.errors import UsageError
+    from mlsec.scan import scan
+
+    p = tmp_path / "m.pkl"
+    p.write_bytes(b"\x80\x04K\x01.")
+    assert scan(open_artifact(p)).engines == ("mlsec",)
+    with pytest.raises(UsageError, match="unknown scan engine 'other'"):
+        scan(open_artifact(p), engines=("other",))
