@@ -1,17 +1,19 @@
 """``mlsec fleet --engine ray`` against a real Ray head started by the test, and a real
 docker-registry: the same decisions as the local engine.
 
-Ray advertises the machine's interface address even when told ``--node-ip-address 127.0.0.1``, so
-as root the test re-runs itself in a private network namespace (``unshare -n``, then
-``ip link set lo up``) where loopback is the only interface: all traffic stays on 127.0.0.1, and
-the test asserts Ray's node address is 127.0.0.1. Without root (or without ``unshare``) it runs
-in the host namespace.
+The test re-runs itself in a fresh interpreter with Ray's token authentication on and a token of
+its own (set before Ray is imported). Ray advertises the machine's interface address even when
+told ``--node-ip-address 127.0.0.1``, so as root that interpreter runs in a private network
+namespace (``unshare -n``, then ``ip link set lo up``) where loopback is the only interface: all
+traffic stays on 127.0.0.1, and the test asserts Ray's node address is 127.0.0.1. Without root
+(or without ``unshare``) it runs in the host namespace.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -86,14 +88,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_ray_engine_gives_the_local_decisions(tmp_path: Path) -> None:
-    if os.environ.get(IN_NETNS) != "1" and _can_unshare():
-        # Re-run this very test in a private network namespace with only loopback up.
+    if os.environ.get(IN_NETNS) is None:
+        # Re-run this very test in a fresh interpreter: in a private network namespace with only
+        # loopback up when possible, and with Ray's token authentication set before Ray is
+        # imported, with a token of the test's own (never ~/.ray/auth_token, which a local
+        # ray.init() elsewhere may have written).
+        netns = _can_unshare()
         test_id = f"{Path(__file__).relative_to(REPO)}::test_ray_engine_gives_the_local_decisions"
-        inner = f"ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider"
+        inner = f"{sys.executable} -m pytest -q -p no:cacheprovider --basetemp={tmp_path / 'i'}"
+        argv = ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {inner} {test_id}"]
+        env = dict(os.environ, PYTHONPATH=str(REPO), RAY_AUTH_MODE="token")
+        env.update({IN_NETNS: "1" if netns else "0", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
+        env.pop("RAY_AUTH_TOKEN_PATH", None)
         r = subprocess.run(
-            ["unshare", "-n", "sh", "-c", f"{inner} --basetemp={tmp_path / 'inner'} {test_id}"],
+            argv if netns else [*inner.split(), test_id],
             cwd=REPO,
-            env=dict(os.environ, **{IN_NETNS: "1"}, PYTHONPATH=str(REPO)),
+            env=env,
             capture_output=True,
             text=True,
             timeout=240,
