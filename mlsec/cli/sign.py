@@ -7,9 +7,10 @@ imported inside the commands so that ``mlsec --help`` stays fast.
 from __future__ import annotations
 
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +25,8 @@ from mlsec.cli.common import (
     PublicKeyOpt,
     State,
     emit_json,
+    emit_text,
+    format_size,
     info,
     plural,
     read_passphrase,
@@ -297,6 +300,44 @@ def _verifier(
     return trust.verifier()
 
 
+def _verify_reference(
+    reference: Any, verifier: Verifier, fmt: OutputFormat, output: Path | None
+) -> int:
+    from mlsec.cli.registry import _open
+    from mlsec.registry.remote import verify_reference
+
+    _, store = _open(str(reference), False, None, False)
+    try:
+        try:
+            remote = verify_reference(reference, verifier, store=store)
+        except VerificationError as exc:
+            if fmt is OutputFormat.JSON:
+                emit_json(
+                    {"schema": Schema.VERIFY, "ok": False, "model": str(reference),
+                     "method": verifier.method, "error": exc.message, "layers_downloaded": 0},
+                    output,
+                )  # fmt: skip
+            else:
+                print(escape(exc.message), file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    if fmt is OutputFormat.JSON:
+        emit_json(remote.to_dict(), output)
+    else:
+        v = remote.verification
+        emit_text(
+            escape(
+                f"verified {reference}: {plural(v.files, 'file')}, signed by {v.signer} "
+                f"(from the manifest {remote.digest[:19]}…: no layer downloaded, "
+                f"{format_size(remote.bytes_read)} read)"
+            )
+            + "\n",
+            output,
+        )
+    return 0
+
+
 def _read_bundle(sig: Path) -> Bundle:
     from mlsec.errors import BundleError
     from mlsec.signing import Bundle
@@ -387,6 +428,17 @@ def verify_cmd(
         )
     if signature is None and sbom is None and str(path).startswith("hf:/"):
         raise UsageError("an hf:// model has no signature beside it: give --signature FILE")
+    if signature is None and sbom is None and not os.path.lexists(path):
+        from mlsec.policy.api import resolve_target
+
+        target = resolve_target(str(path))
+        if not isinstance(target, Path):  # a registry or layout reference: no layer downloaded
+            return _verify_reference(
+                target,
+                _verifier(key, certificate_chain or [], identity, issuer, trust_config, online),
+                fmt,
+                output,
+            )
     sig = signature or (
         sbom.with_name(sbom.name + ".sig") if sbom is not None else default_signature_path(path)
     )

@@ -86,7 +86,8 @@ def test_the_untampered_file_decrypts(tmp_path):
         ("version", "not an age file|unsupported age format version"),
         ("stanza_arg", "no identity matches|malformed"),
         ("stanza_body", "no identity matches|malformed"),
-        ("mac", "header MAC mismatch|non-canonical"),
+        # a flipped bit in the base64 MAC may leave the alphabet: invalid, or a different MAC
+        ("mac", "header MAC mismatch|non-canonical|invalid header MAC"),
         ("nonce", "payload chunk 0 does not authenticate"),
         ("first_chunk", "payload chunk 0 does not authenticate"),
         ("middle_chunk", "payload chunk 1 does not authenticate"),
