@@ -34,6 +34,7 @@ _COMMANDS: dict[str, str] = {
     "push": "registry",
     "pull": "registry",
     "admit": "admit",
+    "fleet": "fleet",
     "demo": "demo",
 }
 _MODULES: tuple[str, ...] = tuple(dict.fromkeys(_COMMANDS.values()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +15,14 @@ from mlsec.policy.model import Policy, load_policy
 from mlsec.progress import Progress
 
 if TYPE_CHECKING:
+    from mlsec.artifact import Artifact
     from mlsec.crypt import Identity
     from mlsec.ignore import IgnoreFile
     from mlsec.registry import Reference, Store
+    from mlsec.scan import ScanOptions, ScanReport
     from mlsec.signing.verify import Verifier
+
+Scanner = Callable[["Artifact", "ScanOptions"], "ScanReport"]
 
 __all__ = ["NO_TRUST", "admit", "admit_reference", "policy_verifier", "resolve_target"]
 
@@ -75,6 +79,7 @@ def admit(
     progress: Progress | None = None,
     source: dict[str, Any] | None = None,
     ignore: IgnoreFile | None = None,
+    scanner: Scanner | None = None,
 ) -> Decision:
     """Gather the evidence about the model at ``path`` and evaluate ``policy`` (a
     :class:`Policy`, a policy file, or a preset name) over it.
@@ -104,6 +109,7 @@ def admit(
         allow_globals=policy.allow_globals,
         progress=progress,
         ignore=ignore,
+        scanner=scanner,
     )
     if source is not None:
         evidence["source"] = source
@@ -124,6 +130,7 @@ def admit_reference(
     osv_url: str | None = None,
     progress: Progress | None = None,
     ignore: IgnoreFile | None = None,
+    scanner: Scanner | None = None,
 ) -> Decision:
     """Admit the model at registry (or OCI layout) reference ``ref``: pull it into a temporary
     directory with its referrers (every blob verified; opened with ``identities`` when sealed),
@@ -162,6 +169,7 @@ def admit_reference(
             osv_url=osv_url,
             progress=progress,
             ignore=ignore,
+            scanner=scanner,
             source={
                 "reference": str(reference),
                 "digest": result.digest,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from mlsec.schemas import Schema
 if TYPE_CHECKING:
     from mlsec.artifact import Artifact
     from mlsec.ignore import IgnoreFile
+    from mlsec.scan import ScanOptions, ScanReport
     from mlsec.signing.verify import Verifier
 
 __all__ = ["SCHEMA", "gather"]
@@ -53,8 +54,11 @@ def gather(
     allow_globals: Sequence[str] = (),
     progress: Progress | None = None,
     ignore: IgnoreFile | None = None,
+    scanner: Callable[[Artifact, ScanOptions], ScanReport] | None = None,
 ) -> dict[str, Any]:
     """Collect the evidence about the model at ``path``.
+
+    ``scanner`` replaces :func:`mlsec.scan.scan` (``mlsec fleet`` reuses stored per-file findings).
 
     ``ignore`` (an ignore file) moves the findings and vulnerabilities it accepts aside: they stay
     in the evidence (``scan.suppressed``, a vulnerability's ``suppressed``) but no rule counts them.
@@ -72,7 +76,7 @@ def gather(
     leave_out = [os.path.abspath(p) for p in (signature, sbom) if p is not None]
     # One walk and one hash per file: every capability below is handed ``art``.
     art = open_artifact(root, ignore=leave_out, digests=True, progress=progress)
-    report = scan(art, ScanOptions(allow_globals=frozenset(allow_globals)))
+    report = (scanner or scan)(art, ScanOptions(allow_globals=frozenset(allow_globals)))
     if ignore is not None:
         report = report.with_ignore(ignore, {f.path: f.sha256 or "" for f in art.files})
     scan_doc: dict[str, Any] = {

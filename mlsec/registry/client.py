@@ -618,6 +618,42 @@ class RegistryStore:
             url = _next_link(resp.getheader("Link"))
         return found
 
+    # -- listing -----------------------------------------------------------------------------
+
+    def _names(self, url: str, key: str, what: str, limit: int) -> list[str]:
+        """Every name of a paginated listing (``Link: <...>; rel="next"``), at most ``limit``."""
+        found: list[str] = []
+        next_url: str | None = url
+        pages = 0
+        while next_url and len(found) < limit:
+            pages += 1
+            if pages > 10_000:
+                raise RegistryError(f"{self.name}: {what}: more than 10000 pages")
+            resp = self._request("GET", next_url, headers={"Accept": "application/json"})
+            if resp.status != 200:
+                raise self._fail(resp, what)
+            data = resp.read(MAX_MANIFEST_SIZE + 1)
+            if len(data) > MAX_MANIFEST_SIZE:
+                raise RegistryError(f"{self.name}: {what}: page larger than 4 MiB")
+            doc = loads(data, what, RegistryError)
+            names = doc.get(key) if isinstance(doc, dict) else None
+            if names is None:
+                names = []
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise RegistryError(f"{self.name}: {what}: {key!r} is not a list of names")
+            found.extend(names)
+            next_url = _next_link(resp.getheader("Link"))
+        return found[:limit]
+
+    def catalog(self, limit: int = 1_000_000, *, page: int = 1000) -> list[str]:
+        """Every repository of the registry (``GET /v2/_catalog``, ``page`` names a request)."""
+        return self._names(f"/v2/_catalog?n={page}", "repositories", "catalog", limit)
+
+    def tags(self, limit: int = 1_000_000, *, page: int = 1000) -> list[str]:
+        """Every tag of this repository (``GET /v2/<repo>/tags/list``, paginated)."""
+        url = f"/v2/{self.repository}/tags/list?n={page}"
+        return self._names(url, "tags", f"tags of {self.repository}", limit)
+
 
 def _auth_required(host: str) -> RegistryError:
     return RegistryError(

@@ -110,6 +110,11 @@ class LayoutStore:
             raise RegistryError(f"{self.path}/index.json: {exc.strerror or exc}") from None
         return Index.parse(data, f"{self.path}/index.json")
 
+    def tags(self) -> list[str]:
+        """Every tag of the layout (index.json entries annotated with a ``ref.name``)."""
+        names = (d.annotations.get(REF_NAME) for d in self._index().manifests)
+        return sorted({n for n in names if n})
+
     def has_blob(self, digest: str) -> bool:
         return self._blob(digest).is_file()
 
