@@ -98,7 +98,12 @@ def is_str(v: object) -> bool:
 # an imported X and a constant name *is* the global X.name (a ZoneInfo pickles as
 # builtins.getattr(zoneinfo.ZoneInfo, "_unpickle")). Any other use of them (computed target or
 # name, passed to a helper that calls its argument) is reported with their own verdict.
-JUDGED_AT_CALL = frozenset({"builtins.getattr"})
+JUDGED_AT_CALL = frozenset({"builtins.getattr", "operator.getitem"})
+
+# operator.getitem(X, args) with X one of these allowed generic forms builds a type alias
+# (typing.List[int] pickles as operator.getitem(typing.List, int)): __class_getitem__ /
+# _GenericAlias only store their arguments.
+_SUBSCRIPTABLE_MODULES = frozenset({"typing", "typing_extensions", "collections.abc"})
 
 
 # torch helpers that restore an object's attributes from a dict argument, like BUILD does.
@@ -148,7 +153,8 @@ def on_call(
             )
             return None
         if q in JUDGED_AT_CALL:
-            resolved = _resolve_getattr(rep, func, argv, offset)
+            resolver = _resolve_getattr if q == "builtins.getattr" else _resolve_subscript
+            resolved = resolver(rep, func, argv, offset)
             if resolved is not None:
                 return resolved
             rep.report_use(func, offset)
@@ -236,6 +242,34 @@ def _resolve_getattr(
             "Attribute chains from an allowed object reach builtins and the OS.",
         )
     return rep.global_(target.module, f"{target.name}.{attr}", offset)
+
+
+def _type_argument(v: object, depth: int = 0) -> bool:
+    """A typing subscript's argument: an imported global (judged on import), a constant, or a
+    tuple/list of them; never a value computed while loading."""
+    if isinstance(v, Global):
+        return v.qual not in JUDGED_AT_CALL
+    if v is None or type(v) in (str, int, float, bool, bytes):
+        return True
+    if type(v) in (tuple, list) and depth < 8:
+        return all(_type_argument(x, depth + 1) for x in v)  # type: ignore[attr-defined]
+    return False
+
+
+def _resolve_subscript(
+    rep: Reporter, func: Global, argv: tuple[object, ...], offset: int
+) -> Global | None:
+    """``operator.getitem(typing.X, args)``: a generic alias such as ``typing.List[int]``, when X
+    is an allowed typing form and the arguments are globals or constants. None otherwise (the
+    call keeps operator.getitem's own verdict)."""
+    if len(argv) != 2 or not isinstance(argv[0], Global):
+        return None
+    target = argv[0]
+    if rules.normalise_module(target.module) not in _SUBSCRIPTABLE_MODULES:
+        return None
+    if rules.judge_global(target.module, target.name, rep.extra).severity is not None:
+        return None
+    return target if _type_argument(argv[1]) else None
 
 
 def mutate(rep: Reporter, target: object, offset: int, opname: str) -> None:

@@ -204,3 +204,33 @@ def test_lightning_style_checkpoint_with_omegaconf_hparams_is_clean(tmp_path) ->
     torch.save({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": hp, "epoch": 1}, path)
     report = scan(open_artifact(path))
     assert [f for f in report.findings if f.severity.rank >= 2] == []
+
+
+@pytest.mark.parametrize("proto", [2, 4, 5])
+def test_typing_generic_aliases_are_clean(tmp_path, proto) -> None:
+    import typing
+
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    p = tmp_path / "hints.pkl"
+    # what old-style hints pickle as (the point of the test)
+    value = {
+        "a": typing.List[int],  # noqa: UP006
+        "b": typing.Dict[str, typing.Any],  # noqa: UP006
+        "c": typing.Union[int, str],  # noqa: UP007
+    }
+    p.write_bytes(pickle.dumps(value, protocol=proto))
+    report = scan(open_artifact(p))
+    assert [f for f in report.findings if f.severity.rank >= 2] == []
+
+
+def test_getitem_on_anything_else_keeps_its_verdict(tmp_path) -> None:
+    from mlsec.artifact import open_artifact
+    from mlsec.scan import scan
+
+    # operator.getitem(builtins.getattr, ...) / of a computed object: not a typing subscript
+    evil = b"\x80\x04c_operator\ngetitem\ncos\nenviron\nX\x04\x00\x00\x00HOME\x86R."
+    p = tmp_path / "evil.pkl"
+    p.write_bytes(evil)
+    assert any(f.severity.value == "critical" for f in scan(open_artifact(p)).findings)
