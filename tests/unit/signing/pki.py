@@ -19,16 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# The golden bundles written by model_signing 1.1.1, in the read-only shared/ folder that lies
-# beside a developer's checkout. A user's clone has no such folder: the tests that read the golden
-# bytes live in tests/integration/test_golden_example.py and skip with the reason. Every other test
-# uses an example built at test time by the real model_signing CLI (build_example).
-_REPO = Path(__file__).resolve().parents[3]
-GOLDEN = Path(
-    os.environ.get(
-        "MLSEC_SIGNING_EXAMPLE", _REPO.parent / "shared" / "specs" / "model-signing-example"
-    )
-)
+# The golden bundles model_signing 1.1.1 wrote once, where MLSEC_SIGNING_EXAMPLE points (a
+# developer may have a copy; a user's clone has none). Only tests/integration/test_golden_example.py
+# reads them, and it skips with the reason when the variable is unset. Every other test uses an
+# example built at test time by the real model_signing CLI (build_example).
+_GOLDEN_ENV = os.environ.get("MLSEC_SIGNING_EXAMPLE")
+GOLDEN: Path | None = Path(_GOLDEN_ENV) if _GOLDEN_ENV else None
 SIGNER_CN = "mlsec-eval throwaway signer"
 
 
