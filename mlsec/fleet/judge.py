@@ -57,27 +57,19 @@ class Trust:
         }
 
     def verifier(self, policy: Policy) -> Verifier | None:
-        from mlsec.errors import UsageError
+        """The verifier for this material (the one rule: :class:`TrustMaterial`), else the
+        policy's own trust when it requires a signature."""
         from mlsec.policy.api import policy_verifier
-        from mlsec.signing import (
-            CertificateVerifier,
-            KeyVerifier,
-            SigstoreVerifier,
-            load_public_key,
-        )
+        from mlsec.signing.trust import TrustMaterial
 
         if not self.given:
             return policy_verifier(policy) if policy.signature_required else None
-        if self.key:
-            return KeyVerifier(load_public_key(self.key))
-        if self.certificate_chain:
-            from mlsec.signing.signers import load_certificates
-
-            anchors = [c for p in self.certificate_chain for c in load_certificates(p)]
-            return CertificateVerifier(anchors)
-        if not self.identity or not self.issuer:
-            raise UsageError("keyless verification needs both --identity and --issuer")
-        return SigstoreVerifier(self.identity, self.issuer)
+        return TrustMaterial(
+            key=Path(self.key) if self.key else None,
+            certificate_chain=tuple(Path(p) for p in self.certificate_chain),
+            identity=self.identity,
+            issuer=self.issuer,
+        ).verifier()
 
 
 def scan_key(policy: Policy) -> str:

@@ -256,7 +256,7 @@ def load_modules(paths: Sequence[Path]) -> list[tuple[str, str]]:
 
     out = []
     for p in paths:
-        data = read_capped(p, 1 << 20, what="Rego module", error=PolicyError)
+        data = read_capped(p, _MAX_MODULE, what="Rego module", error=PolicyError)
         try:
             out.append((p.name, data.decode("utf-8")))
         except UnicodeDecodeError:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # x509 costs ~40 ms to import: only the certificate method pa
 __all__ = ["CertificateSigner", "KeySigner", "Signer", "SigstoreSigner", "load_certificates"]
 
 _MAX_TRUST_CONFIG = 16 * 1024 * 1024  # a sigstore ClientTrustConfig is a few KiB
-_MAX_PEM = 1024 * 1024  # a certificate chain is a few KiB
+_MAX_PEM = 16 << 20  # a certificate chain is a few KiB; a trust bundle can be large
 
 
 class Signer(Protocol):
@@ -59,7 +59,7 @@ def load_certificates(path: str) -> list[x509.Certificate]:
 
     from mlsec.ioutil import read_capped
 
-    data = read_capped(path, 16 << 20, what="certificate file", error=SigningError)
+    data = read_capped(path, _MAX_PEM, what="certificate file", error=SigningError)
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
