@@ -180,14 +180,10 @@ def contains_key_material(data: bytes) -> bool:
 def read_attachment(file: str | os.PathLike[str]) -> bytes:
     """The bytes of a file to attach, read with a cap whatever ``stat`` says; key material of
     any kind is refused (:class:`UsageError`, exit 2)."""
+    from mlsec.ioutil import read_capped
+
     path = Path(file)
-    try:
-        with open(path, "rb") as f:
-            content = f.read(MAX_REFERRER_SIZE + 1)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(content) > MAX_REFERRER_SIZE:
-        raise UsageError(f"{path}: larger than {MAX_REFERRER_SIZE} bytes, not attached")
+    content = read_capped(path, MAX_REFERRER_SIZE, what="file to attach", error=UsageError)
     if contains_key_material(content):
         raise UsageError(
             f"{path}: contains private key material; refusing to publish it",
